@@ -1,0 +1,189 @@
+"""Configuration: one pydantic model per stage, loadable from TOML.
+
+>>> cfg = RecommenderConfig.from_toml("hybrid_rec.toml")   # doctest: +SKIP
+>>> cfg.model.dim
+64
+
+Every stage's settings live in their own model so that a script that only
+embeds a catalogue needs only :class:`ContentConfig`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hybrid_rec.errors import ConfigError
+
+__all__ = [
+    "ContentConfig",
+    "DataConfig",
+    "EvalConfig",
+    "ExplainConfig",
+    "IndexConfig",
+    "ModelConfig",
+    "RecommenderConfig",
+    "SplitConfig",
+    "load_config",
+]
+
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "add_to_cart": 3.0,
+    "rating": 3.0,
+    "review": 4.0,
+    "purchase": 5.0,
+}
+
+
+class _Stage(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Stage):
+    """How raw interaction and item frames are read and cleaned."""
+
+    event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    unknown_event: Literal["error", "default"] = "error"
+    default_event_weight: float = 1.0
+    unknown_items: Literal["error", "drop"] = "error"
+    """Interactions whose item is not in the catalogue: raise, or drop them with a warning."""
+    min_rating: float | None = None
+    """If set, explicit ratings below it are dropped (e.g. 4 to keep only 'liked')."""
+    timestamp_unit: Literal["s", "ms", "auto"] = "auto"
+
+    @field_validator("event_weights")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not (v > 0 and v < float("inf"))}
+        if bad:
+            raise ValueError(f"event weights must be positive and finite, got {bad}")
+        return {k.strip().lower(): float(v) for k, v in value.items()}
+
+
+class SplitConfig(_Stage):
+    """The cold-start evaluation protocol."""
+
+    cold_item_share: float = Field(0.2, gt=0.0, lt=1.0)
+    warm_test_share: float = Field(0.2, gt=0.0, lt=1.0)
+    warm_val_share: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 42
+
+
+class ContentConfig(_Stage):
+    """Item text and the sentence encoder."""
+
+    encoder: str = "minilm"
+    """``minilm`` (default), ``mpnet``, ``e5-multilingual``, ``hashing`` or a local model dir."""
+    text_template: str = "item_text_v1"
+    """Name of a template file in ``prompts/`` (without ``.txt``) or a path to one."""
+    text_columns: list[str] | None = None
+    """Columns used for the item text; None means every non-id column, in frame order."""
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    max_chars: int = Field(default=4000, ge=16)
+    """Item text is cut to this many characters (at a word boundary) before tokenising."""
+    normalize: bool = True
+    hashing_dim: int = Field(default=256, ge=8)
+    list_separator: str | None = "|"
+    """A string value holding it reads as a list: ``"Drama|War"`` → ``"Drama, War"``."""
+    max_seq_length: int | None = Field(default=None, ge=8)
+    """Token limit of a sentence-transformer; None keeps the model's own (MiniLM: 256)."""
+    shard_size: int = Field(default=2048, ge=1, le=1_000_000)
+    """Vectors per ``.npy`` shard of the embedding store: the unit of resume after a crash."""
+
+
+class ModelConfig(_Stage):
+    """The hybrid model: CF embeddings, attention fusion and the user tower."""
+
+    dim: int = Field(64, ge=4, le=1024)
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(512, ge=8)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    cf_dropout: float = Field(0.5, ge=0.0, le=1.0)
+    """Share of warm items whose CF input is dropped per batch (DropoutNet-style)."""
+    history_len: int = Field(50, ge=1)
+    temperature: float = Field(0.1, gt=0)
+    patience: int = Field(4, ge=1)
+    """Early stopping: epochs without a better validation recall."""
+    use_content: bool = True
+    use_cf: bool = True
+    threads: int | None = None
+    seed: int = 42
+
+
+class IndexConfig(_Stage):
+    """FAISS retrieval."""
+
+    factory: str | None = None
+    """A FAISS factory string (``"Flat"``, ``"HNSW32"``, ``"IVF1024,PQ32"``); None picks by size."""
+    exact_max_items: int = Field(200_000, ge=1)
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_search: int = Field(128, ge=1)
+    hnsw_ef_construction: int = Field(200, ge=1)
+
+
+class ExplainConfig(_Stage):
+    """Explanations."""
+
+    backend: Literal["llama_cpp", "transformers", "template"] = "template"
+    model: str = "qwen2.5-0.5b"
+    language: str = "en"
+    max_tokens: int = Field(120, ge=8)
+    timeout_s: float = Field(20.0, gt=0)
+    threads: int = Field(2, ge=1)
+
+
+class EvalConfig(_Stage):
+    """Evaluation."""
+
+    k: int = Field(20, ge=1)
+    long_tail_max_interactions: int = Field(5, ge=1)
+
+
+class RecommenderConfig(_Stage):
+    """Everything :class:`~hybrid_rec.HybridRecommender` needs, one section per stage."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    content: ContentConfig = Field(default_factory=ContentConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> RecommenderConfig:
+        """Read a config from a TOML file whose tables are the stage names."""
+        return load_config(path)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> RecommenderConfig:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: {_readable(exc)}") from None
+
+
+def load_config(path: str | Path) -> RecommenderConfig:
+    """Load a :class:`RecommenderConfig` from TOML, with a readable error."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc}).") from None
+    return RecommenderConfig.from_dict(raw, source=str(p))
+
+
+def _readable(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,115 @@
+"""IdMap: external string ids <-> dense internal integer ids.
+
+Immutable: :meth:`IdMap.add_ids` returns a new map whose old ids keep their
+internal numbers, so vectors indexed by internal id stay valid when a new item
+or user arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hybrid_rec.data.io import atomic_write_json
+from hybrid_rec.errors import DataValidationError, ModelFileError, UnknownIdError
+
+__all__ = ["IdMap"]
+
+
+class IdMap:
+    """A bijection between external ids (``str``) and ``0..n-1``.
+
+    Parameters
+    ----------
+    external_ids
+        Unique ids in internal order.
+    """
+
+    __slots__ = ("_external", "_index")
+
+    def __init__(self, external_ids: Iterable[str]) -> None:
+        ext = np.asarray([str(x) for x in external_ids], dtype=object)
+        index = pd.Index(ext)
+        if not index.is_unique:
+            dup = index[index.duplicated()].tolist()[:5]
+            raise DataValidationError(f"duplicate ids {dup}.", fix="ids must be unique.")
+        self._external = ext
+        self._index = index
+
+    @classmethod
+    def from_values(cls, values: Iterable[object]) -> IdMap:
+        """Build from a column with repeats; internal order is first appearance."""
+        return cls(pd.unique(pd.Series([str(v) for v in values], dtype=object)))
+
+    def __len__(self) -> int:
+        return len(self._external)
+
+    def __contains__(self, external_id: object) -> bool:
+        return str(external_id) in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdMap) and np.array_equal(self._external, other._external)
+
+    def __hash__(self) -> int:  # immutable, so hashable
+        return hash(tuple(self._external.tolist()))
+
+    def __repr__(self) -> str:
+        return f"IdMap(n={len(self)})"
+
+    @property
+    def external_ids(self) -> np.ndarray:
+        """Read-only view of the external ids in internal order."""
+        view = self._external.view()
+        view.flags.writeable = False
+        return view
+
+    def to_internal(self, ids: Sequence[object] | pd.Series, *, kind: str = "id") -> np.ndarray:
+        """Internal ids for ``ids``; unknown ids raise :class:`UnknownIdError`."""
+        codes = self._index.get_indexer(pd.Index([str(x) for x in ids], dtype=object))
+        if (codes < 0).any():
+            missing = [str(x) for x, c in zip(ids, codes, strict=True) if c < 0]
+            shown = ", ".join(repr(m) for m in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise UnknownIdError(f"unknown {kind}(s): {shown}{more}.")
+        return codes.astype(np.int64)
+
+    def lookup(self, ids: Sequence[object] | pd.Series) -> np.ndarray:
+        """Internal ids for ``ids`` with ``-1`` for unknown ones (no error)."""
+        return self._index.get_indexer(pd.Index([str(x) for x in ids], dtype=object)).astype(
+            np.int64
+        )
+
+    def to_external(self, internal: Sequence[int] | np.ndarray) -> np.ndarray:
+        """External ids for internal ones."""
+        arr = np.asarray(internal, dtype=np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() >= len(self)):
+            raise UnknownIdError(f"internal id out of range 0..{len(self) - 1}.")
+        return self._external[arr]
+
+    def add_ids(self, new_ids: Iterable[object]) -> IdMap:
+        """A new map with ``new_ids`` appended (ids already present are kept, not duplicated)."""
+        fresh = [
+            i
+            for i in pd.unique(pd.Series([str(v) for v in new_ids], dtype=object))
+            if i not in self._index
+        ]
+        if not fresh:
+            return self
+        return IdMap(np.concatenate([self._external, np.asarray(fresh, dtype=object)]))
+
+    def save(self, path: str | Path) -> None:
+        """Write as a JSON list (atomic)."""
+        atomic_write_json(path, {"ids": self._external.tolist()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> IdMap:
+        """Read a map written by :meth:`save`."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(data["ids"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"{path}: cannot read id map ({exc}).") from None

@@ -1,0 +1,315 @@
+"""Schema and validation of the two input frames.
+
+``validate_interactions`` and ``validate_items`` return cleaned copies with
+canonical dtypes (ids as ``str``, timestamps as int64 unix seconds, a float32
+``weight``) or raise :class:`~hybrid_rec.errors.DataValidationError` naming the
+source, the column, the rows and the fix. The caller's frame is never changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from hybrid_rec.config import DataConfig
+from hybrid_rec.data.columns import Columns
+from hybrid_rec.errors import DataValidationError
+
+__all__ = [
+    "ValidationReport",
+    "normalize_ids",
+    "validate_interactions",
+    "validate_items",
+]
+
+log = logging.getLogger(__name__)
+
+C = Columns
+
+
+@dataclass
+class ValidationReport:
+    """What validation changed: rows dropped and why."""
+
+    dropped_unknown_items: int = 0
+    dropped_low_rating: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _source(frame: object, default: str) -> str:
+    attrs = getattr(frame, "attrs", None)
+    return str(attrs.get("source", default)) if isinstance(attrs, dict) else default
+
+
+def _require_columns(
+    frame: pd.DataFrame, required: tuple[str, ...], source: str, kind: str
+) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        have = ", ".join(map(str, frame.columns[:12]))
+        raise DataValidationError(
+            f"missing required column(s) {', '.join(repr(c) for c in missing)} for {kind} "
+            f"(columns present: {have}).",
+            source=source,
+            column=missing[0],
+            fix=f"rename your columns so that {kind} have {', '.join(required)}.",
+        )
+
+
+def normalize_ids(values: pd.Series, *, source: str, column: str) -> pd.Series:
+    """Turn an id column into stripped strings; NaN or empty ids are an error.
+
+    Integer-valued floats (``42.0``, as pandas reads an int column with NaN)
+    become ``"42"``, so numeric ids and their string form agree.
+    """
+    if values.isna().any():
+        rows = np.flatnonzero(values.isna().to_numpy())
+        raise DataValidationError(
+            "missing id (NaN/None).",
+            source=source,
+            column=column,
+            rows=rows,
+            fix="every row needs an id; drop or fill those rows.",
+        )
+    if pd.api.types.is_float_dtype(values.dtype):
+        arr = values.to_numpy(dtype=float)
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
+            raise DataValidationError(
+                "ids must be integers or strings, found non-integer numbers.",
+                source=source,
+                column=column,
+                rows=bad,
+            )
+        out = pd.Series(arr.astype(np.int64).astype(str), index=values.index)
+    elif pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        out = values.astype(np.int64).astype(str)
+    else:
+        out = values.map(_id_to_str)
+    out = out.astype(str).str.strip()
+    empty = (out == "").to_numpy()
+    if empty.any():
+        raise DataValidationError(
+            "empty id.",
+            source=source,
+            column=column,
+            rows=np.flatnonzero(empty),
+            fix="every row needs a non-empty id.",
+        )
+    return out
+
+
+def _id_to_str(value: object) -> str:
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _numeric(
+    frame: pd.DataFrame, column: str, source: str, *, allow_zero: bool = True
+) -> np.ndarray:
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values < 0) | ((values == 0) & (not allow_zero))
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        example = raw.iloc[int(rows[0])]
+        raise DataValidationError(
+            f"{column} must be a finite number >= 0; found {example!r}.",
+            source=source,
+            column=column,
+            rows=rows,
+            fix=f"fix or drop those rows; {column} cannot be NaN, inf, negative or text.",
+        )
+    return values
+
+
+def _timestamps(frame: pd.DataFrame, source: str, unit: str) -> np.ndarray:
+    raw = frame[C.timestamp]
+    numeric = pd.to_numeric(raw, errors="coerce")
+    if numeric.notna().all():
+        values = numeric.to_numpy(dtype=np.float64)
+        if not np.isfinite(values).all():
+            rows = np.flatnonzero(~np.isfinite(values))
+            raise DataValidationError(
+                "timestamp is not finite.", source=source, column=C.timestamp, rows=rows
+            )
+        use_ms = unit == "ms" or (unit == "auto" and np.nanmedian(values) > 1e11)
+        return (values / 1000.0 if use_ms else values).astype(np.int64)
+    parsed = pd.to_datetime(raw.astype("string"), errors="coerce", utc=True, format="mixed")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataValidationError(
+            f"cannot parse timestamp {raw.iloc[int(rows[0])]!r}.",
+            source=source,
+            column=C.timestamp,
+            rows=rows,
+            fix="use unix seconds/milliseconds or ISO 8601 (2024-05-01T12:00:00Z).",
+        )
+    epoch = pd.Timestamp(0, tz="UTC")
+    return ((parsed - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+
+
+def _event_weights(frame: pd.DataFrame, source: str, config: DataConfig) -> np.ndarray:
+    events = frame[C.event].astype("string").str.strip().str.lower()
+    if events.isna().any():
+        raise DataValidationError(
+            "missing event type.",
+            source=source,
+            column=C.event,
+            rows=np.flatnonzero(events.isna().to_numpy()),
+            fix="fill the event column (view, click, purchase ...).",
+        )
+    mapped = events.map(config.event_weights)
+    unknown = mapped.isna().to_numpy()
+    if unknown.any():
+        if config.unknown_event == "error":
+            names = sorted(set(events[unknown].tolist()))[:5]
+            raise DataValidationError(
+                f"unknown event type(s) {names}.",
+                source=source,
+                column=C.event,
+                rows=np.flatnonzero(unknown),
+                fix=f"use one of {sorted(config.event_weights)} or add a weight for it in "
+                "DataConfig.event_weights.",
+            )
+        mapped = mapped.fillna(config.default_event_weight)
+    return mapped.to_numpy(dtype=np.float64)
+
+
+def validate_items(items: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
+    """Validate a catalogue frame: ``item_id`` present, non-empty and unique.
+
+    Returns a copy with string ids and the original other columns.
+    """
+    src = source or _source(items, "items")
+    if not isinstance(items, pd.DataFrame):
+        raise DataValidationError(
+            f"expected a pandas DataFrame, got {type(items).__name__}.", source=src
+        )
+    if items.empty:
+        raise DataValidationError(
+            "the item catalogue is empty.", source=src, fix="pass at least one item row."
+        )
+    _require_columns(items, C.item_required, src, "items")
+    out = items.copy()
+    out.columns = [str(c) for c in out.columns]
+    out[C.item] = normalize_ids(out[C.item], source=src, column=C.item)
+    dup = out[C.item].duplicated(keep=False).to_numpy()
+    if dup.any():
+        first = out[C.item][dup].iloc[0]
+        raise DataValidationError(
+            f"duplicate item id(s), e.g. {first!r} ({int(dup.sum())} rows).",
+            source=src,
+            column=C.item,
+            rows=np.flatnonzero(dup),
+            fix="each item must appear once in the catalogue; merge or drop the duplicates.",
+        )
+    return out.reset_index(drop=True)
+
+
+def validate_interactions(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame | None = None,
+    *,
+    config: DataConfig | None = None,
+    source: str | None = None,
+    report: ValidationReport | None = None,
+) -> pd.DataFrame:
+    """Validate and clean an interaction frame.
+
+    Parameters
+    ----------
+    interactions
+        Needs ``user_id`` and ``item_id``; optional ``timestamp``, ``event``,
+        ``weight`` and ``rating``.
+    items
+        A validated catalogue; interactions with an item absent from it raise,
+        or are dropped with a warning if ``config.unknown_items == "drop"``.
+    config
+        Event weights and policies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``user_id``, ``item_id`` (str), ``weight`` (float32, event weight times
+        the given weight) and, where present, ``timestamp`` (int64 seconds),
+        ``event`` (str) and ``rating`` (float32).
+    """
+    cfg = config or DataConfig()
+    rep = report if report is not None else ValidationReport()
+    src = source or _source(interactions, "interactions")
+    if not isinstance(interactions, pd.DataFrame):
+        raise DataValidationError(
+            f"expected a pandas DataFrame, got {type(interactions).__name__}.", source=src
+        )
+    if interactions.empty:
+        raise DataValidationError(
+            "there are no interactions.",
+            source=src,
+            fix="pass at least one (user_id, item_id) row.",
+        )
+    _require_columns(interactions, C.interaction_required, src, "interactions")
+    frame = interactions.reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            C.user: normalize_ids(frame[C.user], source=src, column=C.user),
+            C.item: normalize_ids(frame[C.item], source=src, column=C.item),
+        }
+    )
+    weight = np.ones(len(frame), dtype=np.float64)
+    if C.timestamp in frame.columns:
+        out[C.timestamp] = _timestamps(frame, src, cfg.timestamp_unit)
+    if C.event in frame.columns:
+        weight *= _event_weights(frame, src, cfg)
+        out[C.event] = frame[C.event].astype(str).str.strip().str.lower()
+    if C.weight in frame.columns:
+        weight *= _numeric(frame, C.weight, src)
+    if C.rating in frame.columns:
+        out[C.rating] = _numeric(frame, C.rating, src).astype(np.float32)
+    out[C.weight] = weight.astype(np.float32)
+
+    if cfg.min_rating is not None and C.rating in out.columns:
+        keep = out[C.rating].to_numpy() >= cfg.min_rating
+        rep.dropped_low_rating = int((~keep).sum())
+        out = out[keep]
+    if items is not None:
+        out = _check_known_items(out, items, cfg, src, rep)
+    if out.empty:
+        raise DataValidationError(
+            "no interactions left after cleaning.",
+            source=src,
+            fix="check min_rating and that item ids match the catalogue.",
+        )
+    return out.reset_index(drop=True)
+
+
+def _check_known_items(
+    out: pd.DataFrame, items: pd.DataFrame, cfg: DataConfig, src: str, rep: ValidationReport
+) -> pd.DataFrame:
+    known = out[C.item].isin(pd.Index(items[C.item].astype(str)))
+    unknown = ~known.to_numpy()
+    if not unknown.any():
+        return out
+    if cfg.unknown_items == "error":
+        example = out[C.item][unknown].iloc[0]
+        raise DataValidationError(
+            f"{int(unknown.sum())} interaction(s) refer to items absent from the catalogue, "
+            f"e.g. {example!r}.",
+            source=src,
+            column=C.item,
+            rows=out.index[unknown],
+            fix='add those items to the catalogue, or set data.unknown_items = "drop".',
+        )
+    rep.dropped_unknown_items = int(unknown.sum())
+    log.warning(
+        "%s: dropped %d interaction(s) whose item is not in the catalogue.",
+        src,
+        rep.dropped_unknown_items,
+    )
+    return out[known.to_numpy()]

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid_rec.data.idmap import IdMap
+from hybrid_rec.errors import DataValidationError, ModelFileError, UnknownIdError
+
+
+def test_round_trip_and_order_of_first_appearance() -> None:
+    m = IdMap.from_values(["b", "a", "b", 3])
+    assert m.external_ids.tolist() == ["b", "a", "3"]
+    assert m.to_internal(["3", "b"]).tolist() == [2, 0]
+    assert m.to_external([1, 0]).tolist() == ["a", "b"]
+    assert "a" in m and 3 in m and "z" not in m
+
+
+def test_add_ids_is_immutable_and_stable() -> None:
+    m = IdMap(["a", "b"])
+    grown = m.add_ids(["c", "a", "d", "c"])
+    assert len(m) == 2  # unchanged
+    assert grown.external_ids.tolist() == ["a", "b", "c", "d"]
+    assert grown.to_internal(["a", "b"]).tolist() == m.to_internal(["a", "b"]).tolist()
+    assert m.add_ids(["a"]) is m
+    with pytest.raises(ValueError):
+        m.external_ids[0] = "x"
+
+
+def test_unknown_ids() -> None:
+    m = IdMap(["a"])
+    with pytest.raises(UnknownIdError, match=r"unknown user.*'zz'"):
+        m.to_internal(["a", "zz"], kind="user")
+    assert m.lookup(["zz", "a"]).tolist() == [-1, 0]
+    with pytest.raises(UnknownIdError):
+        m.to_external(np.array([5]))
+
+
+def test_duplicates_rejected() -> None:
+    with pytest.raises(DataValidationError, match="duplicate"):
+        IdMap(["a", "a"])
+
+
+def test_save_load(tmp_path: Path) -> None:
+    m = IdMap(["x", "y"])
+    m.save(tmp_path / "ids.json")
+    assert IdMap.load(tmp_path / "ids.json") == m
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(ModelFileError, match=r"bad\.json"):
+        IdMap.load(tmp_path / "bad.json")

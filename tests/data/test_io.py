@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hybrid_rec.data.io import atomic_path, read_table, write_table
+from hybrid_rec.errors import DataValidationError
+
+FRAME = pd.DataFrame({"user_id": ["007", "8"], "item_id": ["a", "b"], "rating": ["4", "5"]})
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".jsonl"])
+def test_round_trip_keeps_string_ids(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"x{suffix}"
+    write_table(FRAME, path)
+    back = read_table(path)
+    assert back["user_id"].astype(str).tolist() == ["007", "8"]
+    assert back.attrs["source"] == str(path)
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic write left no temp file
+
+
+def test_missing_and_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(DataValidationError, match="not found"):
+        read_table(tmp_path / "nope.csv")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(DataValidationError, match="empty"):
+        read_table(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("user_id,item_id\n")
+    with pytest.raises(DataValidationError, match="no data rows"):
+        read_table(tmp_path / "header.csv")
+
+
+def test_non_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes("item_id,title\n1,Cit\xe9\n".encode("latin-1"))
+    with pytest.raises(DataValidationError, match="UTF-8") as info:
+        read_table(path)
+    assert "line 2" in str(info.value) and str(path) in str(info.value)
+
+
+def test_wrong_format_for_extension(tmp_path: Path) -> None:
+    parquet_named_csv = tmp_path / "data.csv"
+    FRAME.to_parquet(parquet_named_csv)
+    with pytest.raises(DataValidationError, match="Parquet"):
+        read_table(parquet_named_csv)
+    csv_named_parquet = tmp_path / "data.parquet"
+    csv_named_parquet.write_text("user_id,item_id\nu,i\n")
+    with pytest.raises(DataValidationError, match="not a valid Parquet"):
+        read_table(csv_named_parquet)
+    bad_jsonl = tmp_path / "data.jsonl"
+    bad_jsonl.write_text('{"user_id": "u"}\nnot json\n')
+    with pytest.raises(DataValidationError, match="line 2"):
+        read_table(bad_jsonl)
+    with pytest.raises(DataValidationError, match="unsupported"):
+        read_table(tmp_path / "data.xlsx")
+
+
+def test_atomic_path_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "keep.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half-written")
+        raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]

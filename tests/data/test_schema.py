@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_rec.config import DataConfig
+from hybrid_rec.data.schema import ValidationReport, validate_interactions, validate_items
+from hybrid_rec.errors import DataValidationError
+
+
+def _items() -> pd.DataFrame:
+    return pd.DataFrame({"item_id": [1, 2, 3], "title": ["a", "b", "c"]})
+
+
+def test_numeric_ids_become_strings_and_caller_frame_untouched() -> None:
+    raw = pd.DataFrame({"user_id": [10, 11], "item_id": [1.0, 2.0]})
+    before = raw.copy()
+    out = validate_interactions(raw)
+    assert out["user_id"].tolist() == ["10", "11"]
+    assert out["item_id"].tolist() == ["1", "2"]
+    assert out["weight"].dtype == np.float32
+    pd.testing.assert_frame_equal(raw, before)
+
+
+def test_event_weights_follow_config_order() -> None:
+    raw = pd.DataFrame(
+        {"user_id": ["u"] * 3, "item_id": ["a", "b", "c"], "event": ["view", "Click", "purchase"]}
+    )
+    out = validate_interactions(raw)
+    w = out["weight"].tolist()
+    assert w[0] < w[1] < w[2]
+    custom = validate_interactions(
+        raw, config=DataConfig(event_weights={"view": 1, "click": 1, "purchase": 9})
+    )
+    assert custom["weight"].tolist() == [1.0, 1.0, 9.0]
+
+
+def test_unknown_event_is_an_error_or_default() -> None:
+    raw = pd.DataFrame({"user_id": ["u"], "item_id": ["a"], "event": ["teleport"]})
+    with pytest.raises(DataValidationError, match="teleport"):
+        validate_interactions(raw)
+    out = validate_interactions(
+        raw, config=DataConfig(unknown_event="default", default_event_weight=0.5)
+    )
+    assert out["weight"].tolist() == [0.5]
+
+
+@pytest.mark.parametrize(
+    ("frame", "column", "row"),
+    [
+        (pd.DataFrame({"user_id": ["u", None], "item_id": ["a", "b"]}), "user_id", 1),
+        (pd.DataFrame({"user_id": ["u", "v"], "item_id": ["a", "  "]}), "item_id", 1),
+        (pd.DataFrame({"user_id": ["u", "v"], "item_id": ["a", np.nan]}), "item_id", 1),
+    ],
+)
+def test_missing_or_empty_ids_name_column_and_row(
+    frame: pd.DataFrame, column: str, row: int
+) -> None:
+    with pytest.raises(DataValidationError) as info:
+        validate_interactions(frame)
+    assert info.value.column == column
+    assert info.value.rows == [row]
+    assert column in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_missing_required_column() -> None:
+    with pytest.raises(DataValidationError, match="'item_id'") as info:
+        validate_interactions(pd.DataFrame({"user_id": ["u"], "product": ["a"]}))
+    assert "product" in str(info.value)  # lists what is there
+
+
+def test_empty_frame() -> None:
+    with pytest.raises(DataValidationError, match="no interactions"):
+        validate_interactions(pd.DataFrame({"user_id": [], "item_id": []}))
+    with pytest.raises(DataValidationError, match="empty"):
+        validate_items(pd.DataFrame({"item_id": []}))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -1.0, "lots"])
+@pytest.mark.parametrize("column", ["weight", "rating"])
+def test_bad_weight_or_rating(bad: object, column: str) -> None:
+    frame = pd.DataFrame({"user_id": ["u", "v"], "item_id": ["a", "b"], column: [1.0, bad]})
+    with pytest.raises(DataValidationError) as info:
+        validate_interactions(frame)
+    assert info.value.column == column and info.value.rows == [1]
+
+
+def test_timestamps_seconds_millis_and_iso() -> None:
+    base = {"user_id": ["u", "v"], "item_id": ["a", "b"]}
+    secs = validate_interactions(
+        pd.DataFrame({**base, "timestamp": [1_700_000_000, 1_700_000_060]})
+    )
+    millis = validate_interactions(
+        pd.DataFrame({**base, "timestamp": [1_700_000_000_000, 1_700_000_060_000]})
+    )
+    iso = validate_interactions(
+        pd.DataFrame({**base, "timestamp": ["2023-11-14T22:13:20Z", "2023-11-14T22:14:20Z"]})
+    )
+    assert secs["timestamp"].tolist() == millis["timestamp"].tolist() == iso["timestamp"].tolist()
+
+
+def test_unparseable_timestamp() -> None:
+    frame = pd.DataFrame(
+        {"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": ["2024-01-01", "yesterday"]}
+    )
+    with pytest.raises(DataValidationError, match="yesterday") as info:
+        validate_interactions(frame)
+    assert info.value.rows == [1]
+
+
+def test_duplicate_item_ids() -> None:
+    with pytest.raises(DataValidationError, match="duplicate") as info:
+        validate_items(pd.DataFrame({"item_id": [1, 2, "1"], "title": ["x", "y", "z"]}))
+    assert info.value.rows == [0, 2]
+
+
+def test_unknown_items_error_or_drop(caplog: pytest.LogCaptureFixture) -> None:
+    items = validate_items(_items())
+    raw = pd.DataFrame({"user_id": ["u", "u", "v"], "item_id": [1, 99, 98]})
+    with pytest.raises(DataValidationError, match="absent from the catalogue") as info:
+        validate_interactions(raw, items)
+    assert info.value.rows == [1, 2]
+    report = ValidationReport()
+    out = validate_interactions(raw, items, config=DataConfig(unknown_items="drop"), report=report)
+    assert out["item_id"].tolist() == ["1"]
+    assert report.dropped_unknown_items == 2
+    assert "dropped 2" in caplog.text
+
+
+def test_min_rating_filter() -> None:
+    raw = pd.DataFrame({"user_id": ["u"] * 3, "item_id": ["a", "b", "c"], "rating": [1, 4, 5]})
+    out = validate_interactions(raw, config=DataConfig(min_rating=4))
+    assert out["item_id"].tolist() == ["b", "c"]
+    assert out["rating"].dtype == np.float32
+
+
+def test_items_keep_attribute_columns() -> None:
+    out = validate_items(pd.DataFrame({"item_id": [7], "title": ["x"], "price": [9.5]}))
+    assert list(out.columns) == ["item_id", "title", "price"]
+    assert out["item_id"].tolist() == ["7"]
+
+
+def test_not_a_frame() -> None:
+    with pytest.raises(DataValidationError, match="DataFrame"):
+        validate_items([1, 2, 3])  # type: ignore[arg-type]

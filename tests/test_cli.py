@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from hybrid_rec.cli import app
+
+runner = CliRunner()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point (exit codes and stderr as a user sees them)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from hybrid_rec.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_data_check_prints_summary(tmp_path: Path) -> None:
+    path = tmp_path / "inter.csv"
+    pd.DataFrame(
+        {"user_id": ["a", "a", "b"], "item_id": [1, 2, 1], "event": ["view", "purchase", "click"]}
+    ).to_csv(path, index=False)
+    result = runner.invoke(app, ["data", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "valid interactions file" in result.output
+    assert "users             2" in result.output
+    assert "long tail" in result.output and "purchase 1" in result.output
+
+
+def test_data_check_items_and_json(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"item_id": 1, "title": "A"}\n{"item_id": 2, "title": ""}\n')
+    result = runner.invoke(app, ["data", "check", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"n_items": 2' in result.output
+    assert '"title": 0.5' in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("user_id,item_id\n,1\n", "row(s) 0"),
+        ("user,item\nu,1\n", "missing required column"),
+        ("user_id,item_id,rating\nu,1,-3\n", "rating"),
+    ],
+)
+def test_data_check_bad_input_is_one_readable_line(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    proc = _cli("data", "check", str(path), "--kind", "interactions")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and expected in proc.stderr
+    assert str(path) in proc.stderr
+
+
+def test_data_check_unknown_items_against_catalogue(tmp_path: Path) -> None:
+    inter, items = tmp_path / "i.csv", tmp_path / "c.csv"
+    inter.write_text("user_id,item_id\nu,1\nu,9\n")
+    items.write_text("item_id,title\n1,A\n")
+    proc = _cli("data", "check", str(inter), "--items", str(items))
+    assert proc.returncode == 2 and "absent from the catalogue" in proc.stderr
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes("item_id,title\n1,Caf\xe9\n".encode("latin-1"))
+    proc = _cli("data", "check", str(path))
+    assert proc.returncode == 2 and "UTF-8" in proc.stderr
+
+
+@pytest.mark.slow
+def test_export_movielens_then_check(tmp_path: Path) -> None:
+    proc = _cli("data", "export", "movielens-100k", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    check = _cli("data", "check", str(tmp_path / "interactions.csv"))
+    assert check.returncode == 0, check.stderr
+    assert "interactions      100,000" in check.stdout
+    assert "users             943" in check.stdout
