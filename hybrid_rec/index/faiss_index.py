@@ -1,0 +1,247 @@
+"""FAISS retrieval over fused item vectors (inner product on L2-normalised vectors).
+
+The index type is chosen by catalogue size — exact ``Flat`` for small
+catalogues, ``HNSW`` above ``IndexConfig.exact_max_items`` — or forced by a
+FAISS factory string (``"Flat"``, ``"HNSW32"``, ``"IVF1024,PQ32"``).
+
+Internal item ids are the positions in the index (append-only, like the
+:class:`~hybrid_rec.data.IdMap`). Vectors that change after being added
+(feedback folded into a lightly-seen item) are kept in an *override* set that
+is searched exactly and merged, and their stale index entries are ignored, so
+graph indexes that cannot update in place stay correct.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from hybrid_rec.config import IndexConfig
+from hybrid_rec.errors import ModelFileError
+
+__all__ = ["VectorIndex", "choose_factory"]
+
+log = logging.getLogger(__name__)
+
+
+def choose_factory(n_items: int, config: IndexConfig) -> str:
+    """The factory string for a catalogue of ``n_items``."""
+    if config.factory:
+        return config.factory
+    return "Flat" if n_items <= config.exact_max_items else f"HNSW{config.hnsw_m},Flat"
+
+
+class VectorIndex:
+    """Top-k inner-product search with exclusions and an allowed-items mask."""
+
+    def __init__(self, dim: int, config: IndexConfig | None = None, factory: str | None = None):
+        self.config = config or IndexConfig()
+        self.dim = dim
+        self.factory = factory
+        self._index: faiss.Index | None = None
+        self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._overrides: np.ndarray = np.zeros(0, dtype=np.int64)
+
+    # ---------------------------------------------------------------- building
+
+    @property
+    def ntotal(self) -> int:
+        return len(self._vectors)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Current vectors (row = internal item id)."""
+        return self._vectors
+
+    def build(self, vectors: np.ndarray) -> VectorIndex:
+        """(Re)build the index from scratch."""
+        vectors = _as_matrix(vectors, self.dim)
+        self.factory = self.factory or choose_factory(len(vectors), self.config)
+        index = faiss.index_factory(self.dim, self.factory, faiss.METRIC_INNER_PRODUCT)
+        if isinstance(index, faiss.IndexHNSW):
+            index.hnsw.efConstruction = self.config.hnsw_ef_construction
+            index.hnsw.efSearch = self.config.hnsw_ef_search
+        if not index.is_trained:
+            index.train(vectors)
+        index.add(vectors)
+        self._index = index
+        self._vectors = vectors.copy()
+        self._overrides = np.zeros(0, dtype=np.int64)
+        log.info("built FAISS %s index over %d items", self.factory, len(vectors))
+        return self
+
+    def add(self, vectors: np.ndarray) -> np.ndarray:
+        """Append vectors; returns their internal ids."""
+        vectors = _as_matrix(vectors, self.dim)
+        if self._index is None:
+            self.build(vectors)
+            return np.arange(len(vectors))
+        start = self.ntotal
+        self._index.add(vectors)
+        self._vectors = np.concatenate([self._vectors, vectors])
+        return np.arange(start, start + len(vectors))
+
+    def update(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Replace the vectors of existing ids (searched exactly until the next build)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        self._vectors[ids] = _as_matrix(vectors, self.dim)
+        self._overrides = np.union1d(self._overrides, ids)
+
+    # ---------------------------------------------------------------- search
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        allowed: np.ndarray | None = None,
+        exclude: list[np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` items per query.
+
+        Parameters
+        ----------
+        queries
+            (q, dim) user or item vectors.
+        allowed
+            Optional bool mask over items: only these may be returned.
+        exclude
+            Optional per-query arrays of item ids never to return (already seen).
+
+        Returns
+        -------
+        scores, ids
+            (q, k) arrays, best first, padded with ``-inf`` / ``-1`` where fewer
+            than ``k`` items qualify.
+        """
+        if self._index is None:
+            raise ModelFileError("the index is empty; build it first.")
+        queries = _as_matrix(queries, self.dim)
+        n_allowed = int(allowed.sum()) if allowed is not None else self.ntotal
+        if allowed is not None and n_allowed <= max(50_000, self.ntotal // 5):
+            return self._search_subset(queries, k, np.flatnonzero(allowed), exclude)
+        max_excl = max((len(e) for e in exclude), default=0) if exclude else 0
+        fetch = min(self.ntotal, k + max_excl + len(self._overrides) + 16)
+        if allowed is not None:
+            fetch = min(self.ntotal, fetch * max(1, int(np.ceil(self.ntotal / max(1, n_allowed)))))
+        scores, ids = self._raw_search(queries, fetch)
+        if len(self._overrides):
+            scores, ids = self._merge_overrides(queries, scores, ids)
+        return _filter_topk(scores, ids, k, allowed, exclude)
+
+    def _raw_search(self, queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self._index is not None
+        if isinstance(self._index, faiss.IndexHNSW):
+            self._index.hnsw.efSearch = max(self.config.hnsw_ef_search, fetch)
+        scores, ids = self._index.search(queries, fetch)
+        return scores, ids
+
+    def _merge_overrides(
+        self, queries: np.ndarray, scores: np.ndarray, ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        stale = np.isin(ids, self._overrides)
+        scores = np.where(stale, -np.inf, scores)
+        exact = queries @ self._vectors[self._overrides].T
+        ids = np.concatenate([ids, np.broadcast_to(self._overrides, exact.shape)], axis=1)
+        scores = np.concatenate([scores, exact], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _search_subset(
+        self, queries: np.ndarray, k: int, subset: np.ndarray, exclude: list[np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores = queries @ self._vectors[subset].T
+        if exclude:
+            for row, ex in enumerate(exclude):
+                if len(ex):
+                    scores[row, np.isin(subset, ex)] = -np.inf
+        return _topk(scores, subset, k)
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(self, path: str | Path) -> None:
+        """Write the FAISS index (``faiss.write_index``); vectors are saved by the caller."""
+        if self._index is None:
+            raise ModelFileError("nothing to save: the index is empty.")
+        if len(self._overrides):
+            self.build(self._vectors)  # fold overrides in before writing
+        faiss.write_index(self._index, str(path))
+
+    @classmethod
+    def load(
+        cls, path: str | Path, vectors: np.ndarray, config: IndexConfig | None = None
+    ) -> VectorIndex:
+        """Read an index written by :meth:`save`, with the vectors it was built from."""
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise ModelFileError(f"{path}: cannot read FAISS index ({exc}).") from None
+        if index.ntotal != len(vectors) or index.d != vectors.shape[1]:
+            raise ModelFileError(
+                f"{path}: index holds {index.ntotal}x{index.d} vectors but the model has "
+                f"{vectors.shape[0]}x{vectors.shape[1]}."
+            )
+        out = cls(index.d, config)
+        out._index = index
+        out._vectors = _as_matrix(vectors, index.d).copy()
+        out.factory = "loaded"
+        return out
+
+
+def _as_matrix(vectors: np.ndarray, dim: int) -> np.ndarray:
+    arr = np.ascontiguousarray(vectors, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ValueError(f"expected vectors of shape (n, {dim}), got {arr.shape}")
+    return arr
+
+
+def _topk(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k columns of ``scores`` (ids given per column), padded with -1 / -inf."""
+    n = scores.shape[1]
+    kk = min(k, n)
+    part = (
+        np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        if kk < n
+        else np.tile(np.arange(n), (len(scores), 1))
+    )
+    top = np.take_along_axis(scores, part, 1)
+    order = np.argsort(-top, axis=1, kind="stable")
+    part = np.take_along_axis(part, order, 1)
+    top = np.take_along_axis(top, order, 1)
+    out_ids = ids[part]
+    out_ids = np.where(np.isfinite(top), out_ids, -1)
+    return _pad(top, out_ids, k)
+
+
+def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if scores.shape[1] >= k:
+        return scores[:, :k], ids[:, :k]
+    extra = k - scores.shape[1]
+    return (
+        np.pad(scores, ((0, 0), (0, extra)), constant_values=-np.inf),
+        np.pad(ids, ((0, 0), (0, extra)), constant_values=-1),
+    )
+
+
+def _filter_topk(
+    scores: np.ndarray,
+    ids: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None,
+    exclude: list[np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    bad = ids < 0
+    if allowed is not None:
+        bad |= ~allowed[np.clip(ids, 0, None)]
+    if exclude:
+        for row, ex in enumerate(exclude):
+            if len(ex):
+                bad[row] |= np.isin(ids[row], ex)
+    scores = np.where(bad, -np.inf, scores)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top_scores = np.take_along_axis(scores, order, 1)
+    top_ids = np.where(np.isfinite(top_scores), np.take_along_axis(ids, order, 1), -1)
+    return _pad(top_scores, top_ids, k)

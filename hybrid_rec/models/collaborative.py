@@ -1,0 +1,73 @@
+"""Collaborative embeddings learned from implicit feedback.
+
+``CollaborativeEmbeddings`` is the item-side CF table: one learned vector per
+item that has interactions. It grows when items are added (new rows start at
+zero and carry no evidence until feedback arrives and is folded in). The
+user-side collaborative signal is the user tower's attention over the items a
+user interacted with, so users need no table of their own.
+
+The loss is a (sampled) softmax over catalogue items with the event or rating
+weight of each positive as its sample weight.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CollaborativeEmbeddings", "weighted_softmax_loss"]
+
+
+class CollaborativeEmbeddings(nn.Module):
+    """An item embedding table that can grow without losing trained rows."""
+
+    def __init__(self, n_items: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_items, dim) * 0.05)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.weight.shape[0])
+
+    def forward(self, index: torch.Tensor) -> torch.Tensor:
+        return F.embedding(index, self.weight)
+
+    def grow(self, n_new: int) -> None:
+        """Append ``n_new`` zero rows (new items: no behaviour yet)."""
+        if n_new <= 0:
+            return
+        extra = torch.zeros(n_new, self.weight.shape[1], dtype=self.weight.dtype)
+        self.weight = nn.Parameter(torch.cat([self.weight.detach(), extra], dim=0))
+
+
+def weighted_softmax_loss(
+    users: torch.Tensor,
+    candidates: torch.Tensor,
+    target_col: torch.Tensor,
+    weights: torch.Tensor,
+    temperature: float,
+    accidental: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Softmax cross-entropy of each user's target among the candidate items.
+
+    Parameters
+    ----------
+    users
+        (B, d) user vectors, L2-normalised.
+    candidates
+        (M, d) candidate item vectors, L2-normalised.
+    target_col
+        (B,) column of each row's positive in ``candidates``.
+    weights
+        (B,) sample weights (event type / rating).
+    temperature
+        Softmax temperature on cosine scores.
+    accidental
+        Optional (B, M) bool: other positives to remove from the negatives.
+    """
+    logits = users @ candidates.T / temperature
+    if accidental is not None:
+        logits = logits.masked_fill(accidental, float("-inf"))
+    loss = F.cross_entropy(logits, target_col, reduction="none")
+    return (loss * weights).sum() / weights.sum().clamp(min=1e-8)

@@ -1,0 +1,196 @@
+"""Training loop: weighted (sampled) softmax with CF-dropout and early stopping."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hybrid_rec.config import ModelConfig
+from hybrid_rec.errors import TrainingError
+from hybrid_rec.models.collaborative import weighted_softmax_loss
+from hybrid_rec.models.history import Histories
+from hybrid_rec.models.hybrid import HybridModel, UserBatch
+
+__all__ = ["TrainData", "TrainResult", "train_model"]
+
+log = logging.getLogger(__name__)
+
+FULL_SOFTMAX_MAX_ITEMS = 20_000
+N_SAMPLED_NEGATIVES = 8_192
+
+
+@dataclass
+class TrainData:
+    """Everything the trainer reads, as internal-id arrays."""
+
+    content: np.ndarray  # (n_items, content_dim) float32
+    counts: np.ndarray  # (n_items,) training interactions per item
+    histories: Histories
+    users: np.ndarray  # (n,) target interactions: user
+    items: np.ndarray  # (n,) target interactions: item
+    weights: np.ndarray  # (n,) sample weights
+
+
+@dataclass
+class TrainResult:
+    """What happened during training."""
+
+    epochs_run: int
+    best_epoch: int
+    best_score: float | None
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+
+def _progress_disabled() -> bool:
+    return logging.getLogger("hybrid_rec").getEffectiveLevel() > logging.INFO
+
+
+def train_model(
+    model: HybridModel,
+    data: TrainData,
+    config: ModelConfig,
+    *,
+    validate: Callable[[HybridModel], float] | None = None,
+    trainable: list[torch.nn.Parameter] | None = None,
+    epochs: int | None = None,
+    show_progress: bool | None = None,
+) -> TrainResult:
+    """Train ``model`` in place and keep the weights of the best validation epoch.
+
+    Parameters
+    ----------
+    validate
+        Called after each epoch with the model in eval mode; higher is better.
+        Without it, every epoch runs and the last weights are kept.
+    trainable
+        Restrict optimisation to these parameters (used by fold-in).
+    epochs
+        Overrides ``config.epochs``.
+
+    Raises
+    ------
+    TrainingError
+        If the loss becomes NaN or infinite; the model is left at its last
+        finite weights and nothing is saved.
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    gen = torch.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    params = trainable if trainable is not None else list(model.parameters())
+    opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    content = torch.as_tensor(data.content)
+    counts = torch.as_tensor(data.counts, dtype=torch.long)
+    n_items = len(data.content)
+    n_samples = len(data.users)
+    if n_samples == 0:
+        raise TrainingError("no training interactions.")
+    n_epochs = epochs or config.epochs
+    result = TrainResult(0, 0, None, 0.0)
+    best_state: dict[str, torch.Tensor] | None = None
+    stale = 0
+    start = time.perf_counter()
+    quiet = _progress_disabled() if show_progress is None else not show_progress
+    bar = tqdm(range(n_epochs), desc="training", unit="epoch", disable=quiet)
+    for epoch in bar:
+        model.train()
+        order = rng.permutation(n_samples)
+        total, steps = 0.0, 0
+        for b in range(0, n_samples, config.batch_size):
+            idx = order[b : b + config.batch_size]
+            loss = _step(model, data, content, counts, idx, n_items, config, gen, rng)
+            if loss is None:
+                continue
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"training diverged at epoch {epoch + 1}: the loss is {loss.item()}. "
+                    "Lower model.lr or raise model.temperature; nothing was saved."
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            total += float(loss.item())
+            steps += 1
+        epoch_loss = total / max(1, steps)
+        result.losses.append(epoch_loss)
+        result.epochs_run = epoch + 1
+        if validate is None:
+            bar.set_postfix(loss=f"{epoch_loss:.4f}")
+            continue
+        model.eval()
+        score = float(validate(model))
+        result.scores.append(score)
+        bar.set_postfix(loss=f"{epoch_loss:.4f}", val=f"{score:.4f}")
+        log.info("epoch %d: loss %.4f, validation %.4f", epoch + 1, epoch_loss, score)
+        if result.best_score is None or score > result.best_score:
+            result.best_score, result.best_epoch, stale = score, epoch + 1, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience:
+                log.info("early stopping after epoch %d (best %d)", epoch + 1, result.best_epoch)
+                break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        result.best_epoch = result.epochs_run
+    _check_finite(model)
+    model.eval()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _step(
+    model: HybridModel,
+    data: TrainData,
+    content: torch.Tensor,
+    counts: torch.Tensor,
+    idx: np.ndarray,
+    n_items: int,
+    config: ModelConfig,
+    gen: torch.Generator,
+    rng: np.random.Generator,
+) -> torch.Tensor | None:
+    users, targets = data.users[idx], data.items[idx]
+    hist = data.histories
+    h_items = hist.items[users].copy()
+    h_items[h_items == targets[:, None]] = -1  # never show the target in its own history
+    ok = (h_items >= 0).any(axis=1)
+    if not ok.any():
+        return None
+    users, targets, h_items, idx = users[ok], targets[ok], h_items[ok], idx[ok]
+    # CF-dropout: a share of items per batch lose their CF evidence, as if they were cold
+    dropped = torch.rand(n_items, generator=gen) < config.cf_dropout
+    has_cf_all = (counts > 0) & ~dropped
+    if n_items <= FULL_SOFTMAX_MAX_ITEMS:
+        cand = torch.arange(n_items)
+    else:
+        negs = torch.as_tensor(rng.integers(0, n_items, N_SAMPLED_NEGATIVES))
+        used = torch.as_tensor(np.concatenate([targets, h_items[h_items >= 0]]))
+        cand = torch.unique(torch.cat([negs, used]))
+    vecs, _ = model.items_forward(content[cand], cand, counts[cand], has_cf_all[cand])
+    batch = UserBatch(
+        h_items, hist.events[users], hist.times[users], hist.ref_time[users], hist.has_time
+    )
+    col = torch.searchsorted(cand, torch.as_tensor(batch.items.clamp(min=0)))
+    user_vecs, _ = model.users_forward(vecs[col], batch)
+    target_col = torch.searchsorted(cand, torch.as_tensor(targets))
+    weights = torch.as_tensor(data.weights[idx], dtype=torch.float32)
+    return weighted_softmax_loss(user_vecs, vecs, target_col, weights, config.temperature)
+
+
+def _check_finite(model: HybridModel) -> None:
+    for name, param in model.state_dict().items():
+        if param.is_floating_point() and not torch.isfinite(param).all():
+            raise TrainingError(f"parameter {name} holds NaN/inf after training; nothing saved.")

@@ -1,0 +1,880 @@
+"""HybridRecommender: the facade the app, the scripts and the CLI use.
+
+>>> from hybrid_rec import HybridRecommender, datasets       # doctest: +SKIP
+>>> ds = datasets.load_movielens("100k")                     # doctest: +SKIP
+>>> rec = HybridRecommender().fit(ds.interactions, ds.items) # doctest: +SKIP
+>>> rec.recommend(["42"], k=10)                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from hybrid_rec._version import __version__
+from hybrid_rec.config import ModelConfig, RecommenderConfig
+from hybrid_rec.content import Encoder, item_texts, make_encoder
+from hybrid_rec.data.columns import Columns
+from hybrid_rec.data.idmap import IdMap
+from hybrid_rec.data.schema import validate_interactions, validate_items
+from hybrid_rec.errors import (
+    DataValidationError,
+    ModelFileError,
+    NotFittedError,
+    UnknownIdError,
+)
+from hybrid_rec.filters import Filters, filter_mask
+from hybrid_rec.index import VectorIndex
+from hybrid_rec.models import (
+    HybridModel,
+    TrainData,
+    TrainResult,
+    UserBatch,
+    build_histories,
+    train_model,
+)
+from hybrid_rec.models.history import Histories
+from hybrid_rec.persistence import atomic_directory, load_npy, read_manifest, write_manifest
+
+__all__ = ["HybridRecommender"]
+
+log = logging.getLogger(__name__)
+C = Columns
+
+# Special event tokens of the user tower (index 0 is padding).
+PAD_EVENT, TASTE_EVENT, PICKED_EVENT = "<pad>", "<taste>", "<picked>"
+LIGHTLY_SEEN = 10
+"""Items with fewer training interactions get their CF vector re-fitted by ``partial_fit``."""
+
+
+@dataclass
+class _Seen:
+    """CSR view of each user's interacted items (for excluding them)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @classmethod
+    def build(cls, users: np.ndarray, items: np.ndarray, n_users: int) -> _Seen:
+        order = np.lexsort((items, users))
+        u, i = users[order], items[order]
+        indptr = np.searchsorted(u, np.arange(n_users + 1))
+        return cls(indptr.astype(np.int64), i.astype(np.int64))
+
+    def row(self, user: int) -> np.ndarray:
+        return np.unique(self.indices[self.indptr[user] : self.indptr[user + 1]])
+
+
+class HybridRecommender:
+    """Content + collaborative recommendations that work for cold items and new users.
+
+    Parameters
+    ----------
+    config
+        A :class:`~hybrid_rec.config.RecommenderConfig`; ``None`` means the defaults.
+    encoder
+        A content encoder (``encode(texts) -> float32 array``, ``dim``, ``name``);
+        ``None`` builds the one named by ``config.content.encoder``.
+    """
+
+    def __init__(self, config: RecommenderConfig | None = None, *, encoder: Encoder | None = None):
+        self.config = config or RecommenderConfig()
+        self._encoder = encoder
+        self._fitted = False
+
+    # ================================================================ fitting
+
+    @property
+    def encoder(self) -> Encoder:
+        """The content encoder (built on first use)."""
+        if self._encoder is None:
+            self._encoder = make_encoder(self.config.content)
+        return self._encoder
+
+    def fit(
+        self,
+        interactions: pd.DataFrame,
+        items: pd.DataFrame,
+        *,
+        validation: pd.DataFrame | None = None,
+        content: np.ndarray | None = None,
+        show_progress: bool | None = None,
+    ) -> HybridRecommender:
+        """Learn from interactions and the item catalogue.
+
+        Parameters
+        ----------
+        interactions
+            ``user_id, item_id`` and optional ``timestamp, event, weight, rating``.
+        items
+            The catalogue: ``item_id`` and any text/attribute columns. Items with
+            no interactions are cold: they are embedded from content alone.
+        validation
+            Held-out interactions for early stopping (e.g. a cold-start split's
+            ``val_warm`` and ``val_cold`` concatenated). Without it, a random 5% of
+            each user's interactions is held out for early stopping and folded
+            back in afterwards.
+        content
+            Precomputed content vectors aligned with ``items`` rows (skips encoding).
+        """
+        cfg = self.config
+        catalogue = validate_items(items)
+        inter = validate_interactions(interactions, catalogue, config=cfg.data)
+        self.items_ = catalogue
+        self.item_ids_ = IdMap(catalogue[C.item])
+        self.content_ = self._content_vectors(catalogue, content)
+        holdout = None
+        if validation is None:
+            inter, holdout = _internal_holdout(inter, cfg.model.seed)
+            validation = holdout
+        self.user_ids_ = IdMap.from_values(inter[C.user])
+        events = sorted(inter[C.event].unique()) if C.event in inter.columns else ["interaction"]
+        self.event_vocab_ = [PAD_EVENT, TASTE_EVENT, PICKED_EVENT, *events]
+        self._set_log(inter)
+        torch.manual_seed(cfg.model.seed)
+        self.model_ = HybridModel(
+            self.content_.shape[1], len(self.item_ids_), len(self.event_vocab_), cfg.model
+        )
+        val_fn = self._validation_fn(validation) if validation is not None else None
+        log.info(
+            "fitting on %d interactions, %d users, %d items (%d without interactions)",
+            len(inter),
+            len(self.user_ids_),
+            len(self.item_ids_),
+            int((self.counts_ == 0).sum()),
+        )
+        self.train_result_: TrainResult = train_model(
+            self.model_,
+            self._train_data(self._log),
+            cfg.model,
+            validate=val_fn,
+            show_progress=show_progress,
+        )
+        self._fitted = True
+        self._refresh_vectors()
+        if holdout is not None:  # fold the early-stopping interactions back in
+            self._absorb(holdout, fold_in=False)
+        return self
+
+    def _content_vectors(self, catalogue: pd.DataFrame, content: np.ndarray | None) -> np.ndarray:
+        if content is None:
+            texts = item_texts(catalogue, self.config.content)
+            return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+        arr = np.asarray(content, dtype=np.float32)
+        if arr.ndim != 2 or len(arr) != len(catalogue):
+            raise DataValidationError(
+                f"content vectors have shape {arr.shape}, expected ({len(catalogue)}, dim).",
+                source="content",
+                fix="pass one row per catalogue item, in catalogue order.",
+            )
+        if not np.isfinite(arr).all():
+            raise DataValidationError("content vectors contain NaN/inf.", source="content")
+        return arr
+
+    def _set_log(self, inter: pd.DataFrame) -> None:
+        """Keep the interaction log (internal ids) and derive counts, histories, seen sets."""
+        frame = pd.DataFrame(
+            {
+                "u": self.user_ids_.to_internal(inter[C.user], kind="user"),
+                "i": self.item_ids_.to_internal(inter[C.item], kind="item"),
+                "w": inter[C.weight].to_numpy(np.float32),
+                "e": self._event_ids(inter),
+            }
+        )
+        self._has_time = C.timestamp in inter.columns
+        frame["t"] = (
+            inter[C.timestamp].to_numpy(np.int64)
+            if self._has_time
+            else np.arange(len(inter), dtype=np.int64)
+        )
+        self._log = frame
+        self._derive()
+
+    def _derive(self) -> None:
+        f = self._log
+        u, i = f["u"].to_numpy(), f["i"].to_numpy()
+        self.counts_ = np.bincount(i, minlength=len(self.item_ids_)).astype(np.int64)
+        self.histories_: Histories = build_histories(
+            u,
+            i,
+            f["e"].to_numpy(),
+            f["t"].to_numpy() if self._has_time else None,
+            len(self.user_ids_),
+            self.config.model.history_len,
+        )
+        self._seen = _Seen.build(u, i, len(self.user_ids_))
+        self._user_vectors: np.ndarray | None = None
+
+    def _event_ids(self, inter: pd.DataFrame) -> np.ndarray:
+        vocab = {e: n for n, e in enumerate(self.event_vocab_)}
+        if C.event not in inter.columns:
+            return np.full(len(inter), vocab.get("interaction", vocab[PICKED_EVENT]))
+        return inter[C.event].map(lambda e: vocab.get(e, vocab[PICKED_EVENT])).to_numpy(np.int64)
+
+    def _train_data(self, frame: pd.DataFrame) -> TrainData:
+        return TrainData(
+            content=self.content_,
+            counts=self.counts_,
+            histories=self.histories_,
+            users=frame["u"].to_numpy(),
+            items=frame["i"].to_numpy(),
+            weights=frame["w"].to_numpy(np.float32),
+        )
+
+    def _validation_fn(self, validation: pd.DataFrame) -> Any:
+        """Early-stopping score: mean of warm Recall@k (among warm items, train
+        positives excluded) and cold Recall@k (among items with no training
+        interactions, or — with no cold items — among CF-dropped warm items)."""
+        val = validate_interactions(validation, self.items_, config=self.config.data)
+        val = val[val[C.user].isin(pd.Index(self.user_ids_.external_ids))]
+        users = self.user_ids_.to_internal(val[C.user], kind="user")
+        items = self.item_ids_.to_internal(val[C.item], kind="item")
+        k = self.config.eval.k
+        counts = self.counts_
+        warm_items = np.flatnonzero(counts > 0)
+        cold_items = np.flatnonzero(counts == 0)
+        is_cold = counts[items] == 0
+        rng = np.random.default_rng(self.config.model.seed)
+
+        def _sample(u: np.ndarray, i: np.ndarray, cap: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+            users_u = np.unique(u)
+            if len(users_u) > cap:
+                keep = np.isin(u, rng.choice(users_u, cap, replace=False))
+                return u[keep], i[keep]
+            return u, i
+
+        warm_u, warm_i = _sample(users[~is_cold], items[~is_cold])
+        cold_u, cold_i = _sample(users[is_cold], items[is_cold])
+
+        def score(model: HybridModel) -> float:
+            vecs, _ = model.encode_items(self.content_, counts)
+            parts = []
+            if len(warm_u):
+                parts.append(self._val_recall(model, vecs, warm_u, warm_i, warm_items, k, True))
+            if len(cold_u):
+                parts.append(self._val_recall(model, vecs, cold_u, cold_i, cold_items, k, False))
+            else:  # no cold items: rank the warm targets with content-only item vectors
+                content_only, _ = model.encode_items(self.content_, np.zeros_like(counts))
+                parts.append(
+                    self._val_recall(
+                        model,
+                        vecs,
+                        warm_u,
+                        warm_i,
+                        warm_items,
+                        k,
+                        True,
+                        candidates_vecs=content_only,
+                    )
+                )
+            return float(np.mean(parts)) if parts else 0.0
+
+        return score
+
+    def _val_recall(
+        self,
+        model: HybridModel,
+        vecs: np.ndarray,
+        users: np.ndarray,
+        targets: np.ndarray,
+        candidates: np.ndarray,
+        k: int,
+        exclude_seen: bool,
+        candidates_vecs: np.ndarray | None = None,
+    ) -> float:
+        uniq, inv = np.unique(users, return_inverse=True)
+        uvecs, _ = model.encode_users(vecs, UserBatch.from_histories(self.histories_, uniq))
+        cand_vecs = (candidates_vecs if candidates_vecs is not None else vecs)[candidates]
+        scores = uvecs @ cand_vecs.T
+        if exclude_seen:
+            pos = np.full(len(self.item_ids_), -1)
+            pos[candidates] = np.arange(len(candidates))
+            for row, u in enumerate(uniq):
+                cols = pos[self._seen.row(int(u))]
+                scores[row, cols[cols >= 0]] = -np.inf
+        kk = min(k, len(candidates))
+        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        top_items = candidates[top]
+        hits = np.zeros(len(uniq))
+        total = np.bincount(inv, minlength=len(uniq)).astype(float)
+        for row, t in zip(inv, targets, strict=True):
+            hits[row] += t in top_items[row]
+        return float(np.mean(hits / total))
+
+    def _refresh_vectors(self, items: np.ndarray | None = None) -> None:
+        """Recompute fused item vectors (all, or ``items``) and the index."""
+        vecs, weights = self.model_.encode_items(self.content_, self.counts_)
+        if items is None or not hasattr(self, "index_"):
+            self.item_vectors_, self.fusion_weights_ = vecs, weights
+            self.index_ = VectorIndex(vecs.shape[1], self.config.index).build(vecs)
+        else:
+            self.item_vectors_[items], self.fusion_weights_[items] = vecs[items], weights[items]
+            self.index_.update(items, vecs[items])
+        self._user_vectors = None
+
+    # ================================================================ helpers
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFittedError("this HybridRecommender is not fitted: call fit() or load().")
+
+    def _check_k(self, k: int, n: int) -> int:
+        if not isinstance(k, int | np.integer) or k <= 0:
+            raise DataValidationError(f"k must be a positive integer, got {k!r}.", source="k")
+        if k > n:
+            log.warning("k=%d is larger than the %d candidate items; returning %d.", k, n, n)
+        return int(min(k, n))
+
+    def _user_vectors_for(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.model_.encode_users(
+            self.item_vectors_, UserBatch.from_histories(self.histories_, users)
+        )
+
+    def user_vectors(self) -> np.ndarray:
+        """Vectors of every known user (cached until feedback changes them)."""
+        self._check_fitted()
+        if self._user_vectors is None:
+            parts = [
+                self._user_vectors_for(np.arange(s, min(s + 4096, len(self.user_ids_))))[0]
+                for s in range(0, len(self.user_ids_), 4096)
+            ]
+            self._user_vectors = (
+                np.concatenate(parts) if parts else np.zeros((0, self.config.model.dim), np.float32)
+            )
+        return self._user_vectors
+
+    def _allowed(
+        self, candidates: Sequence[str] | None, filters: Filters | None
+    ) -> np.ndarray | None:
+        mask = filter_mask(self.items_, filters)
+        if candidates is not None:
+            cand = np.zeros(len(self.item_ids_), dtype=bool)
+            cand[self.item_ids_.to_internal(list(candidates), kind="item")] = True
+            mask = cand if mask is None else mask & cand
+        return mask
+
+    def _frame(
+        self,
+        query_ids: np.ndarray,
+        scores: np.ndarray,
+        ids: np.ndarray,
+        query_col: str,
+        result_col: str,
+        result_map: IdMap,
+    ) -> pd.DataFrame:
+        valid = ids >= 0
+        rows = np.repeat(np.arange(len(query_ids)), valid.sum(axis=1))
+        ranks = (
+            np.concatenate([np.arange(1, v + 1) for v in valid.sum(axis=1)])
+            if len(rows)
+            else np.zeros(0, dtype=np.int64)
+        )
+        return pd.DataFrame(
+            {
+                query_col: query_ids[rows].astype(str),
+                result_col: result_map.to_external(ids[valid]).astype(str),
+                C.score: scores[valid].astype(np.float32),
+                C.rank: ranks.astype(np.int64),
+            }
+        )
+
+    # ================================================================ serving
+
+    def recommend(
+        self,
+        users: Sequence[str] | str,
+        k: int = 10,
+        *,
+        candidates: Sequence[str] | None = None,
+        exclude_seen: bool = True,
+        filters: Filters | None = None,
+        unknown_users: Literal["error", "popular", "skip"] = "error",
+    ) -> pd.DataFrame:
+        """Top-``k`` items for known users.
+
+        Parameters
+        ----------
+        users
+            External user ids.
+        candidates
+            Restrict results to these item ids.
+        exclude_seen
+            Leave out items the user already interacted with.
+        filters
+            Attribute filters, e.g. ``{"genres": "Drama", "price": ("<", 20)}``.
+        unknown_users
+            ``"error"`` (default) raises :class:`UnknownIdError`; ``"popular"``
+            serves unknown users the most popular allowed items (the new-user
+            path with no information); ``"skip"`` leaves them out.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``user_id, item_id, score, rank``.
+        """
+        self._check_fitted()
+        user_list = [users] if isinstance(users, str) else [str(u) for u in users]
+        codes = self.user_ids_.lookup(user_list)
+        unknown = [u for u, c in zip(user_list, codes, strict=True) if c < 0]
+        if unknown and unknown_users == "error":
+            raise UnknownIdError(
+                f"unknown user(s): {', '.join(map(repr, unknown[:5]))}"
+                f"{' ...' if len(unknown) > 5 else ''}. Use recommend_for_new_user() for a new "
+                "user, or recommend(..., unknown_users='popular')."
+            )
+        allowed = self._allowed(candidates, filters)
+        n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_)
+        k = self._check_k(k, max(1, n_cand))
+        known = codes >= 0
+        frames = []
+        if known.any():
+            q_users = codes[known]
+            uvecs, _ = self._user_vectors_for(q_users)
+            exclude = [self._seen.row(int(u)) for u in q_users] if exclude_seen else None
+            scores, ids = self.index_.search(uvecs, k, allowed=allowed, exclude=exclude)
+            frames.append(
+                self._frame(
+                    np.asarray(user_list, dtype=object)[known],
+                    scores,
+                    ids,
+                    C.user,
+                    C.item,
+                    self.item_ids_,
+                )
+            )
+        if unknown and unknown_users == "popular":
+            frames.append(self._popular_for(np.asarray(unknown, dtype=object), k, allowed))
+        if not frames:
+            return pd.DataFrame({C.user: [], C.item: [], C.score: [], C.rank: []})
+        out = pd.concat(frames, ignore_index=True)
+        order = {u: n for n, u in enumerate(user_list)}
+        return out.sort_values(
+            [C.user, C.rank], key=lambda s: s.map(order) if s.name == C.user else s, kind="stable"
+        ).reset_index(drop=True)
+
+    def score(self, users: Sequence[str], items: Sequence[str]) -> np.ndarray:
+        """Dense (len(users), len(items)) scores (cosine of user and item vectors).
+
+        For evaluation and re-ranking; use :meth:`recommend` for retrieval.
+        """
+        self._check_fitted()
+        u = self.user_ids_.to_internal([str(x) for x in users], kind="user")
+        i = self.item_ids_.to_internal([str(x) for x in items], kind="item")
+        return np.asarray(self.user_vectors()[u] @ self.item_vectors_[i].T, dtype=np.float32)
+
+    def _popular_for(self, users: np.ndarray, k: int, allowed: np.ndarray | None) -> pd.DataFrame:
+        pop = self.counts_.astype(np.float64)
+        if allowed is not None:
+            pop = np.where(allowed, pop, -np.inf)
+        top = np.argsort(-pop, kind="stable")[:k]
+        top = top[np.isfinite(pop[top])]
+        scores = np.log1p(np.maximum(pop[top], 0)).astype(np.float32)
+        return self._frame(
+            users,
+            np.tile(scores, (len(users), 1)),
+            np.tile(top, (len(users), 1)),
+            C.user,
+            C.item,
+            self.item_ids_,
+        )
+
+    def recommend_for_new_user(
+        self,
+        liked_items: Sequence[str] = (),
+        text: str | None = None,
+        k: int = 10,
+        *,
+        filters: Filters | None = None,
+        exclude_liked: bool = True,
+    ) -> pd.DataFrame:
+        """Recommendations for someone with no history: a few liked items and/or a taste in words.
+
+        The liked items and the text (embedded by the content encoder and fused
+        like a brand-new item) become the history the user tower attends over.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``item_id, score, rank``.
+        """
+        self._check_fitted()
+        liked = [str(x) for x in liked_items]
+        text = (text or "").strip()
+        if not liked and not text:
+            raise DataValidationError(
+                "a new user needs at least one liked item or a taste description.",
+                source="recommend_for_new_user",
+                fix="pass liked_items=[...] and/or text='...'.",
+            )
+        if len(text) > self.config.content.max_chars:
+            text = text[: self.config.content.max_chars]
+        liked_codes = self.item_ids_.to_internal(liked, kind="item") if liked else np.zeros(0, int)
+        table = self.item_vectors_
+        hist = list(liked_codes[::-1][: self.config.model.history_len])
+        events = [self.event_vocab_.index(PICKED_EVENT)] * len(hist)
+        if text:
+            taste = self._new_item_vectors(np.asarray(self.encoder.encode([text]), np.float32))
+            table = np.concatenate([table, taste])
+            hist = [len(self.item_vectors_), *hist][: self.config.model.history_len]
+            events = [self.event_vocab_.index(TASTE_EVENT), *events][: len(hist)]
+        batch = UserBatch(
+            np.asarray([hist]),
+            np.asarray([events]),
+            np.zeros((1, len(hist)), np.int64),
+            np.zeros(1, np.int64),
+            False,
+        )
+        uvec, _ = self.model_.encode_users(table, batch)
+        allowed = self._allowed(None, filters)
+        n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_)
+        k = self._check_k(k, max(1, n_cand))
+        exclude = [np.unique(liked_codes)] if exclude_liked and len(liked_codes) else None
+        scores, ids = self.index_.search(uvec, k, allowed=allowed, exclude=exclude)
+        out = self._frame(
+            np.asarray(["new"], dtype=object), scores, ids, C.user, C.item, self.item_ids_
+        )
+        return out.drop(columns=[C.user])
+
+    def _new_item_vectors(self, content: np.ndarray) -> np.ndarray:
+        """Fused vectors of items with no interactions (same network, no CF evidence)."""
+        with torch.no_grad():
+            n = len(content)
+            vecs, _ = self.model_.items_forward(
+                torch.as_tensor(content),
+                torch.zeros(n, dtype=torch.long),
+                torch.zeros(n, dtype=torch.long),
+                torch.zeros(n, dtype=torch.bool),
+            )
+        return vecs.numpy().astype(np.float32)
+
+    def _embed_new_items(self, new_items: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        frame = validate_items(new_items, source=new_items.attrs.get("source", "new items"))
+        texts = item_texts(frame, self.config.content)
+        empty = texts.str.strip() == ""
+        if empty.any():
+            raise DataValidationError(
+                "new item(s) have no text at all, so there is nothing to place them by.",
+                source="new items",
+                column=C.item,
+                rows=np.flatnonzero(empty.to_numpy()),
+                fix="give each new item a title, description or attributes.",
+            )
+        return frame, np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+
+    def add_items(self, new_items: pd.DataFrame) -> np.ndarray:
+        """Add brand-new items: embedded, fused and retrievable at once, with no refit.
+
+        Returns the new items' internal ids. Ids already in the catalogue are an error.
+        """
+        self._check_fitted()
+        frame, content = self._embed_new_items(new_items)
+        dup = frame[C.item].isin(pd.Index(self.item_ids_.external_ids)).to_numpy()
+        if dup.any():
+            raise DataValidationError(
+                f"item(s) already in the catalogue: {frame[C.item][dup].tolist()[:5]}.",
+                source="new items",
+                column=C.item,
+                rows=np.flatnonzero(dup),
+                fix="add only new ids; to change an existing item, re-embed the catalogue.",
+            )
+        n_old = len(self.item_ids_)
+        self.item_ids_ = self.item_ids_.add_ids(frame[C.item])
+        self.items_ = pd.concat([self.items_, frame], ignore_index=True)
+        self.content_ = np.concatenate([self.content_, content])
+        self.counts_ = np.concatenate([self.counts_, np.zeros(len(frame), np.int64)])
+        self.model_.grow(len(frame))
+        vecs, weights = self.model_.encode_items(content, np.zeros(len(frame), np.int64))
+        self.item_vectors_ = np.concatenate([self.item_vectors_, vecs])
+        self.fusion_weights_ = np.concatenate([self.fusion_weights_, weights])
+        ids = self.index_.add(vecs)
+        assert ids[0] == n_old
+        log.info("added %d new item(s); catalogue now %d", len(frame), len(self.item_ids_))
+        return ids
+
+    def score_cold_items(
+        self, new_items: pd.DataFrame, k: int = 100, *, chunk_size: int = 1024
+    ) -> pd.DataFrame:
+        """For each new item, the ``k`` users most likely to want it.
+
+        The items are embedded and fused (without being added to the catalogue)
+        and scored against every known user in chunks of ``chunk_size`` items.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``item_id, user_id, score, rank``.
+        """
+        self._check_fitted()
+        frame, content = self._embed_new_items(new_items)
+        users = self.user_vectors()
+        k = self._check_k(k, len(users))
+        out = []
+        for start in range(0, len(frame), chunk_size):
+            vecs = self._new_item_vectors(content[start : start + chunk_size])
+            scores = vecs @ users.T
+            top = (
+                np.argpartition(-scores, k - 1, axis=1)[:, :k]
+                if k < len(users)
+                else np.tile(np.arange(len(users)), (len(vecs), 1))
+            )
+            top_scores = np.take_along_axis(scores, top, 1)
+            order = np.argsort(-top_scores, axis=1, kind="stable")
+            out.append(
+                self._frame(
+                    frame[C.item].to_numpy()[start : start + chunk_size],
+                    np.take_along_axis(top_scores, order, 1),
+                    np.take_along_axis(top, order, 1),
+                    C.item,
+                    C.user,
+                    self.user_ids_,
+                )
+            )
+        return pd.concat(out, ignore_index=True)
+
+    def similar_items(
+        self, item_ids: Sequence[str] | str, k: int = 10, *, filters: Filters | None = None
+    ) -> pd.DataFrame:
+        """Nearest items to each given item in the fused space (itself excluded).
+
+        Returns ``item_id, similar_item_id, score, rank``.
+        """
+        self._check_fitted()
+        ids = [item_ids] if isinstance(item_ids, str) else [str(i) for i in item_ids]
+        codes = self.item_ids_.to_internal(ids, kind="item")
+        allowed = self._allowed(None, filters)
+        k = self._check_k(k, max(1, len(self.item_ids_) - 1))
+        scores, found = self.index_.search(
+            self.item_vectors_[codes], k, allowed=allowed, exclude=[np.array([c]) for c in codes]
+        )
+        return self._frame(
+            np.asarray(ids, dtype=object), scores, found, C.item, "similar_item_id", self.item_ids_
+        )
+
+    # ================================================================ feedback
+
+    def partial_fit(
+        self, new_interactions: pd.DataFrame, *, fold_in: bool = True
+    ) -> HybridRecommender:
+        """Fold new feedback in without a full retrain.
+
+        New interactions join the users' histories (new users are created), so
+        their vectors move at once. Items that were cold or lightly seen (fewer
+        than 10 interactions) get their CF vector fitted on the new feedback
+        with everything else frozen, and their evidence count — which steers
+        the fusion attention from content toward behaviour — is updated.
+        """
+        self._check_fitted()
+        inter = validate_interactions(new_interactions, self.items_, config=self.config.data)
+        return self._absorb(inter, fold_in=fold_in)
+
+    def _absorb(self, inter: pd.DataFrame, *, fold_in: bool) -> HybridRecommender:
+        """Add validated interactions to the log, fold in lightly-seen items, refresh vectors."""
+        before = self.counts_.copy()
+        self.user_ids_ = self.user_ids_.add_ids(inter[C.user])
+        n_events = len(self.event_vocab_)
+        new_events = [
+            e
+            for e in (inter[C.event].unique() if C.event in inter.columns else [])
+            if e not in self.event_vocab_
+        ]
+        if new_events:
+            log.warning("unseen event type(s) %s are treated as '%s'", new_events, PICKED_EVENT)
+        old_log = self._log
+        self._set_log_append(inter)
+        touched = np.unique(self._log["i"].to_numpy()[len(old_log) :])
+        light = touched[before[touched] < LIGHTLY_SEEN]
+        if fold_in and len(light):
+            self._fold_in(light, self._log.iloc[len(old_log) :])
+        assert len(self.event_vocab_) == n_events
+        self._refresh_vectors(touched)
+        return self
+
+    def _set_log_append(self, inter: pd.DataFrame) -> None:
+        has_time = C.timestamp in inter.columns
+        if has_time != self._has_time:
+            raise DataValidationError(
+                "new interactions must have a timestamp column exactly when the training "
+                "data had one.",
+                source="partial_fit",
+                column=C.timestamp,
+            )
+        part = pd.DataFrame(
+            {
+                "u": self.user_ids_.to_internal(inter[C.user], kind="user"),
+                "i": self.item_ids_.to_internal(inter[C.item], kind="item"),
+                "w": inter[C.weight].to_numpy(np.float32),
+                "e": self._event_ids(inter),
+            }
+        )
+        last = int(self._log["t"].max()) if len(self._log) else 0
+        part["t"] = (
+            inter[C.timestamp].to_numpy(np.int64)
+            if has_time
+            else np.arange(last + 1, last + 1 + len(inter), dtype=np.int64)
+        )
+        self._log = pd.concat([self._log, part], ignore_index=True)
+        self._derive()
+
+    def _fold_in(self, items: np.ndarray, feedback: pd.DataFrame) -> None:
+        cf = self.model_.cf.weight
+        mask = torch.zeros(cf.shape[0], 1)
+        mask[torch.as_tensor(items)] = 1.0
+        handle = cf.register_hook(lambda g: g * mask)
+        try:
+            frozen = [p for p in self.model_.parameters() if p is not cf]
+            for p in frozen:
+                p.requires_grad_(False)
+            rows = feedback[feedback["i"].isin(items)]
+            cfg = ModelConfig(**{**self.config.model.model_dump(), "cf_dropout": 0.0})
+            train_model(
+                self.model_,
+                self._train_data(rows),
+                cfg,
+                trainable=[cf],
+                epochs=max(5, min(50, 2000 // max(1, len(rows)))),
+                show_progress=False,
+            )
+        finally:
+            handle.remove()
+            for p in self.model_.parameters():
+                p.requires_grad_(True)
+
+    # ================================================================ persistence
+
+    def save(self, directory: str | Path) -> Path:
+        """Save to a directory (atomically): JSON, safetensors, .npy, FAISS, Parquet, manifest."""
+        self._check_fitted()
+        target = Path(directory)
+        with atomic_directory(target) as tmp:
+            (tmp / "config.json").write_text(self.config.model_dump_json(indent=2))
+            save_file(
+                {k: v.contiguous() for k, v in self.model_.state_dict().items()},
+                str(tmp / "model.safetensors"),
+            )
+            for name in ("content_", "item_vectors_", "fusion_weights_"):
+                np.save(tmp / f"{name.rstrip('_')}.npy", getattr(self, name), allow_pickle=False)
+            self.index_.save(tmp / "items.faiss")
+            _to_parquet(self.items_, tmp / "items.parquet")
+            self._log.to_parquet(tmp / "interactions.parquet", index=False)
+            self.item_ids_.save(tmp / "item_ids.json")
+            self.user_ids_.save(tmp / "user_ids.json")
+            (tmp / "meta.json").write_text(
+                json.dumps(
+                    {
+                        "event_vocab": self.event_vocab_,
+                        "has_time": self._has_time,
+                        "content_dim": int(self.content_.shape[1]),
+                        "train": {
+                            "epochs_run": self.train_result_.epochs_run,
+                            "best_epoch": self.train_result_.best_epoch,
+                            "best_score": self.train_result_.best_score,
+                        },
+                    },
+                    indent=2,
+                )
+            )
+            write_manifest(
+                tmp,
+                {
+                    "library": "hybrid_rec",
+                    "library_version": __version__,
+                    "encoder": getattr(self.encoder, "name", "unknown"),
+                    "encoder_dim": int(self.content_.shape[1]),
+                },
+            )
+        log.info("saved model to %s", target)
+        return target
+
+    @classmethod
+    def load(cls, directory: str | Path, *, encoder: Encoder | None = None) -> HybridRecommender:
+        """Load a directory written by :meth:`save`, verifying every file's sha256."""
+        d = Path(directory)
+        manifest = read_manifest(d, library_version=__version__)
+        config = RecommenderConfig.model_validate_json((d / "config.json").read_text())
+        rec = cls(config, encoder=encoder)
+        meta = json.loads((d / "meta.json").read_text())
+        rec.items_ = pd.read_parquet(d / "items.parquet")
+        rec.item_ids_ = IdMap.load(d / "item_ids.json")
+        rec.user_ids_ = IdMap.load(d / "user_ids.json")
+        rec.content_ = load_npy(d / "content.npy")
+        rec.item_vectors_ = load_npy(d / "item_vectors.npy")
+        rec.fusion_weights_ = load_npy(d / "fusion_weights.npy")
+        rec.event_vocab_ = list(meta["event_vocab"])
+        rec._has_time = bool(meta["has_time"])
+        rec._log = pd.read_parquet(d / "interactions.parquet")
+        rec.model_ = HybridModel(
+            int(meta["content_dim"]), len(rec.item_ids_), len(rec.event_vocab_), config.model
+        )
+        try:
+            rec.model_.load_state_dict(load_file(str(d / "model.safetensors")))
+        except (RuntimeError, OSError) as exc:
+            raise ModelFileError(
+                f"{d / 'model.safetensors'}: incompatible weights ({exc})."
+            ) from None
+        rec.model_.eval()
+        rec.train_result_ = TrainResult(**meta["train"], seconds=0.0)
+        rec._derive()
+        rec.index_ = VectorIndex.load(d / "items.faiss", rec.item_vectors_, config.index)
+        if encoder is not None and encoder.name != manifest.get("encoder"):
+            raise ModelFileError(
+                f"{d}: saved with encoder {manifest.get('encoder')!r} but given {encoder.name!r}; "
+                "vectors from different encoders cannot be mixed."
+            )
+        rec._fitted = True
+        return rec
+
+    # ================================================================ introspection
+
+    def item_info(self, item_id: str) -> dict[str, Any]:
+        """Evidence and fusion weights of one item (how cold it is, content vs CF share)."""
+        self._check_fitted()
+        code = int(self.item_ids_.to_internal([item_id], kind="item")[0])
+        w = self.fusion_weights_[code]
+        return {
+            "item_id": str(item_id),
+            "interactions": int(self.counts_[code]),
+            "content_share": float(w[0]),
+            "collaborative_share": float(w[1]),
+        }
+
+    def __repr__(self) -> str:
+        if not self._fitted:
+            return "HybridRecommender(not fitted)"
+        return (
+            f"HybridRecommender(users={len(self.user_ids_)}, items={len(self.item_ids_)}, "
+            f"dim={self.config.model.dim}, index={self.index_.factory})"
+        )
+
+
+def _internal_holdout(
+    inter: pd.DataFrame, seed: int, share: float = 0.05
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Hold out a random ``share`` of the interactions of users with 5+ of them."""
+    rng = np.random.default_rng(seed)
+    size = inter.groupby(C.user)[C.item].transform("size").to_numpy()
+    pick = (rng.random(len(inter)) < share) & (size >= 5)
+    # an item whose every interaction was picked stays in training (nothing is lost)
+    pick &= inter[C.item].isin(pd.Index(inter[C.item][~pick].unique())).to_numpy()
+    if pick.sum() < 10:
+        return inter, None
+    return inter[~pick].reset_index(drop=True), inter[pick].reset_index(drop=True)
+
+
+def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
+    try:
+        frame.to_parquet(path, index=False)
+    except (ValueError, TypeError, ImportError):
+        safe = frame.copy()
+        for col in safe.columns:
+            if safe[col].dtype == object:
+                safe[col] = safe[col].map(lambda v: None if v is None else str(v))
+        safe.to_parquet(path, index=False)

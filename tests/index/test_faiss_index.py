@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid_rec.config import IndexConfig
+from hybrid_rec.errors import ModelFileError
+from hybrid_rec.index import VectorIndex, choose_factory
+
+
+def _unit(n: int, d: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _exact(q: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :k]
+
+
+def test_factory_by_size() -> None:
+    cfg = IndexConfig(exact_max_items=1000)
+    assert choose_factory(10, cfg) == "Flat"
+    assert choose_factory(10_000, cfg).startswith("HNSW32")
+    assert choose_factory(10, IndexConfig(factory="IVF4,Flat")) == "IVF4,Flat"
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW32,Flat", "IVF16,Flat"])
+def test_contract_recall_against_exact(factory: str) -> None:
+    x, q = _unit(3000, 32, 0), _unit(50, 32, 1)
+    index = VectorIndex(32, IndexConfig(hnsw_ef_search=128), factory=factory).build(x)
+    if factory.startswith("IVF"):
+        index._index.nprobe = 16  # type: ignore[union-attr]
+    scores, ids = index.search(q, 20)
+    truth = _exact(q, x, 20)
+    recall = np.mean([len(set(a) & set(b)) / 20 for a, b in zip(ids, truth, strict=True)])
+    assert recall >= (1.0 if factory == "Flat" else 0.95)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+
+
+def test_exclusions_allowed_mask_and_padding() -> None:
+    x, q = _unit(200, 16, 2), _unit(2, 16, 3)
+    index = VectorIndex(16).build(x)
+    top = _exact(q, x, 5)
+    _, ids = index.search(q, 5, exclude=[top[0, :2], np.array([], dtype=np.int64)])
+    assert not set(top[0, :2]) & set(ids[0])
+    assert ids[1].tolist() == top[1].tolist()
+    allowed = np.zeros(200, dtype=bool)
+    allowed[[3, 7, 9]] = True
+    scores, ids = index.search(q, 5, allowed=allowed)
+    assert set(ids[0, :3]) == {3, 7, 9} and (ids[:, 3:] == -1).all()
+    assert np.isneginf(scores[:, 3:]).all()
+
+
+def test_add_and_update_with_hnsw_overrides() -> None:
+    x = _unit(500, 16, 4)
+    index = VectorIndex(16, factory="HNSW16,Flat").build(x)
+    new_ids = index.add(_unit(3, 16, 5))
+    assert new_ids.tolist() == [500, 501, 502] and index.ntotal == 503
+    target = _unit(1, 16, 6)
+    index.update(np.array([7]), target)  # item 7 now points exactly at the query
+    _, ids = index.search(target, 3)
+    assert ids[0, 0] == 7
+    assert (ids[0] == 7).sum() == 1  # the stale entry is not returned twice
+
+
+def test_save_load_roundtrip(tmp_path: Path) -> None:
+    x, q = _unit(100, 8, 7), _unit(3, 8, 8)
+    index = VectorIndex(8).build(x)
+    index.save(tmp_path / "i.faiss")
+    loaded = VectorIndex.load(tmp_path / "i.faiss", x)
+    assert np.array_equal(index.search(q, 5)[1], loaded.search(q, 5)[1])
+    with pytest.raises(ModelFileError, match="holds"):
+        VectorIndex.load(tmp_path / "i.faiss", x[:50])
+    (tmp_path / "bad.faiss").write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match="cannot read"):
+        VectorIndex.load(tmp_path / "bad.faiss", x)

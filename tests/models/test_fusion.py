@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hybrid_rec.models.fusion import AttentionFusion, evidence_bucket
+from hybrid_rec.models.history import build_histories
+from hybrid_rec.models.user import context_features, recency_bucket
+
+
+def test_evidence_buckets_are_log_scale() -> None:
+    counts = torch.tensor([0, 1, 2, 3, 4, 7, 8, 10**9])
+    assert evidence_bucket(counts).tolist() == [0, 1, 2, 2, 3, 3, 4, 15]
+
+
+def test_cold_and_warm_share_one_code_path() -> None:
+    torch.manual_seed(0)
+    fusion = AttentionFusion(content_dim=16, dim=8)
+    content = torch.randn(4, 16)
+    cf = torch.randn(4, 8)
+    has_cf = torch.tensor([True, True, False, False])
+    counts = torch.tensor([50, 1, 0, 0])
+    out, weights = fusion(content, cf, counts, has_cf)
+    assert out.shape == (4, 8) and weights.shape == (4, 2)
+    assert torch.allclose(weights.sum(-1), torch.ones(4))
+    # without evidence the CF input is ignored (a cold item has none to give)
+    out2, _ = fusion(content, cf * 100, counts, has_cf)
+    assert torch.allclose(out[2:], out2[2:]) and not torch.allclose(out[:2], out2[:2])
+    # the attention query depends on the amount of evidence
+    _, w_many = fusion(content[:1], cf[:1], torch.tensor([500]), torch.tensor([True]))
+    _, w_few = fusion(content[:1], cf[:1], torch.tensor([1]), torch.tensor([True]))
+    assert not torch.allclose(w_many, w_few)
+
+
+def test_ablations_force_one_token() -> None:
+    content, cf = torch.randn(3, 16), torch.randn(3, 8)
+    counts, has_cf = torch.tensor([5, 5, 0]), torch.tensor([True, True, False])
+    _, w = AttentionFusion(16, 8, use_content=False)(content, cf, counts, has_cf)
+    assert torch.all(w[:, 1] > 0.999)
+    _, w = AttentionFusion(16, 8, use_cf=False)(content, cf, counts, has_cf)
+    assert torch.all(w[:, 0] > 0.999)
+
+
+def test_histories_are_most_recent_first_and_padded() -> None:
+    users = np.array([0, 0, 0, 1])
+    items = np.array([10, 11, 12, 13])
+    times = np.array([5, 9, 1, 3])
+    h = build_histories(users, items, np.array([1, 2, 3, 4]), times, n_users=3, max_len=2)
+    assert h.items.tolist() == [[11, 10], [13, -1], [-1, -1]]
+    assert h.events.tolist()[0] == [2, 1]
+    assert h.ref_time.tolist() == [9, 3, 0]
+    assert h.lengths.tolist() == [2, 1, 0]
+
+
+def test_recency_and_context_features() -> None:
+    ref = np.array([[3600 * 10]])
+    assert recency_bucket(ref, np.array([[3600 * 10, 3600 * 9, 0]]), True).tolist() == [[1, 2, 4]]
+    assert recency_bucket(ref, np.array([[0]]), False).tolist() == [[0]]
+    hour, weekday = context_features(np.array([0, 86400 * 4 + 3600 * 13]), True)
+    assert hour.tolist() == [0, 13] and weekday.tolist() == [3, 0]  # 1970-01-01: Thursday

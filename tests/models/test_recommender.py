@@ -1,0 +1,269 @@
+"""The HybridRecommender contract on a synthetic catalogue whose right answers are known."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_rec import HybridRecommender
+from hybrid_rec.content import HashingEncoder
+from hybrid_rec.data.datasets import Dataset, synthetic_new_items
+from hybrid_rec.errors import (
+    DataValidationError,
+    ModelFileError,
+    NotFittedError,
+    TrainingError,
+    UnknownIdError,
+)
+
+
+def _cluster_users(ds: Dataset, cluster: int) -> list[str]:
+    return [u for u, c in ds.info["user_cluster"].items() if c == cluster]
+
+
+def test_recommend_shape_and_users_get_their_cluster(
+    fitted: HybridRecommender, clustered: Dataset
+) -> None:
+    users = list(clustered.info["user_cluster"])[:40]
+    out = fitted.recommend(users, k=10)
+    assert list(out.columns) == ["user_id", "item_id", "score", "rank"]
+    assert out.groupby("user_id").size().eq(10).all()
+    assert out["user_id"].drop_duplicates().tolist() == users  # caller's order kept
+    assert (out.groupby("user_id")["score"].diff().dropna() <= 1e-6).all()  # best first
+    item_cluster = clustered.info["item_cluster"]
+    user_cluster = clustered.info["user_cluster"]
+    same = np.mean(
+        [item_cluster[i] == user_cluster[u] for u, i in zip(out.user_id, out.item_id, strict=True)]
+    )
+    assert same > 0.8
+
+
+def test_seen_items_are_excluded(fitted: HybridRecommender, clustered: Dataset) -> None:
+    user = clustered.interactions["user_id"].iloc[0]
+    seen = set(clustered.interactions.loc[clustered.interactions.user_id == user, "item_id"])
+    out = fitted.recommend([user], k=30)
+    assert not seen & set(out["item_id"])
+    with_seen = fitted.recommend([user], k=30, exclude_seen=False)
+    assert seen & set(with_seen["item_id"])
+
+
+def test_new_item_reaches_its_clusters_users(fitted: HybridRecommender, clustered: Dataset) -> None:
+    new = synthetic_new_items(4, cluster=2, seed=11, start_id=10_000)
+    scores = fitted.score_cold_items(new, k=20)
+    assert list(scores.columns) == ["item_id", "user_id", "score", "rank"]
+    assert scores.groupby("item_id").size().eq(20).all()
+    user_cluster = clustered.info["user_cluster"]
+    assert np.mean([user_cluster[u] == 2 for u in scores["user_id"]]) > 0.9
+    # chunking does not change the answer
+    chunked = fitted.score_cold_items(new, k=20, chunk_size=1)
+    pd.testing.assert_frame_equal(scores, chunked)
+
+
+def test_add_items_makes_new_items_retrievable_without_refit(
+    clustered: Dataset, fresh: Callable[[], HybridRecommender]
+) -> None:
+    rec = fresh()
+    before = copy.deepcopy(rec.model_.state_dict())
+    new = synthetic_new_items(3, cluster=1, seed=3, start_id=20_000)
+    rec.add_items(new)
+    assert set(new["item_id"]) <= set(rec.items_["item_id"])
+    for key, value in rec.model_.state_dict().items():  # no refit: trained weights untouched
+        if key != "cf.weight":
+            assert np.array_equal(value.numpy(), before[key].numpy()), key
+    assert np.array_equal(
+        rec.model_.cf.weight[: len(before["cf.weight"])].detach().numpy(),
+        before["cf.weight"].numpy(),
+    )
+    users = _cluster_users(clustered, 1)
+    out = rec.recommend(users, k=20)
+    reached = out[out["item_id"].isin(new["item_id"])]["user_id"].nunique()
+    assert reached >= 0.5 * len(users)
+    other = rec.recommend(_cluster_users(clustered, 0), k=20)
+    assert not other["item_id"].isin(new["item_id"]).any()
+    sims = rec.similar_items([new["item_id"].iloc[0]], k=10)
+    item_cluster = clustered.info["item_cluster"]
+    sim_clusters = [item_cluster.get(i, 1) for i in sims["similar_item_id"]]  # new ones are 1
+    assert np.mean(np.equal(sim_clusters, 1)) > 0.8
+    info = rec.item_info(new["item_id"].iloc[0])
+    assert info["interactions"] == 0 and info["content_share"] > 0.5
+
+
+def test_fusion_weights_are_a_distribution_conditioned_on_evidence(
+    fitted: HybridRecommender,
+) -> None:
+    w = fitted.fusion_weights_
+    assert np.allclose(w.sum(axis=1), 1.0, atol=1e-5)
+    by_bucket = pd.Series(w[:, 0]).groupby(np.minimum(fitted.counts_, 64)).mean()
+    assert by_bucket.nunique() > 1  # the weights move with the amount of evidence
+
+
+def test_new_user_from_liked_items_and_text(fitted: HybridRecommender, clustered: Dataset) -> None:
+    item_cluster = clustered.info["item_cluster"]
+    liked = [i for i, c in item_cluster.items() if c == 3][:2]
+    out = fitted.recommend_for_new_user(liked_items=liked, k=10)
+    assert list(out.columns) == ["item_id", "score", "rank"]
+    assert not set(liked) & set(out["item_id"])
+    assert np.mean([item_cluster[i] == 3 for i in out["item_id"]]) > 0.7
+    text = synthetic_new_items(1, cluster=0, seed=1)["description"].iloc[0]
+    by_text = fitted.recommend_for_new_user(text=text, k=10)
+    assert np.mean([item_cluster[i] == 0 for i in by_text["item_id"]]) > 0.7
+    with pytest.raises(DataValidationError, match="at least one"):
+        fitted.recommend_for_new_user()
+
+
+def test_filters_and_candidates(fitted: HybridRecommender, clustered: Dataset) -> None:
+    user = clustered.interactions["user_id"].iloc[0]
+    cheap = fitted.recommend([user], k=10, filters={"price": ("<", 10.0)})
+    prices = clustered.items.set_index("item_id")["price"]
+    assert (prices[cheap["item_id"]] < 10.0).all()
+    cat = clustered.items["category"].iloc[0]
+    only = fitted.recommend([user], k=5, filters={"category": cat})
+    assert set(clustered.items.set_index("item_id").loc[only["item_id"], "category"]) == {cat}
+    cands = clustered.items["item_id"].iloc[:7].tolist()
+    restricted = fitted.recommend([user], k=50, candidates=cands, exclude_seen=False)
+    assert set(restricted["item_id"]) <= set(cands) and len(restricted) == 7
+    with pytest.raises(DataValidationError, match="unknown column"):
+        fitted.recommend([user], filters={"colour": "red"})
+
+
+def test_partial_fit_moves_user_toward_new_feedback(
+    clustered: Dataset, fresh: Callable[[], HybridRecommender]
+) -> None:
+    rec = fresh()
+    item_cluster = clustered.info["item_cluster"]
+    user = _cluster_users(clustered, 0)[0]
+    target = [i for i, c in item_cluster.items() if c == 2]
+
+    def share(frame: pd.DataFrame) -> float:
+        return float(np.mean([item_cluster[i] == 2 for i in frame["item_id"]]))
+
+    before = share(rec.recommend([user], k=20))
+    t0 = int(clustered.interactions["timestamp"].max()) + 10
+    feedback = pd.DataFrame(
+        {
+            "user_id": user,
+            "item_id": target[:15],
+            "event": "purchase",
+            "timestamp": np.arange(t0, t0 + 15),
+        }
+    )
+    rec.partial_fit(feedback)
+    after = share(rec.recommend([user], k=20))
+    assert after > before + 0.3
+    # a brand-new user arrives through feedback alone
+    rec.partial_fit(
+        pd.DataFrame(
+            {
+                "user_id": "brand-new",
+                "item_id": target[:3],
+                "event": "click",
+                "timestamp": [t0 + 20, t0 + 21, t0 + 22],
+            }
+        )
+    )
+    assert share(rec.recommend(["brand-new"], k=10)) > 0.6
+
+
+def test_partial_fit_folds_feedback_into_a_cold_item(clustered: Dataset, small_config: Any) -> None:
+    rec = HybridRecommender(small_config(), encoder=HashingEncoder(256)).fit(
+        clustered.interactions, clustered.items, show_progress=False
+    )
+    new = synthetic_new_items(1, cluster=1, seed=5, start_id=30_000)
+    code = int(rec.add_items(new)[0])
+    share_before = rec.fusion_weights_[code, 1]
+    users = _cluster_users(clustered, 1)[:25]
+    t0 = int(clustered.interactions["timestamp"].max()) + 100
+    rec.partial_fit(
+        pd.DataFrame(
+            {
+                "user_id": users,
+                "item_id": new["item_id"].iloc[0],
+                "event": "purchase",
+                "timestamp": t0 + np.arange(len(users)),
+            }
+        )
+    )
+    assert rec.counts_[code] == len(users)
+    assert rec.fusion_weights_[code, 1] > share_before  # more evidence -> more behaviour
+    assert np.isfinite(rec.item_vectors_[code]).all()
+
+
+def test_save_load_gives_identical_recommendations(
+    fitted: HybridRecommender, clustered: Dataset, tmp_path: Path
+) -> None:
+    users = list(clustered.info["user_cluster"])[:25]
+    fitted.save(tmp_path / "m")
+    assert not list(tmp_path.glob(".m.*"))  # no temp dir left behind
+    loaded = HybridRecommender.load(tmp_path / "m", encoder=HashingEncoder(256))
+    pd.testing.assert_frame_equal(fitted.recommend(users, k=10), loaded.recommend(users, k=10))
+    new = synthetic_new_items(2, cluster=0, seed=2, start_id=40_000)
+    pd.testing.assert_frame_equal(
+        fitted.score_cold_items(new, k=5), loaded.score_cold_items(new, k=5)
+    )
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["encoder"] == "hashing-256" or manifest["encoder"].startswith("hashing")
+    assert all(len(h) == 64 for h in manifest["files"].values())
+    assert not list((tmp_path / "m").glob("*.pkl"))
+
+
+def test_load_rejects_tampered_or_foreign_directories(
+    fitted: HybridRecommender, tmp_path: Path
+) -> None:
+    d = fitted.save(tmp_path / "m")
+    vec = d / "item_vectors.npy"
+    data = bytearray(vec.read_bytes())
+    data[-1] ^= 0xFF
+    vec.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="sha256 mismatch"):
+        HybridRecommender.load(d)
+    d2 = fitted.save(tmp_path / "m2")
+    manifest = json.loads((d2 / "manifest.json").read_text())
+    manifest["library_version"] = "9.9.0"
+    (d2 / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match=r"9\.9\.0"):
+        HybridRecommender.load(d2)
+    with pytest.raises(ModelFileError, match="not a hybrid_rec model"):
+        HybridRecommender.load(tmp_path)
+    d3 = fitted.save(tmp_path / "m3")
+    with pytest.raises(ModelFileError, match="encoder"):
+        HybridRecommender.load(d3, encoder=HashingEncoder(64))
+
+
+def test_bad_input(fitted: HybridRecommender, clustered: Dataset) -> None:
+    user = clustered.interactions["user_id"].iloc[0]
+    with pytest.raises(UnknownIdError, match="'nobody'"):
+        fitted.recommend(["nobody"])
+    pop = fitted.recommend(["nobody", user], k=3, unknown_users="popular")
+    assert set(pop["user_id"]) == {"nobody", user}
+    assert fitted.recommend(["nobody"], unknown_users="skip").empty
+    for k in (0, -3):
+        with pytest.raises(DataValidationError, match="positive"):
+            fitted.recommend([user], k=k)
+    everything = fitted.recommend([user], k=10_000, exclude_seen=False)
+    assert len(everything) == len(fitted.items_)
+    existing = clustered.items.head(1)
+    with pytest.raises(DataValidationError, match="already in the catalogue"):
+        fitted.add_items(existing)
+    blank = pd.DataFrame({"item_id": ["blank-1"], "title": [""], "description": [None]})
+    with pytest.raises(DataValidationError, match="no text"):
+        fitted.add_items(blank)
+    with pytest.raises(UnknownIdError):
+        fitted.similar_items(["no-such-item"])
+    with pytest.raises(NotFittedError):
+        HybridRecommender().recommend(["u"])
+
+
+def test_nan_in_training_stops_with_clear_message(clustered: Dataset, small_config: Any) -> None:
+    cfg = small_config(epochs=2)
+    cfg.model.lr = 1e30
+    rec = HybridRecommender(cfg, encoder=HashingEncoder(64))
+    with pytest.raises(TrainingError, match=r"diverged|NaN"):
+        rec.fit(clustered.interactions, clustered.items, show_progress=False)
+    assert not rec._fitted
