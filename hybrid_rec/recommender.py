@@ -834,6 +834,44 @@ class HybridRecommender:
 
     # ================================================================ introspection
 
+    def user_history(self, user_id: str) -> pd.DataFrame:
+        """The user's latest history items (most recent first) with the user tower's
+        attention weight on each: which past items drive this user's vector.
+
+        Returns ``item_id, event, timestamp, attention`` (timestamp is None without times).
+        """
+        self._check_fitted()
+        code = self.user_ids_.to_internal([user_id], kind="user")
+        _, weights = self._user_vectors_for(code)
+        items = self.histories_.items[code[0]]
+        valid = items >= 0
+        return pd.DataFrame(
+            {
+                C.item: self.item_ids_.to_external(items[valid]).astype(str),
+                C.event: [self.event_vocab_[e] for e in self.histories_.events[code[0]][valid]],
+                C.timestamp: self.histories_.times[code[0]][valid] if self._has_time else None,
+                "attention": weights[0][valid].astype(np.float32),
+            }
+        )
+
+    def contributions(self, user_id: str, item_id: str) -> pd.DataFrame:
+        """How much each history item supports recommending ``item_id`` to ``user_id``:
+        attention weight x cosine(history item, item). Sorted, largest first.
+
+        Returns ``item_id, attention, similarity, contribution``.
+        """
+        hist = self.user_history(user_id)
+        target = self.item_vectors_[self.item_ids_.to_internal([item_id], kind="item")[0]]
+        sims = self.item_vectors_[self.item_ids_.to_internal(hist[C.item], kind="item")] @ target
+        out = hist[[C.item, "attention"]].assign(similarity=sims.astype(np.float32))
+        out = out.groupby(C.item, sort=False, as_index=False).agg(
+            attention=("attention", "sum"), similarity=("similarity", "first")
+        )  # an item seen twice counts once, with its summed attention
+        out["contribution"] = out["attention"] * out["similarity"]
+        return out.sort_values("contribution", ascending=False, kind="stable").reset_index(
+            drop=True
+        )
+
     def item_info(self, item_id: str) -> dict[str, Any]:
         """Evidence and fusion weights of one item (how cold it is, content vs CF share)."""
         self._check_fitted()
