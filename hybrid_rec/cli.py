@@ -107,6 +107,39 @@ def data_export(
     )
 
 
+@app.command("embed")
+def embed_cmd(
+    items: Annotated[Path, typer.Argument(help="Catalogue file (CSV, Parquet or JSON Lines).")],
+    store: Annotated[Path, typer.Option("--store", help="Embedding store directory.")],
+    encoder: Annotated[
+        str | None,
+        typer.Option(
+            help="minilm (default), mpnet, e5-multilingual, hashing, or a local model directory."
+        ),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config ([content] table).")] = None,
+    keep_removed: Annotated[
+        bool, typer.Option(help="Keep vectors of items gone from the file.")
+    ] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(help="Start again if the store was written by another encoder or version."),
+    ] = False,
+    repair: Annotated[bool, typer.Option(help="Re-embed the items of corrupt shards.")] = False,
+) -> None:
+    """Embed new and changed items into an embedding store (unchanged items are skipped)."""
+    from hybrid_rec.config import RecommenderConfig, load_config
+    from hybrid_rec.content import reembed_catalog
+
+    cfg = (load_config(config) if config else RecommenderConfig()).content
+    if encoder:
+        cfg.encoder = encoder
+    summary = reembed_catalog(
+        items, store, config=cfg, keep_removed=keep_removed, rebuild=rebuild, repair=repair
+    )
+    typer.echo(str(summary))
+
+
 @app.command("fit")
 def fit_cmd(
     interactions: Annotated[Path, typer.Argument(help="Interactions file.")],

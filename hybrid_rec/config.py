@@ -112,6 +112,10 @@ class ModelConfig(_Stage):
     """Early stopping: epochs without a better validation recall."""
     use_content: bool = True
     use_cf: bool = True
+    user_embedding: bool = True
+    """Add a learned per-user vector to the history attention (warm users; new users get 0)."""
+    align_weight: float = Field(0.0, ge=0.0)
+    """Weight of a loss pulling an item's content projection toward its CF vector."""
     threads: int | None = None
     seed: int = 42
 

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from hybrid_rec._version import __version__
 from hybrid_rec.config import ModelConfig, RecommenderConfig
 from hybrid_rec.content import Encoder, item_texts, make_encoder
+from hybrid_rec.content.encoders import encode_queries
 from hybrid_rec.data.columns import Columns
 from hybrid_rec.data.idmap import IdMap
 from hybrid_rec.data.schema import validate_interactions, validate_items
@@ -142,8 +143,14 @@ class HybridRecommender:
         self._set_log(inter)
         torch.manual_seed(cfg.model.seed)
         self.model_ = HybridModel(
-            self.content_.shape[1], len(self.item_ids_), len(self.event_vocab_), cfg.model
+            self.content_.shape[1],
+            len(self.item_ids_),
+            len(self.event_vocab_),
+            cfg.model,
+            n_users=len(self.user_ids_),
         )
+        with torch.no_grad():
+            self.model_.fusion.content_mean.copy_(torch.as_tensor(self.content_.mean(axis=0)))
         val_fn = self._validation_fn(validation) if validation is not None else None
         log.info(
             "fitting on %d interactions, %d users, %d items (%d without interactions)",
@@ -522,7 +529,7 @@ class HybridRecommender:
         hist = list(liked_codes[::-1][: self.config.model.history_len])
         events = [self.event_vocab_.index(PICKED_EVENT)] * len(hist)
         if text:
-            taste = self._new_item_vectors(np.asarray(self.encoder.encode([text]), np.float32))
+            taste = self._new_item_vectors(encode_queries(self.encoder, [text]))
             table = np.concatenate([table, taste])
             hist = [len(self.item_vectors_), *hist][: self.config.model.history_len]
             events = [self.event_vocab_.index(TASTE_EVENT), *events][: len(hist)]
@@ -690,6 +697,8 @@ class HybridRecommender:
             log.warning("unseen event type(s) %s are treated as '%s'", new_events, PICKED_EVENT)
         old_log = self._log
         self._set_log_append(inter)
+        if self.config.model.user_embedding:  # new users start with no learned residual
+            self.model_.user_emb.grow(len(self.user_ids_) - self.model_.user_emb.n_items)
         touched = np.unique(self._log["i"].to_numpy()[len(old_log) :])
         light = touched[before[touched] < LIGHTLY_SEEN]
         if fold_in and len(light):
@@ -812,7 +821,11 @@ class HybridRecommender:
         rec._has_time = bool(meta["has_time"])
         rec._log = pd.read_parquet(d / "interactions.parquet")
         rec.model_ = HybridModel(
-            int(meta["content_dim"]), len(rec.item_ids_), len(rec.event_vocab_), config.model
+            int(meta["content_dim"]),
+            len(rec.item_ids_),
+            len(rec.event_vocab_),
+            config.model,
+            n_users=len(rec.user_ids_),
         )
         try:
             rec.model_.load_state_dict(load_file(str(d / "model.safetensors")))

@@ -41,6 +41,8 @@ class AttentionFusion(nn.Module):
         "no evidence" token only); without CF it is content-only.
     """
 
+    content_mean: torch.Tensor
+
     def __init__(
         self, content_dim: int, dim: int, *, use_content: bool = True, use_cf: bool = True
     ) -> None:
@@ -56,6 +58,9 @@ class AttentionFusion(nn.Module):
         self.evidence = nn.Embedding(N_EVIDENCE_BUCKETS, dim)
         self.key = nn.Linear(dim, dim, bias=False)
         self.query = nn.Linear(dim, dim)
+        # Sentence-encoder vectors share one large common direction; the catalogue
+        # mean (set by the trainer, saved with the weights) is removed before projecting.
+        self.register_buffer("content_mean", torch.zeros(content_dim))
         nn.init.normal_(self.evidence.weight, std=0.1)
 
     def forward(
@@ -81,7 +86,7 @@ class AttentionFusion(nn.Module):
             (content, collaborative).
         """
         n = content.shape[0]
-        h_content = self.content_proj(content)
+        h_content = self.content_proj(content - self.content_mean)
         mask = has_cf.unsqueeze(-1).to(h_content.dtype)
         h_cf = mask * cf + (1.0 - mask) * self.no_cf.expand(n, -1)
         tokens = torch.stack([h_content, h_cf], dim=1)  # (n, 2, dim)

@@ -28,8 +28,13 @@ class UserBatch:
         times: np.ndarray,
         ref_time: np.ndarray,
         has_time: bool,
+        users: np.ndarray | None = None,
     ) -> None:
         self.items = torch.as_tensor(items, dtype=torch.long)
+        n = self.items.shape[0]
+        self.users = torch.as_tensor(
+            users if users is not None else np.full(n, -1), dtype=torch.long
+        )
         self.valid = self.items >= 0
         self.events = torch.as_tensor(events, dtype=torch.long)
         self.recency = torch.as_tensor(
@@ -47,6 +52,7 @@ class UserBatch:
             hist.times[users],
             hist.ref_time[users],
             hist.has_time,
+            users,
         )
 
 
@@ -65,10 +71,15 @@ class HybridModel(nn.Module):
         Model settings.
     """
 
-    def __init__(self, content_dim: int, n_items: int, n_events: int, config: ModelConfig) -> None:
+    def __init__(
+        self, content_dim: int, n_items: int, n_events: int, config: ModelConfig, n_users: int = 0
+    ) -> None:
         super().__init__()
         self.config = config
         self.cf = CollaborativeEmbeddings(n_items, config.dim)
+        # per-user residual vectors (zero for users who arrive after training)
+        self.user_emb = CollaborativeEmbeddings(n_users if config.user_embedding else 0, config.dim)
+        nn.init.zeros_(self.user_emb.weight)
         self.fusion = AttentionFusion(
             content_dim, config.dim, use_content=config.use_content, use_cf=config.use_cf
         )
@@ -77,6 +88,15 @@ class HybridModel(nn.Module):
     def grow(self, n_new: int) -> None:
         """Make room for ``n_new`` new items in the CF table."""
         self.cf.grow(n_new)
+
+    def user_residual(self, users: torch.Tensor) -> torch.Tensor:
+        """The learned per-user vectors (zeros for unknown users, -1)."""
+        n = self.user_emb.n_items
+        if n == 0:
+            return torch.zeros(len(users), self.config.dim)
+        known = (users >= 0) & (users < n)
+        vecs = self.user_emb(users.clamp(min=0, max=n - 1))
+        return vecs * known.unsqueeze(-1)
 
     def items_forward(
         self,
@@ -91,8 +111,8 @@ class HybridModel(nn.Module):
         return F.normalize(fused, dim=-1), weights
 
     def users_forward(
-        self, item_vectors: torch.Tensor, batch: UserBatch
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, item_vectors: torch.Tensor, batch: UserBatch, *, need_weights: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """User vectors from the fused vectors of their history items.
 
         ``item_vectors`` is (B, L, dim), aligned with ``batch.items``.
@@ -104,8 +124,9 @@ class HybridModel(nn.Module):
             batch.recency,
             batch.hour,
             batch.weekday,
+            need_weights=need_weights,
         )
-        return F.normalize(users, dim=-1), weights
+        return F.normalize(users + self.user_residual(batch.users), dim=-1), weights
 
     # ------------------------------------------------------------------ inference
 
@@ -143,6 +164,7 @@ class HybridModel(nn.Module):
         table = torch.as_tensor(item_vectors)
         hist = table[batch.items.clamp(min=0)]
         users, weights = self.users_forward(hist, batch)
+        assert weights is not None
         return users.numpy().astype(np.float32), weights.numpy().astype(np.float32)
 
 

@@ -181,13 +181,30 @@ def _step(
         cand = torch.unique(torch.cat([negs, used]))
     vecs, _ = model.items_forward(content[cand], cand, counts[cand], has_cf_all[cand])
     batch = UserBatch(
-        h_items, hist.events[users], hist.times[users], hist.ref_time[users], hist.has_time
+        h_items, hist.events[users], hist.times[users], hist.ref_time[users], hist.has_time, users
     )
     col = torch.searchsorted(cand, torch.as_tensor(batch.items.clamp(min=0)))
-    user_vecs, _ = model.users_forward(vecs[col], batch)
+    user_vecs, _ = model.users_forward(vecs[col], batch, need_weights=False)
     target_col = torch.searchsorted(cand, torch.as_tensor(targets))
     weights = torch.as_tensor(data.weights[idx], dtype=torch.float32)
-    return weighted_softmax_loss(user_vecs, vecs, target_col, weights, config.temperature)
+    loss = weighted_softmax_loss(user_vecs, vecs, target_col, weights, config.temperature)
+    if config.align_weight > 0:
+        loss = loss + config.align_weight * _alignment(model, content, counts, cand)
+    return loss
+
+
+def _alignment(
+    model: HybridModel, content: torch.Tensor, counts: torch.Tensor, cand: torch.Tensor
+) -> torch.Tensor:
+    """1 - cos(content projection, CF vector) over warm items: teaches the content path
+    where behaviour puts an item, which is where a cold item should land."""
+    warm = cand[counts[cand] > 0]
+    if len(warm) == 0:
+        return torch.zeros(())
+    fusion = model.fusion
+    h_content = fusion.content_proj(content[warm] - fusion.content_mean)
+    target = model.cf(warm).detach()
+    return (1 - torch.nn.functional.cosine_similarity(h_content, target, dim=-1)).mean()
 
 
 def _check_finite(model: HybridModel) -> None:

@@ -86,7 +86,8 @@ class UserAttention(nn.Module):
         recency: torch.Tensor,
         hour: torch.Tensor,
         weekday: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        need_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Pool a batch of histories.
 
         Parameters
@@ -103,16 +104,17 @@ class UserAttention(nn.Module):
         Returns
         -------
         users, weights
-            (B, dim) user vectors and (B, L) attention weights (0 on padding).
+            (B, dim) user vectors and (B, L) attention weights (0 on padding), or
+            None for the weights when ``need_weights`` is False (faster, for training).
         """
         length = items.shape[1]
         pos = torch.arange(length, device=items.device).clamp(max=self.max_len - 1)
         tokens = items + self.event(events) + self.recency(recency) + self.position(pos)
         query = (self.base_query + self.hour(hour) + self.weekday(weekday)).unsqueeze(1)
         pooled, weights = self.attn(
-            query, tokens, tokens, key_padding_mask=~valid, need_weights=True
+            query, tokens, tokens, key_padding_mask=~valid, need_weights=need_weights
         )
         pooled = pooled.squeeze(1)
         # residual to the mean of the item vectors keeps the user in the item space
         mean = (items * valid.unsqueeze(-1)).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
-        return mean + self.out(pooled), weights.squeeze(1)
+        return mean + self.out(pooled), (weights.squeeze(1) if weights is not None else None)
