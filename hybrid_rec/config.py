@@ -112,6 +112,10 @@ class ModelConfig(_Stage):
     """Early stopping: epochs without a better validation recall."""
     use_content: bool = True
     use_cf: bool = True
+    content_hidden: int = Field(0, ge=0)
+    """Hidden width of the content projection; 0 = linear (generalises best to cold items)."""
+    content_dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    """Dropout on the content vector while training (stops the content path memorising items)."""
     user_embedding: bool = True
     """Add a learned per-user vector to the history attention (warm users; new users get 0)."""
     align_weight: float = Field(0.0, ge=0.0)

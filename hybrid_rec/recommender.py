@@ -167,10 +167,65 @@ class HybridRecommender:
             show_progress=show_progress,
         )
         self._fitted = True
+        self.cold_bias_ = 0.0
+        self._refresh_vectors()
+        if validation is not None:
+            natural = holdout is not None  # our own holdout: match the catalogue's cold share
+            self.cold_bias_ = self._tune_cold_bias(validation, natural_share=natural)
         self._refresh_vectors()
         if holdout is not None:  # fold the early-stopping interactions back in
-            self._absorb(holdout, fold_in=False)
+            self._absorb(holdout, fold_in=True)
         return self
+
+    def _tune_cold_bias(self, validation: pd.DataFrame, *, natural_share: bool = False) -> float:
+        """The score offset for items with no interactions that maximises validation
+        Recall@k when cold and warm items are ranked together.
+
+        A model trained on behaviour learns a popularity prior that pushes
+        items without evidence below every warm item; this one scalar, chosen on
+        validation (never test), puts them back in competition. With
+        ``natural_share`` the cold interactions are subsampled so that their
+        share of the validation equals the cold items' share of the catalogue,
+        so new items are promoted as much as a typical item deserves, no more.
+        """
+        val = validation[validation[C.user].isin(pd.Index(self.user_ids_.external_ids))]
+        val = val[val[C.item].isin(pd.Index(self.item_ids_.external_ids))]
+        cold = self.counts_ == 0
+        if natural_share:
+            is_cold = cold[self.item_ids_.to_internal(val[C.item], kind="item")]
+            n_warm, share = int((~is_cold).sum()), float(cold.mean())
+            want = round(share / max(1e-9, 1 - share) * n_warm)
+            if 0 < want < int(is_cold.sum()):
+                rng = np.random.default_rng(self.config.model.seed)
+                drop = rng.choice(np.flatnonzero(is_cold), int(is_cold.sum()) - want, replace=False)
+                val = val.drop(val.index[drop])
+        items = self.item_ids_.to_internal(val[C.item], kind="item")
+        if not cold[items].any() or cold[items].all():
+            return 0.0
+        users_all = self.user_ids_.to_internal(val[C.user], kind="user")
+        uniq = np.unique(users_all)
+        rng = np.random.default_rng(self.config.model.seed)
+        if len(uniq) > 2000:
+            uniq = np.sort(rng.choice(uniq, 2000, replace=False))
+        keep = np.isin(users_all, uniq)
+        rows = np.searchsorted(uniq, users_all[keep])
+        relevant = np.zeros((len(uniq), len(self.item_ids_)), dtype=bool)
+        relevant[rows, items[keep]] = True
+        scores = self.user_vectors()[uniq] @ self.item_vectors_.T
+        for r, u in enumerate(uniq):
+            scores[r, self._seen.row(int(u))] = -np.inf
+        k = self.config.eval.k
+        n_rel = relevant.sum(axis=1)
+        grid = sorted(np.round(np.arange(-0.3, 0.61, 0.05), 2), key=abs)
+        recalls = []
+        for bias in grid:
+            top = np.argpartition(-(scores + float(bias) * cold), k - 1, axis=1)[:, :k]
+            recalls.append(float(np.mean(np.take_along_axis(relevant, top, 1).sum(1) / n_rel)))
+        # the smallest offset within 2% of the best recall: no more promotion than needed
+        best_recall = max(recalls)
+        best = next(float(b) for b, r in zip(grid, recalls, strict=True) if r >= 0.98 * best_recall)
+        log.info("cold-item score offset %.2f (validation recall@%d %.4f)", best, k, best_recall)
+        return best
 
     def _content_vectors(self, catalogue: pd.DataFrame, content: np.ndarray | None) -> np.ndarray:
         if content is None:
@@ -322,11 +377,25 @@ class HybridRecommender:
         vecs, weights = self.model_.encode_items(self.content_, self.counts_)
         if items is None or not hasattr(self, "index_"):
             self.item_vectors_, self.fusion_weights_ = vecs, weights
-            self.index_ = VectorIndex(vecs.shape[1], self.config.index).build(vecs)
+            aug = self._index_vectors(np.arange(len(vecs)))
+            self.index_ = VectorIndex(aug.shape[1], self.config.index).build(aug)
         else:
             self.item_vectors_[items], self.fusion_weights_[items] = vecs[items], weights[items]
-            self.index_.update(items, vecs[items])
+            self.index_.update(items, self._index_vectors(items))
         self._user_vectors = None
+
+    def _index_vectors(self, items: np.ndarray) -> np.ndarray:
+        """Item vectors as indexed: the fused vector plus one column holding the
+        cold-item offset (``cold_bias_`` for items with no interactions, else 0)."""
+        extra = np.where(self.counts_[items] == 0, self.cold_bias_, 0.0).astype(np.float32)
+        return np.concatenate([self.item_vectors_[items], extra[:, None]], axis=1)
+
+    @staticmethod
+    def _as_query(vectors: np.ndarray, weight: float = 1.0) -> np.ndarray:
+        """User vectors as index queries: the extra column (weight 1) picks up the
+        cold offset; item-to-item queries use weight 0."""
+        col = np.full((len(vectors), 1), weight, dtype=np.float32)
+        return np.concatenate([vectors, col], axis=1)
 
     # ================================================================ helpers
 
@@ -447,7 +516,9 @@ class HybridRecommender:
             q_users = codes[known]
             uvecs, _ = self._user_vectors_for(q_users)
             exclude = [self._seen.row(int(u)) for u in q_users] if exclude_seen else None
-            scores, ids = self.index_.search(uvecs, k, allowed=allowed, exclude=exclude)
+            scores, ids = self.index_.search(
+                self._as_query(uvecs), k, allowed=allowed, exclude=exclude
+            )
             frames.append(
                 self._frame(
                     np.asarray(user_list, dtype=object)[known],
@@ -476,7 +547,9 @@ class HybridRecommender:
         self._check_fitted()
         u = self.user_ids_.to_internal([str(x) for x in users], kind="user")
         i = self.item_ids_.to_internal([str(x) for x in items], kind="item")
-        return np.asarray(self.user_vectors()[u] @ self.item_vectors_[i].T, dtype=np.float32)
+        offset = np.where(self.counts_[i] == 0, self.cold_bias_, 0.0)
+        scores = self.user_vectors()[u] @ self.item_vectors_[i].T + offset
+        return np.asarray(scores, dtype=np.float32)
 
     def _popular_for(self, users: np.ndarray, k: int, allowed: np.ndarray | None) -> pd.DataFrame:
         pop = self.counts_.astype(np.float64)
@@ -545,7 +618,7 @@ class HybridRecommender:
         n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_)
         k = self._check_k(k, max(1, n_cand))
         exclude = [np.unique(liked_codes)] if exclude_liked and len(liked_codes) else None
-        scores, ids = self.index_.search(uvec, k, allowed=allowed, exclude=exclude)
+        scores, ids = self.index_.search(self._as_query(uvec), k, allowed=allowed, exclude=exclude)
         out = self._frame(
             np.asarray(["new"], dtype=object), scores, ids, C.user, C.item, self.item_ids_
         )
@@ -602,7 +675,7 @@ class HybridRecommender:
         vecs, weights = self.model_.encode_items(content, np.zeros(len(frame), np.int64))
         self.item_vectors_ = np.concatenate([self.item_vectors_, vecs])
         self.fusion_weights_ = np.concatenate([self.fusion_weights_, weights])
-        ids = self.index_.add(vecs)
+        ids = self.index_.add(self._index_vectors(np.arange(n_old, len(self.item_ids_))))
         assert ids[0] == n_old
         log.info("added %d new item(s); catalogue now %d", len(frame), len(self.item_ids_))
         return ids
@@ -660,7 +733,10 @@ class HybridRecommender:
         allowed = self._allowed(None, filters)
         k = self._check_k(k, max(1, len(self.item_ids_) - 1))
         scores, found = self.index_.search(
-            self.item_vectors_[codes], k, allowed=allowed, exclude=[np.array([c]) for c in codes]
+            self._as_query(self.item_vectors_[codes], 0.0),
+            k,
+            allowed=allowed,
+            exclude=[np.array([c]) for c in codes],
         )
         return self._frame(
             np.asarray(ids, dtype=object), scores, found, C.item, "similar_item_id", self.item_ids_
@@ -782,6 +858,7 @@ class HybridRecommender:
                         "event_vocab": self.event_vocab_,
                         "has_time": self._has_time,
                         "content_dim": int(self.content_.shape[1]),
+                        "cold_bias": self.cold_bias_,
                         "train": {
                             "epochs_run": self.train_result_.epochs_run,
                             "best_epoch": self.train_result_.best_epoch,
@@ -836,7 +913,10 @@ class HybridRecommender:
         rec.model_.eval()
         rec.train_result_ = TrainResult(**meta["train"], seconds=0.0)
         rec._derive()
-        rec.index_ = VectorIndex.load(d / "items.faiss", rec.item_vectors_, config.index)
+        rec.cold_bias_ = float(meta.get("cold_bias", 0.0))
+        rec.index_ = VectorIndex.load(
+            d / "items.faiss", rec._index_vectors(np.arange(len(rec.item_vectors_))), config.index
+        )
         if encoder is not None and encoder.name != manifest.get("encoder"):
             raise ModelFileError(
                 f"{d}: saved with encoder {manifest.get('encoder')!r} but given {encoder.name!r}; "
@@ -909,12 +989,17 @@ class HybridRecommender:
 def _internal_holdout(
     inter: pd.DataFrame, seed: int, share: float = 0.05
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Hold out a random ``share`` of the interactions of users with 5+ of them."""
+    """Hold out, for early stopping and the cold-item offset, every interaction of a
+    random ``share`` of the items (pseudo-cold items) and a random ``share`` of
+    the interactions of users with 5+ of them. ``fit`` folds them back in after."""
     rng = np.random.default_rng(seed)
     size = inter.groupby(C.user)[C.item].transform("size").to_numpy()
+    items = np.unique(inter[C.item].to_numpy())
+    pseudo_cold = rng.choice(items, int(share * len(items)), replace=False)
     pick = (rng.random(len(inter)) < share) & (size >= 5)
-    # an item whose every interaction was picked stays in training (nothing is lost)
-    pick &= inter[C.item].isin(pd.Index(inter[C.item][~pick].unique())).to_numpy()
+    pick |= inter[C.item].isin(pd.Index(pseudo_cold)).to_numpy()
+    # only users who keep some training interactions can be validated on
+    pick &= inter[C.user].isin(pd.Index(inter[C.user][~pick].unique())).to_numpy()
     if pick.sum() < 10:
         return inter, None
     return inter[~pick].reset_index(drop=True), inter[pick].reset_index(drop=True)

@@ -36,6 +36,10 @@ class AttentionFusion(nn.Module):
         Dimension of the sentence-encoder vectors.
     dim
         Output dimension (the shared user/item space).
+    content_hidden
+        Hidden width of the content projection (0: linear).
+    content_dropout
+        Dropout on the content input during training.
     use_content, use_cf
         Ablations: without content the model is pure CF (cold items get the
         "no evidence" token only); without CF it is content-only.
@@ -44,24 +48,35 @@ class AttentionFusion(nn.Module):
     content_mean: torch.Tensor
 
     def __init__(
-        self, content_dim: int, dim: int, *, use_content: bool = True, use_cf: bool = True
+        self,
+        content_dim: int,
+        dim: int,
+        *,
+        use_content: bool = True,
+        use_cf: bool = True,
+        content_hidden: int = 0,
+        content_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.dim = dim
         self.use_content = use_content
         self.use_cf = use_cf
-        hidden = max(2 * dim, 128)
-        self.content_proj = nn.Sequential(
-            nn.Linear(content_dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
-        )
+        layers: list[nn.Module] = [nn.Dropout(content_dropout)]
+        if content_hidden:
+            layers += [nn.Linear(content_dim, content_hidden), nn.GELU()]
+        layers.append(nn.Linear(content_hidden or content_dim, dim))
+        self.content_proj = nn.Sequential(*layers)
         self.no_cf = nn.Parameter(torch.zeros(dim))
         self.evidence = nn.Embedding(N_EVIDENCE_BUCKETS, dim)
         self.key = nn.Linear(dim, dim, bias=False)
+        # which token is which (content / behaviour): lets the evidence query pick a side
+        self.token_type = nn.Parameter(torch.randn(2, dim) * 0.5)
         self.query = nn.Linear(dim, dim)
         # Sentence-encoder vectors share one large common direction; the catalogue
         # mean (set by the trainer, saved with the weights) is removed before projecting.
         self.register_buffer("content_mean", torch.zeros(content_dim))
         nn.init.normal_(self.evidence.weight, std=0.1)
+        self.evidence_slope = nn.Parameter(torch.tensor(0.0))
 
     def forward(
         self, content: torch.Tensor, cf: torch.Tensor, counts: torch.Tensor, has_cf: torch.Tensor
@@ -90,8 +105,14 @@ class AttentionFusion(nn.Module):
         mask = has_cf.unsqueeze(-1).to(h_content.dtype)
         h_cf = mask * cf + (1.0 - mask) * self.no_cf.expand(n, -1)
         tokens = torch.stack([h_content, h_cf], dim=1)  # (n, 2, dim)
-        q = self.query(self.evidence(evidence_bucket(counts * has_cf)))  # (n, dim)
-        logits = torch.einsum("nd,ntd->nt", q, self.key(tokens)) / math.sqrt(self.dim)
+        bucket = evidence_bucket(counts * has_cf)
+        q = self.query(self.evidence(bucket))  # (n, dim)
+        keys = self.key(tokens) + self.token_type
+        logits = torch.einsum("nd,ntd->nt", q, keys) / math.sqrt(self.dim)
+        # monotone prior: every doubling of the evidence adds a learned, non-negative
+        # amount to the behaviour token's logit (cold leans on content, popular on CF)
+        slope = torch.nn.functional.softplus(self.evidence_slope)
+        logits = logits + torch.stack([torch.zeros_like(slope * bucket), slope * bucket], dim=-1)
         if not self.use_content:
             logits = logits + torch.tensor([-1e4, 0.0], device=logits.device)
         if not self.use_cf:

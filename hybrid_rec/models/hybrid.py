@@ -81,7 +81,12 @@ class HybridModel(nn.Module):
         self.user_emb = CollaborativeEmbeddings(n_users if config.user_embedding else 0, config.dim)
         nn.init.zeros_(self.user_emb.weight)
         self.fusion = AttentionFusion(
-            content_dim, config.dim, use_content=config.use_content, use_cf=config.use_cf
+            content_dim,
+            config.dim,
+            use_content=config.use_content,
+            use_cf=config.use_cf,
+            content_hidden=config.content_hidden,
+            content_dropout=config.content_dropout,
         )
         self.user = UserAttention(config.dim, n_events, config.history_len)
 
