@@ -204,6 +204,26 @@ def score_cold_cmd(
     typer.echo(f"wrote {len(frame):,} (item, user) rows to {out}")
 
 
+@app.command("serve")
+def serve_cmd(
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="A saved model (default: fit MovieLens-100k once into models/ml100k)."),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (loopback unless you ask).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 7860,
+) -> None:
+    """Open the Gradio demo app (recommendations with explanations, new user, new item)."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from hybrid_rec.serve import serve
+
+    serve(model_dir=model_dir, host=host, port=port)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning library errors into one line."""
     try:

@@ -138,7 +138,7 @@ class IndexConfig(_Stage):
 class ExplainConfig(_Stage):
     """Explanations."""
 
-    backend: Literal["llama_cpp", "transformers", "template"] = "template"
+    backend: Literal["llama_cpp", "transformers", "template"] = "llama_cpp"
     model: str = "qwen2.5-0.5b"
     language: str = "en"
     max_tokens: int = Field(120, ge=8)

@@ -474,6 +474,7 @@ class HybridRecommender:
         exclude_seen: bool = True,
         filters: Filters | None = None,
         unknown_users: Literal["error", "popular", "skip"] = "error",
+        explain: bool | int = False,
     ) -> pd.DataFrame:
         """Top-``k`` items for known users.
 
@@ -491,6 +492,9 @@ class HybridRecommender:
             ``"error"`` (default) raises :class:`UnknownIdError`; ``"popular"``
             serves unknown users the most popular allowed items (the new-user
             path with no information); ``"skip"`` leaves them out.
+        explain
+            ``True`` (top 3 per user) or a number of ranks: adds an ``explanation``
+            column, generated in one batch where the backend allows.
 
         Returns
         -------
@@ -534,6 +538,10 @@ class HybridRecommender:
         if not frames:
             return pd.DataFrame({C.user: [], C.item: [], C.score: [], C.rank: []})
         out = pd.concat(frames, ignore_index=True)
+        if explain and unknown_users != "popular":
+            from hybrid_rec.explain import add_explanations
+
+            out = add_explanations(self, out, top=3 if explain is True else int(explain))
         order = {u: n for n, u in enumerate(user_list)}
         return out.sort_values(
             [C.user, C.rank], key=lambda s: s.map(order) if s.name == C.user else s, kind="stable"
@@ -926,6 +934,27 @@ class HybridRecommender:
         return rec
 
     # ================================================================ introspection
+
+    def explain(self, user_id: str, item_id: str) -> Any:
+        """Why ``item_id`` suits ``user_id``: an ``Explanation(text, facts, grounded, backend)``.
+
+        The text comes from the backend in ``config.explain`` (a local LLM by
+        default) and is checked against the facts; a failed check or a
+        timeout falls back to a template sentence, and ``backend`` says which.
+        """
+        from hybrid_rec.explain import explain
+
+        self._check_fitted()
+        return explain(self, str(user_id), str(item_id))
+
+    def explain_for_new_user(
+        self, item_id: str, liked_items: Sequence[str] = (), text: str | None = None
+    ) -> Any:
+        """Explain a :meth:`recommend_for_new_user` result from the picked items / taste."""
+        from hybrid_rec.explain import explain_for_new_user
+
+        self._check_fitted()
+        return explain_for_new_user(self, str(item_id), list(liked_items), text)
 
     def user_history(self, user_id: str) -> pd.DataFrame:
         """The user's latest history items (most recent first) with the user tower's

