@@ -28,6 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,49 @@ def _check_text(text: Any, limit: int, what: str) -> str:
             fix="shorten it.",
         )
     return value
+
+
+# ============================================================================ concurrency
+
+
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer goes first.
+
+    Rankings and explanations only read the model and may run side by side;
+    ``add_items`` changes it (arrays, the FAISS index) and runs alone.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing and not self._writers_waiting)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            self._cond.wait_for(lambda: not self._writing and not self._readers)
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
 
 
 # ============================================================================ catalogue view
@@ -286,6 +330,7 @@ class Explainer:
         self.catalogue = catalogue
         self.fallback_reason: str | None = None
         """Why the library's last explanation failed (the app's template then stands in)."""
+        self._llm = threading.Lock()  # one generation at a time: 2 cores, one model
 
     @property
     def backend(self) -> str:
@@ -323,7 +368,8 @@ class Explainer:
         self, explain: Callable[[], Any], fallback: Callable[[], ExplanationView]
     ) -> ExplanationView:
         try:
-            explanation = explain()
+            with self._llm:
+                explanation = explain()
         except HybridRecError as exc:
             if self.fallback_reason != str(exc):
                 log.warning("explanations fall back to the app's template: %s", exc)
@@ -624,8 +670,9 @@ def render_added(added: Added, max_k: int) -> str:
 class DemoApp:
     """The app's state and callbacks, testable without a browser.
 
-    One lock serialises every call into the recommender: ``add_items``
-    mutates it, and one LLM must never run two generations at once.
+    Calls into the recommender hold :attr:`lock`: shared for rankings and
+    explanations, exclusive for ``add_items``; the explainer runs one
+    generation at a time on top of that.
     """
 
     def __init__(
@@ -638,7 +685,7 @@ class DemoApp:
         self.rec = rec
         self.limits = limits or Limits()
         self.benchmarks_dir = Path(benchmarks_dir)
-        self.lock = threading.RLock()
+        self.lock = ReadWriteLock()
         self.catalogue = Catalogue(rec)
         self.explainer = Explainer(rec, self.catalogue)
         self.added: list[str] = []
@@ -689,7 +736,7 @@ class DemoApp:
         """Fill in explanations one by one, yielding after each (the list shows at once)."""
         for card in cards:
             try:
-                with self.lock:
+                with self.lock.read():
                     card.explanation = explain(card)
             except Exception as exc:
                 if not isinstance(exc, HybridRecError):
@@ -712,7 +759,7 @@ class DemoApp:
             if not user:
                 raise DataValidationError("pick a user first.", source="user")
             progress(0.1, desc="Ranking")
-            with self.lock:
+            with self.lock.read():
                 recs = self.rec.recommend([user], k=k_)
                 history = render_history(self.catalogue.title, self.rec.user_history(user))
                 cards = []
@@ -749,7 +796,7 @@ class DemoApp:
                     fix="remove a few.",
                 )
             progress(0.1, desc="Reading your taste")
-            with self.lock:
+            with self.lock.read():
                 recs = self.rec.recommend_for_new_user(liked_items=picks, text=taste, k=k_)
                 cards = [
                     self._card(str(r.item_id), r.score, int(r.rank))
@@ -823,13 +870,14 @@ class DemoApp:
                     source="new item",
                     fix="restart the app to start afresh.",
                 )
-            with self.lock:
+            progress(0.2, desc="Embedding and adding the item")
+            with self.lock.write():  # the automatic id and the addition, atomically
                 frame = self.new_item_frame(item_id, title, description, attributes, year, keywords)
-                progress(0.2, desc="Embedding and adding the item")
                 self.rec.add_items(frame)
                 new_id = str(frame[ITEM_COL].iloc[0])
                 self.added.append(new_id)
-                progress(0.5, desc="Finding the users it would reach")
+            progress(0.5, desc="Finding the users it would reach and why")
+            with self.lock.read():
                 added = self._describe_added(new_id, frame)
                 choices = self.catalogue.choices()
         except Exception as exc:
@@ -896,7 +944,7 @@ class DemoApp:
         """``(catalogue_html, quality_html, plot_update, results_markdown)``; the plot is
         hidden when there is none."""
         quality, plot, markdown = read_benchmarks(self.benchmarks_dir)
-        with self.lock:
+        with self.lock.read():
             catalogue = self.catalogue_html()
         return catalogue, quality, gr.update(value=plot, visible=plot is not None), markdown
 
@@ -1388,19 +1436,17 @@ def use_explain_backend(rec: HybridRecommender, backend: str | None = None) -> s
 
 
 def warm_up_explanations(state: DemoApp) -> None:
-    """Load the explanation model with one explanation, holding the app's lock: lists are
-    served meanwhile, explanations wait for it rather than load it twice."""
+    """Load the explanation model with one explanation: lists are served meanwhile, and
+    explanations wait for it (the explainer's lock) rather than load it twice."""
     rec = state.rec
     users = state.user_choices()
     if rec.config.explain.backend == TEMPLATE or not users:
         return
     start = time.perf_counter()
-    try:
-        with state.lock:
-            item = str(rec.recommend([users[0]], k=1)[ITEM_COL].iloc[0])
-            rec.explain(users[0], item)
-    except HybridRecError as exc:  # the page then shows the app's template fallback
-        log.warning("the %s explainer is not usable: %s", rec.config.explain.backend, exc)
+    with state.lock.read():
+        item = str(rec.recommend([users[0]], k=1)[ITEM_COL].iloc[0])
+        state.explainer.for_user(users[0], item)  # logs and falls back if it fails
+    if state.explainer.fallback_reason:
         return
     log.info(
         "explanations by %s ready (%.1f s)", rec.config.explain.backend, time.perf_counter() - start

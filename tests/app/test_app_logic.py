@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:  # `pytest` without `python -m` does not put the r
 from app.gradio_app import (  # noqa: E402
     DemoApp,
     ExplanationView,
+    ReadWriteLock,
     build_app,
     read_benchmarks,
     render_error,
@@ -354,3 +355,23 @@ def test_explain_backend_choice_is_checked(state: DemoApp) -> None:
     with pytest.raises(HybridRecError, match="unknown explanation backend 'gpt'"):
         use_explain_backend(state.rec, "gpt")
     warm_up_explanations(state)  # nothing to load for the template
+
+
+def test_read_write_lock_lets_readers_share_and_writers_wait() -> None:
+    import threading
+    import time
+
+    lock = ReadWriteLock()
+    events: list[str] = []
+    with lock.read(), lock.read():  # readers share
+        writer = threading.Thread(target=lambda: _write(lock, events))
+        writer.start()
+        time.sleep(0.2)
+        assert events == []  # the writer waits for the readers
+    writer.join(5)
+    assert events == ["wrote"]
+
+
+def _write(lock: ReadWriteLock, events: list[str]) -> None:
+    with lock.write():
+        events.append("wrote")

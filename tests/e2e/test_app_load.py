@@ -55,7 +55,7 @@ def test_concurrent_item_additions_stay_consistent(served: Any) -> None:
 
     def add(n: int) -> Any:
         return client.predict(
-            f"load-{n}",
+            "",  # automatic ids: new-1, new-2 ... must not collide
             f"Load test item {n}",
             f"orbit planet comet number {n}",
             [],
@@ -66,8 +66,11 @@ def test_concurrent_item_additions_stay_consistent(served: Any) -> None:
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(add, range(6)))
-    for n, result in enumerate(results):
+    ids = []
+    for result in results:
         page = result[0] if isinstance(result, tuple | list) else result
-        assert f'data-item="load-{n}"' in page, page[:500]
+        found = re.search(r'class="hr-added" data-item="([^"]+)"', page)
+        assert found, page[:500]
+        ids.append(found.group(1))
+    assert len(set(ids)) == 6 and set(ids) <= set(served.state.added)
     assert len(served.state.catalogue) == before + 6
-    assert {f"load-{n}" for n in range(6)} <= set(served.state.added)
