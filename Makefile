@@ -54,7 +54,7 @@ format: install
 	$(BIN)/ruff check --fix hybrid_rec tests scripts app
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite itself.
-test: lint browser bench-deps
+test: lint browser
 	$(BIN)/python -m pytest -q --timeout=900 --durations=15; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
