@@ -1,10 +1,10 @@
 """``hybrid-rec serve``: start the demo app of a source checkout.
 
-The Gradio app lives in ``app/gradio_app.py`` at the repository root, above
-the library (it uses only the public API), and is not part of the installed
-package. A console script does not have the checkout on ``sys.path``, so this
-module finds the app next to the package (an editable install or a checkout)
-and imports it; anywhere else it says how to get it.
+The Gradio app is the ``app/`` package at the repository root (entry point
+``app/gradio_app.py``), above the library (it uses only the public API), and is
+not part of the installed package. A console script does not have the checkout
+on ``sys.path``, so this module finds the app next to the package (an editable
+install or a checkout) and imports it; anywhere else it says how to get it.
 """
 
 from __future__ import annotations

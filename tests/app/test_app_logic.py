@@ -15,16 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `pytest` without `python -m` does not put the root on the path
     sys.path.insert(0, str(ROOT))
 
-from app.gradio_app import (  # noqa: E402
-    DemoApp,
-    ExplanationView,
-    ReadWriteLock,
-    build_app,
-    read_benchmarks,
-    render_error,
-    use_explain_backend,
-    warm_up_explanations,
-)
+from app.benchmarks import read_benchmarks  # noqa: E402
+from app.blocks import build_app  # noqa: E402
+from app.explainer import ExplanationView  # noqa: E402
+from app.locks import ReadWriteLock  # noqa: E402
+from app.render import render_error  # noqa: E402
+from app.server import use_explain_backend, warm_up_explanations  # noqa: E402
+from app.state import DemoApp  # noqa: E402
 from hybrid_rec import HybridRecError, HybridRecommender, RecommenderConfig  # noqa: E402
 from hybrid_rec.data.datasets import Dataset, synthetic, synthetic_new_items  # noqa: E402
 from hybrid_rec.errors import ModelFileError  # noqa: E402
@@ -375,3 +372,46 @@ def test_read_write_lock_lets_readers_share_and_writers_wait() -> None:
 def _write(lock: ReadWriteLock, events: list[str]) -> None:
     with lock.write():
         events.append("wrote")
+
+
+# ---------------------------------------------------------------------------- the package
+
+
+def test_the_entry_point_keeps_its_public_names() -> None:
+    import app.gradio_app as entry
+
+    for name in entry.__all__:
+        assert callable(getattr(entry, name)) or name in {"CSS", "DEFAULT_MODEL_DIR"}, name
+    assert entry.build_app is build_app and entry.DemoApp is DemoApp
+
+
+def test_the_app_uses_only_the_public_api() -> None:
+    """``app/`` imports ``hybrid_rec`` and its exception tree, nothing deeper."""
+    import ast
+
+    allowed = {"hybrid_rec", "hybrid_rec.errors"}
+    used: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.split(".")[0] == "hybrid_rec":
+                    used.setdefault(name, set()).add(path.relative_to(ROOT).as_posix())
+    assert "hybrid_rec" in used
+    assert set(used) <= allowed, {m: f for m, f in used.items() if m not in allowed}
+
+
+def test_header_and_catalogue_tiles_render_plain_numbers(state: DemoApp) -> None:
+    from app.render import render_catalogue, render_header
+
+    header = render_header(1200, 3400, "minilm<b>", "template")
+    assert "1,200</b> users" in header and "3,400</b> items" in header
+    assert "minilm&lt;b&gt;" in header
+    tiles = render_catalogue({"items": 10, "cold": 1, "tail": 4, "head": 5}, 5, added=2)
+    assert "<b>50.0%</b> of the catalogue is cold or long tail" in tiles
+    assert "2 added in this session" in tiles and "long tail (1–4)" in tiles
+    assert state.header_html().startswith('<div class="hr-header">')

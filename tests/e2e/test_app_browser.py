@@ -1,9 +1,10 @@
 """The app in a real headless Chromium: each tab exercised as a person would, with screenshots.
 
 The tab tests run against a small synthetic model (hashing encoder, template
-explanations). One slow test starts ``serve`` on the real MovieLens-100k model
-with MiniLM twice (a fit, then a load), times both starts to a usable page and
-uses the page. Screenshots land in test-output/screenshots/.
+explanations: fast). One slow test is the real demo: ``serve`` on MovieLens-100k
+with MiniLM and the local LLM (Qwen2.5-0.5B GGUF through llama.cpp), started
+twice (a fit, then a load); it times both starts to a usable page and uses
+every tab. Screenshots land in test-output/screenshots/.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import pytest
 
 pytest.importorskip("pytest_playwright", reason="pip install pytest-playwright (the dev extra)")
 
-from hybrid_rec import HybridRecommender
 from hybrid_rec.data.datasets import synthetic_new_items
 
 pytestmark = pytest.mark.e2e
@@ -144,6 +144,10 @@ def test_new_item_is_added_live_and_then_recommended(
     assert card.count() == 1 and card.locator(".hr-cold").count() == 1
     card.scroll_into_view_if_needed()
     shoot(page, "3b-new-item-in-recommendations")
+    # a new visit counts the added items in the banner
+    page.reload()
+    header = page.wait_for_selector("#header .hr-stats")
+    assert f"{len(served.state.catalogue):,} items" in header.inner_text()
 
 
 def test_empty_new_item_shows_a_readable_error(app_page: Any, shoot: Shoot) -> None:
@@ -165,35 +169,6 @@ def test_insight_tab_shows_benchmarks_and_long_tail(app_page: Any, shoot: Shoot)
     assert "hybrid" in table.inner_text() and "content-knn" in table.inner_text()
     page.wait_for_selector("#insight-plot img")
     shoot(page, "5-catalogue-insight")
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not hasattr(HybridRecommender, "explain"),
-    reason="HybridRecommender.explain (issue 6) has not landed yet",
-)
-@pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None,
-    reason="the [llm] extra (llama-cpp-python) is not installed",
-)
-def test_llm_explanations_show_in_the_page(app_page: Any, served: Any, shoot: Shoot) -> None:
-    """The real LLM backend behind the same page (runs once issue 6's explain() lands)."""
-    rec = served.state.rec
-    page = app_page
-    page.set_default_timeout(300_000)
-    before = rec.config.explain.backend
-    rec.config.explain.backend = "llama_cpp"
-    try:
-        pick(page, "user-pick", "u3", "u3")
-        set_k(page, "user-k", 3)
-        page.click("#user-go")
-        wait_explained(page, "user-out", 3)
-        tags = page.locator("#user-out .hr-backend").all_inner_texts()
-        assert len(tags) == 3 and all(t.startswith(("llama_cpp", "template")) for t in tags)
-        assert "LLM llama_cpp" in page.inner_text("#user-out .hr-using")
-        shoot(page, "7-llm-explanations")
-    finally:
-        rec.config.explain.backend = before
 
 
 # ---------------------------------------------------------------------------- the real model
@@ -263,12 +238,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="the [llm] extra (llama-cpp-python) is not installed: make install builds it",
+)
 def test_serve_ml100k_first_and_second_start(
     page: Any, tmp_path: Path, port: Callable[[], int], shoot: Shoot
 ) -> None:
-    """The real demo: MovieLens-100k, MiniLM, and the local LLM when llama-cpp-python is
-    installed (explanations then take seconds each); fit on the first start, load on the
-    second."""
+    """The real demo, and the suite's one run of the real LLM: MovieLens-100k, MiniLM and
+    Qwen2.5-0.5B through llama.cpp (explanations take seconds each); fit on the first
+    start, load on the second."""
     page.set_default_timeout(300_000)
     k = 3
     model_dir = tmp_path / "ml100k"
@@ -286,6 +265,11 @@ def test_serve_ml100k_first_and_second_start(
                 page.click("#user-go")
                 wait_explained(page, "user-out", k)
                 assert page.locator("#user-out .hr-card").count() == k
+                assert "LLM llama_cpp" in page.inner_text(".hr-backend-label")
+                tags = page.locator("#user-out .hr-backend").all_inner_texts()
+                # the LLM's text, or the library's template where a text failed the check
+                assert len(tags) == k and all(t.startswith(("llama_cpp", "template")) for t in tags)
+                assert any(t.startswith("llama_cpp") for t in tags), tags
                 shoot(page, "6-ml100k-user")
                 open_tab(page, "New user")
                 type_into(page, "taste", "a space adventure with aliens and robots")

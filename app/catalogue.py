@@ -1,0 +1,170 @@
+"""Read-only views of a fitted recommender's catalogue: titles, attributes, coldness, words.
+
+Everything here reads ``rec.items_`` and ``rec.counts_``; nothing changes the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hybrid_rec import HybridRecommender
+
+__all__ = [
+    "ATTRIBUTE_COLUMNS",
+    "ITEM_COL",
+    "USER_COL",
+    "Catalogue",
+    "cell_text",
+    "content_words",
+    "stem",
+]
+
+ITEM_COL, USER_COL = "item_id", "user_id"
+ATTRIBUTE_COLUMNS = ("genres", "category", "tags", "brand")
+"""Candidate columns for the chips on a card and the attribute field of a new item."""
+_WORD = re.compile(r"[a-z][a-z'-]{3,}")
+_STOPWORD_TEXT = """
+about after again also among another being between both could does doing down each every from
+have having here into just like more most much only other over same should some such than that
+their them then there these they this those through under until very want were what when where
+which while with would your yours films film movie movies something things thing really quite
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+class Catalogue:
+    """Read-only views of ``rec.items_`` / ``rec.counts_``: titles, chips, coldness.
+
+    Rebuilt lazily when the catalogue grows (``add_items``).
+    """
+
+    def __init__(self, rec: HybridRecommender) -> None:
+        self.rec = rec
+        self._size = -1
+        self._pos: dict[str, int] = {}
+        self._titles: list[str] = []
+        self.tail_max = int(rec.config.eval.long_tail_max_interactions)
+        self.separator = rec.config.content.list_separator or "|"
+
+    def _sync(self) -> None:
+        items = self.rec.items_
+        if len(items) != self._size:
+            ids = items[ITEM_COL].astype(str).tolist()
+            self._pos = {item: n for n, item in enumerate(ids)}
+            self._titles = [_title(row, item) for row, item in zip(_rows(items), ids, strict=True)]
+            self._size = len(items)
+
+    def __contains__(self, item_id: object) -> bool:
+        self._sync()
+        return str(item_id) in self._pos
+
+    def __len__(self) -> int:
+        self._sync()
+        return self._size
+
+    def row(self, item_id: str) -> pd.Series:
+        self._sync()
+        return self.rec.items_.iloc[self._pos[str(item_id)]]
+
+    def count(self, item_id: str) -> int:
+        self._sync()
+        return int(self.rec.counts_[self._pos[str(item_id)]])
+
+    def title(self, item_id: str) -> str:
+        """``Title (year)``, or the id when the catalogue has no title."""
+        self._sync()
+        return self._titles[self._pos[str(item_id)]]
+
+    @property
+    def attribute_column(self) -> str | None:
+        """The catalogue's categorical column (genres, category ...), if it has one."""
+        cols = self.rec.items_.columns
+        return next((c for c in ATTRIBUTE_COLUMNS if c in cols), None)
+
+    def attributes(self, item_id: str) -> list[str]:
+        column = self.attribute_column
+        return self._split(self.row(item_id).get(column)) if column else []
+
+    def _split(self, value: Any) -> list[str]:
+        text = cell_text(value)
+        if not text:
+            return []
+        return [part.strip() for part in text.split(self.separator) if part.strip()]
+
+    def vocabulary(self) -> list[str]:
+        """Every value of the attribute column (for the new-item form)."""
+        column = self.attribute_column
+        if column is None:
+            return []
+        values = {v for cell in self.rec.items_[column].tolist() for v in self._split(cell)}
+        return sorted(values, key=str.lower)
+
+    def words(self, item_id: str) -> set[str]:
+        """Content words of an item (title, attributes, keywords, description)."""
+        row = self.row(item_id)
+        text = " ".join(cell_text(row.get(c)) or "" for c in row.index if c != ITEM_COL)
+        return {stem(w) for w in content_words(text.replace(self.separator, " "))}
+
+    def kind(self, count: int) -> str | None:
+        """``"cold"`` (no interactions), ``"tail"`` (fewer than the long-tail limit) or None."""
+        if count == 0:
+            return "cold"
+        return "tail" if count < self.tail_max else None
+
+    def choices(self) -> list[tuple[str, str]]:
+        """``(title, item_id)`` pairs for the searchable item picker, sorted by title."""
+        self._sync()
+        pairs = zip(self._titles, self._pos, strict=True)
+        return sorted(pairs, key=lambda p: p[0].lower())
+
+    def composition(self) -> dict[str, int]:
+        counts = np.asarray(self.rec.counts_)
+        cold = int((counts == 0).sum())
+        tail = int(((counts > 0) & (counts < self.tail_max)).sum())
+        return {"items": len(counts), "cold": cold, "tail": tail, "head": len(counts) - cold - tail}
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-case words of four letters or more, without stop words."""
+    return set(_WORD.findall(text.lower())) - _STOPWORDS
+
+
+def stem(word: str) -> str:
+    """Plural and singular match: ``rockets`` → ``rocket`` (nothing cleverer)."""
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") and len(word) > 4 else word
+
+
+def _rows(items: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    cols = [c for c in ("title", "year") if c in items.columns]
+    for values in zip(*(items[c].tolist() for c in cols), strict=True) if cols else ():
+        yield dict(zip(cols, values, strict=True))
+    if not cols:
+        yield from ({} for _ in range(len(items)))
+
+
+def _title(row: dict[str, Any], item_id: str) -> str:
+    title = cell_text(row.get("title")) or str(item_id)
+    year = cell_text(row.get("year"))
+    if year and year not in title:
+        title += f" ({year})"
+    return title
+
+
+def cell_text(value: Any) -> str | None:
+    """A display string for a cell, or None when it is missing or blank."""
+    if value is None:
+        return None
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    text = str(value).strip()
+    return text or None

@@ -1,0 +1,85 @@
+"""The app's paths, display sizes and input limits, and the checks that enforce the limits.
+
+Limits are enforced twice: by the page's widgets and again on the server,
+because the API (``gradio_client``) can skip the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hybrid_rec.errors import DataValidationError
+
+__all__ = [
+    "DEFAULT_BENCHMARKS_DIR",
+    "DEFAULT_MODEL_DIR",
+    "DEMO_EPOCHS",
+    "DRIVERS_SHOWN",
+    "HISTORY_SHOWN",
+    "NEIGHBOURS_SHOWN",
+    "REACH_SHOWN",
+    "REPO_ROOT",
+    "Limits",
+    "check_k",
+    "check_text",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "ml100k"
+"""Where the demo model is saved (gitignored), in the checkout whatever the working directory."""
+DEFAULT_BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
+DEMO_EPOCHS = 3
+"""Epochs of the first-start fit: sensible results in a few minutes on 2 cores (an epoch of
+ml-100k took 20-45 s on a quiet machine, up to 4 minutes on a busy one); ``hybrid-rec fit``
+trains the full early-stopped schedule, and ``serve --model-dir`` serves such a model."""
+
+HISTORY_SHOWN = 12
+"""History items listed in the user tab (the rest are counted)."""
+DRIVERS_SHOWN = 3
+"""History items shown as the drivers of one recommendation."""
+REACH_SHOWN = 8
+"""Users listed as the reach of a new item."""
+NEIGHBOURS_SHOWN = 6
+"""Nearest catalogue items listed for a new item."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits enforced in the page and again on the server (the API can skip the page)."""
+
+    max_k: int = 50
+    max_text: int = 2000
+    max_title: int = 200
+    max_liked: int = 20
+    max_added: int = 500
+    max_id: int = 100
+    max_attribute: int = 60
+
+
+def check_k(k: Any, limits: Limits) -> int:
+    """``k`` as an int between 1 and ``limits.max_k``, or a readable error."""
+    try:
+        value = float(k)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value.is_integer() or not 1 <= value <= limits.max_k:
+        raise DataValidationError(
+            f"must be a whole number between 1 and {limits.max_k}, got {k!r}.",
+            source="k",
+            fix="move the slider.",
+        )
+    return int(value)
+
+
+def check_text(text: Any, limit: int, what: str) -> str:
+    """``text`` stripped (None gives ``""``), or a readable error when it is too long."""
+    value = "" if text is None else str(text).strip()
+    if len(value) > limit:
+        raise DataValidationError(
+            f"is {len(value):,} characters long; the limit is {limit:,}.",
+            source=what,
+            fix="shorten it.",
+        )
+    return value

@@ -1,0 +1,306 @@
+"""The app's state and callbacks over the public API, testable without a browser.
+
+:class:`DemoApp` holds the recommender, the catalogue view, the explainer and
+the session's added items; each tab's button calls one of its methods. The
+methods return HTML (or yield it, so a list shows before its explanations) and
+turn every error into a readable message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from app.benchmarks import read_benchmarks
+from app.catalogue import ITEM_COL, USER_COL, Catalogue, cell_text
+from app.explainer import Explainer, ExplanationView
+from app.locks import ReadWriteLock
+from app.render import (
+    Added,
+    Card,
+    Driver,
+    render_added,
+    render_cards,
+    render_catalogue,
+    render_error,
+    render_header,
+    render_history,
+)
+from app.settings import (
+    DEFAULT_BENCHMARKS_DIR,
+    DRIVERS_SHOWN,
+    NEIGHBOURS_SHOWN,
+    REACH_SHOWN,
+    Limits,
+    check_k,
+    check_text,
+)
+from hybrid_rec import HybridRecError, HybridRecommender
+from hybrid_rec.errors import DataValidationError
+
+__all__ = ["DemoApp"]
+
+log = logging.getLogger(__name__)
+
+
+class DemoApp:
+    """The app's state and callbacks, testable without a browser.
+
+    Calls into the recommender hold :attr:`lock`: shared for rankings and
+    explanations, exclusive for ``add_items``; the explainer runs one
+    generation at a time on top of that.
+    """
+
+    def __init__(
+        self,
+        rec: HybridRecommender,
+        *,
+        benchmarks_dir: str | os.PathLike[str] = DEFAULT_BENCHMARKS_DIR,
+        limits: Limits | None = None,
+    ) -> None:
+        self.rec = rec
+        self.limits = limits or Limits()
+        self.benchmarks_dir = Path(benchmarks_dir)
+        self.lock = ReadWriteLock()
+        self.catalogue = Catalogue(rec)
+        self.explainer = Explainer(rec, self.catalogue)
+        self.added: list[str] = []
+
+    # ------------------------------------------------------------------ helpers
+
+    def user_choices(self) -> list[str]:
+        """Every known user id, numeric ids in numeric order (for the user picker)."""
+        ids = [str(u) for u in self.rec.user_ids_.external_ids]
+        return sorted(ids, key=lambda u: (not u.isdigit(), int(u) if u.isdigit() else 0, u))
+
+    def header_html(self) -> str:
+        """The banner: catalogue size, encoder and the explanation backend in use."""
+        return render_header(
+            users=len(self.rec.user_ids_.external_ids),
+            items=len(self.catalogue),
+            encoder=str(self.rec.config.content.encoder),
+            explain_label=self.explainer.label(),
+        )
+
+    def _card(self, item_id: str, score: float, rank: int) -> Card:
+        count = self.catalogue.count(item_id)
+        info = self.rec.item_info(item_id)
+        return Card(
+            item_id=item_id,
+            title=self.catalogue.title(item_id),
+            rank=rank,
+            score=float(score),
+            count=count,
+            kind=self.catalogue.kind(count),
+            chips=self.catalogue.attributes(item_id)[:4],
+            content_share=float(info["content_share"]),
+        )
+
+    def _drivers(self, user_id: str, item_id: str) -> list[Driver]:
+        contrib = self.rec.contributions(user_id, item_id)
+        top = contrib[contrib["contribution"] > 0].head(DRIVERS_SHOWN)
+        return [
+            Driver(self.catalogue.title(str(r.item_id)), r.attention, r.similarity, r.contribution)
+            for r in top.itertuples(index=False)
+        ]
+
+    def _explain_each(
+        self, cards: list[Card], explain: Callable[[Card], ExplanationView]
+    ) -> Iterator[list[Card]]:
+        """Fill in explanations one by one, yielding after each (the list shows at once)."""
+        for card in cards:
+            try:
+                with self.lock.read():
+                    card.explanation = explain(card)
+            except Exception as exc:
+                if not isinstance(exc, HybridRecError):
+                    log.error("explanation failed", exc_info=exc)
+                card.explanation = ExplanationView(f"No explanation: {exc}", "error", False)
+            yield cards
+
+    # ------------------------------------------------------------------ tab 1: a known user
+
+    def recommend_user(
+        self,
+        user_id: str | None,
+        k: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> Iterator[tuple[str, str]]:
+        """Yield ``(history_html, results_html)``: the list at once, then explanations."""
+        try:
+            k_ = check_k(k, self.limits)
+            user = check_text(user_id, self.limits.max_id, "user")
+            if not user:
+                raise DataValidationError("pick a user first.", source="user")
+            progress(0.1, desc="Ranking")
+            with self.lock.read():
+                recs = self.rec.recommend([user], k=k_)
+                history = render_history(self.catalogue.title, self.rec.user_history(user))
+                cards = []
+                for row in recs.itertuples(index=False):
+                    card = self._card(str(row.item_id), row.score, int(row.rank))
+                    card.drivers = self._drivers(user, card.item_id)
+                    cards.append(card)
+        except Exception as exc:
+            yield "", render_error(exc)
+            return
+        heading = f"Top {len(cards)} for user {user}"
+        yield history, render_cards(heading, cards, self.explainer.label())
+        for done in self._explain_each(cards, lambda c: self.explainer.for_user(user, c.item_id)):
+            yield history, render_cards(heading, done, self.explainer.label())
+
+    # ------------------------------------------------------------------ tab 2: a new user
+
+    def recommend_new_user(
+        self,
+        liked: Sequence[str] | str | None,
+        text: str | None,
+        k: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> Iterator[str]:
+        """Yield the results HTML for someone described by picked items and/or words."""
+        try:
+            k_ = check_k(k, self.limits)
+            taste = check_text(text, self.limits.max_text, "taste description")
+            picks = [liked] if isinstance(liked, str) else [str(x) for x in liked or []]
+            if len(picks) > self.limits.max_liked:
+                raise DataValidationError(
+                    f"{len(picks)} items picked; the limit is {self.limits.max_liked}.",
+                    source="picked items",
+                    fix="remove a few.",
+                )
+            progress(0.1, desc="Reading your taste")
+            with self.lock.read():
+                recs = self.rec.recommend_for_new_user(liked_items=picks, text=taste, k=k_)
+                cards = [
+                    self._card(str(r.item_id), r.score, int(r.rank))
+                    for r in recs.itertuples(index=False)
+                ]
+        except Exception as exc:
+            yield render_error(exc)
+            return
+        heading = f"Top {len(cards)} for a new user"
+        yield render_cards(heading, cards, self.explainer.label())
+        explain = self.explainer.for_new_user
+        for done in self._explain_each(cards, lambda c: explain(c.item_id, picks, taste)):
+            yield render_cards(heading, done, self.explainer.label())
+
+    # ------------------------------------------------------------------ tab 3: a new item
+
+    def new_item_frame(
+        self,
+        item_id: str | None,
+        title: str | None,
+        description: str | None,
+        attributes: Sequence[str] | str | None,
+        year: float | None,
+        keywords: str | None,
+    ) -> pd.DataFrame:
+        """The one-row item frame, with the catalogue's own columns and formats."""
+        lim = self.limits
+        row: dict[str, Any] = {
+            ITEM_COL: check_text(item_id, lim.max_id, "item id") or self._next_id(),
+            "title": check_text(title, lim.max_title, "title") or None,
+            "description": check_text(description, lim.max_text, "description") or None,
+        }
+        cols = self.rec.items_.columns
+        column = self.catalogue.attribute_column
+        if column:
+            values = [attributes] if isinstance(attributes, str) else list(attributes or [])
+            clean = [check_text(v, lim.max_attribute, column) for v in values]
+            row[column] = self.catalogue.separator.join(v for v in clean if v) or None
+        if "year" in cols:
+            row["year"] = None if year is None or cell_text(year) is None else int(year)
+        if "keywords" in cols:
+            words = check_text(keywords, lim.max_text, "keywords")
+            parts = [w.strip() for w in words.split(",") if w.strip()]
+            row["keywords"] = self.catalogue.separator.join(parts) or None
+        frame = pd.DataFrame([row])
+        if "year" in frame.columns:
+            frame["year"] = frame["year"].astype("Int64")
+        return frame
+
+    def _next_id(self) -> str:
+        n = len(self.added) + 1
+        while f"new-{n}" in self.catalogue:
+            n += 1
+        return f"new-{n}"
+
+    def add_item(
+        self,
+        item_id: str | None,
+        title: str | None,
+        description: str | None,
+        attributes: Sequence[str] | str | None,
+        year: float | None,
+        keywords: str | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> tuple[str, dict[str, Any]]:
+        """Add an item live; return the result HTML and an update of the item picker."""
+        try:
+            if len(self.added) >= self.limits.max_added:
+                raise DataValidationError(
+                    f"this demo already holds {len(self.added)} added items, its limit.",
+                    source="new item",
+                    fix="restart the app to start afresh.",
+                )
+            progress(0.2, desc="Embedding and adding the item")
+            with self.lock.write():  # the automatic id and the addition, atomically
+                frame = self.new_item_frame(item_id, title, description, attributes, year, keywords)
+                self.rec.add_items(frame)
+                new_id = str(frame[ITEM_COL].iloc[0])
+                self.added.append(new_id)
+            progress(0.5, desc="Finding the users it would reach and why")
+            with self.lock.read():
+                added = self._describe_added(new_id, frame)
+                choices = self.catalogue.choices()
+        except Exception as exc:
+            return render_error(exc), gr.update()
+        return render_added(added, self.limits.max_k), gr.update(choices=choices)
+
+    def _describe_added(self, new_id: str, frame: pd.DataFrame) -> Added:
+        reach = self.rec.score_cold_items(frame, k=REACH_SHOWN)
+        near = self.rec.similar_items([new_id], k=NEIGHBOURS_SHOWN)
+        top_user = str(reach[USER_COL].iloc[0]) if len(reach) else None
+        rank = None
+        why = None
+        if top_user is not None:
+            why = self.explainer.for_user(top_user, new_id)
+            recs = self.rec.recommend([top_user], k=self.limits.max_k)
+            hit = recs[recs[ITEM_COL] == new_id]
+            rank = int(hit["rank"].iloc[0]) if len(hit) else None
+        return Added(
+            card=self._card(new_id, float("nan"), len(self.catalogue)),
+            evidence=self.explainer.evidence(new_id),
+            neighbours=[
+                (self.catalogue.title(str(r.similar_item_id)), float(r.score))
+                for r in near.itertuples(index=False)
+            ],
+            reach=[(str(r.user_id), float(r.score)) for r in reach.itertuples(index=False)],
+            top_user=top_user,
+            why=why,
+            rank=rank,
+            label=self.explainer.label(),
+        )
+
+    # ------------------------------------------------------------------ tab 4: insight
+
+    def catalogue_html(self) -> str:
+        """Cold / long-tail / head shares of the catalogue, as tiles and one stacked bar."""
+        return render_catalogue(
+            self.catalogue.composition(), self.catalogue.tail_max, added=len(self.added)
+        )
+
+    def insight(self) -> tuple[str, str, dict[str, Any], str]:
+        """``(catalogue_html, quality_html, plot_update, results_markdown)``; the plot is
+        hidden when there is none."""
+        quality, plot, markdown = read_benchmarks(self.benchmarks_dir)
+        with self.lock.read():
+            catalogue = self.catalogue_html()
+        return catalogue, quality, gr.update(value=plot, visible=plot is not None), markdown

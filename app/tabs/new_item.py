@@ -1,0 +1,60 @@
+"""Tab 3: a brand-new item, typed in, added live; its neighbours, reach and top user's why."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app.render import render_notice
+from app.state import DemoApp
+
+__all__ = ["new_item_tab"]
+
+
+def new_item_tab(state: DemoApp, liked: gr.Dropdown) -> None:
+    """The form shows the catalogue's own columns: an attribute list, year, keywords.
+
+    ``liked`` is the new-user tab's picker: an added item joins its choices.
+    """
+    column = state.catalogue.attribute_column
+    cols = state.rec.items_.columns
+    limits = state.limits
+    with gr.Tab("New item", id="new-item"), gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            fields = [
+                gr.Textbox(
+                    label="Item id (optional)",
+                    placeholder="left empty: new-1, new-2 …",
+                    max_length=limits.max_id,
+                    elem_id="item-id",
+                ),
+                gr.Textbox(label="Title", max_length=limits.max_title, elem_id="item-title"),
+                gr.Textbox(
+                    label="Description", lines=4, max_length=limits.max_text, elem_id="item-desc"
+                ),
+                gr.Dropdown(
+                    state.catalogue.vocabulary(),
+                    value=[],
+                    multiselect=True,
+                    allow_custom_value=True,
+                    label=(column or "attributes").capitalize(),
+                    visible=column is not None,
+                    elem_id="item-attr",
+                ),
+                gr.Number(label="Year", precision=0, visible="year" in cols, elem_id="item-year"),
+                gr.Textbox(
+                    label="Keywords (comma-separated)",
+                    max_length=limits.max_text,
+                    visible="keywords" in cols,
+                    elem_id="item-kw",
+                ),
+            ]
+            go = gr.Button("Add to the catalogue", variant="primary", elem_id="item-go")
+        with gr.Column(scale=2):
+            out = gr.HTML(
+                render_notice(
+                    "Describe an item that does not exist yet: it is embedded and added live, "
+                    "shared by everyone on this app until it restarts."
+                ),
+                elem_id="item-out",
+            )
+    go.click(state.add_item, fields, [out, liked], api_name="add_item")

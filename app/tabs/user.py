@@ -1,0 +1,31 @@
+"""Tab 1: a known user's recent history and top-k, each with its drivers and explanation."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app.render import render_notice
+from app.state import DemoApp
+from app.tabs.common import k_slider
+
+__all__ = ["user_tab"]
+
+
+def user_tab(state: DemoApp) -> None:
+    """Pick a user (searchable) and k; the list shows at once, explanations fill in."""
+    users = state.user_choices()
+    with gr.Tab("A user's recommendations", id="user"), gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=280):
+            user = gr.Dropdown(
+                users,
+                value=users[0] if users else None,
+                label="User",
+                info="Type to search by id.",
+                elem_id="user-pick",
+            )
+            k = k_slider(state.limits, "user-k")
+            go = gr.Button("Recommend", variant="primary", elem_id="user-go")
+            history = gr.HTML(elem_id="user-history")
+        with gr.Column(scale=2):
+            out = gr.HTML(render_notice("Pick a user and press Recommend."), elem_id="user-out")
+    go.click(state.recommend_user, [user, k], [history, out], api_name="recommend_user")
