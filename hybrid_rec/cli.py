@@ -11,7 +11,7 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -21,6 +21,12 @@ from hybrid_rec.data.io import read_table
 from hybrid_rec.data.schema import validate_interactions, validate_items
 from hybrid_rec.data.summary import summarize_interactions, summarize_items
 from hybrid_rec.errors import HybridRecError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hybrid_rec.batch import BatchReport
+    from hybrid_rec.recommender import HybridRecommender
 
 __all__ = ["app", "main"]
 
@@ -38,6 +44,11 @@ class FileKind(StrEnum):
     auto = "auto"
     interactions = "interactions"
     items = "items"
+
+
+class Backend(StrEnum):
+    local = "local"
+    ray = "ray"
 
 
 @app.callback()
@@ -126,6 +137,17 @@ def embed_cmd(
         typer.Option(help="Start again if the store was written by another encoder or version."),
     ] = False,
     repair: Annotated[bool, typer.Option(help="Re-embed the items of corrupt shards.")] = False,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="Embed here, or on Ray (the 'dist' extra): on the cluster at $RAY_ADDRESS, "
+            "else on a local one started for the run."
+        ),
+    ] = Backend.local,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Ray: encoder actors (default: one per node, with all its CPUs)."),
+    ] = None,
 ) -> None:
     """Embed new and changed items into an embedding store (unchanged items are skipped)."""
     from hybrid_rec.config import RecommenderConfig, load_config
@@ -134,9 +156,24 @@ def embed_cmd(
     cfg = (load_config(config) if config else RecommenderConfig()).content
     if encoder:
         cfg.encoder = encoder
-    summary = reembed_catalog(
-        items, store, config=cfg, keep_removed=keep_removed, rebuild=rebuild, repair=repair
-    )
+    if backend is Backend.ray:
+        from hybrid_rec.distributed import BackendOptions, ray_reembed_catalog
+
+        summary = ray_reembed_catalog(
+            items,
+            store,
+            config=cfg,
+            keep_removed=keep_removed,
+            rebuild=rebuild,
+            repair=repair,
+            options=BackendOptions(num_workers=workers),
+        )
+    else:
+        if workers is not None:
+            raise typer.BadParameter("--workers applies to --backend ray only.")
+        summary = reembed_catalog(
+            items, store, config=cfg, keep_removed=keep_removed, rebuild=rebuild, repair=repair
+        )
     typer.echo(str(summary))
 
 
@@ -187,21 +224,190 @@ def recommend_cmd(
     typer.echo(frame[cols].to_string(index=False))
 
 
+class OnExisting(StrEnum):
+    error = "error"
+    skip = "skip"
+    score = "score"
+
+
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing output (or unfinished run).")
+]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume/--no-resume", help="Continue an unfinished run into the same Parquet file."
+    ),
+]
+ChunkSize = Annotated[int, typer.Option("--chunk-size", help="Rows scored per chunk.")]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar.")]
+
+
 @app.command("score-cold")
 def score_cold_cmd(
     items: Annotated[Path, typer.Argument(help="New items (not yet in the model).")],
     model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
-    out: Annotated[Path, typer.Option(help="Output file (.parquet, .csv or .jsonl).")],
-    k: Annotated[int, typer.Option("-k", help="Users per item.")] = 100,
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file: .parquet is written chunk by chunk and resumable; "
+            ".csv or .jsonl is written at the end."
+        ),
+    ],
+    k: Annotated[int, typer.Option("-k", "--k", help="Users per item.")] = 100,
+    chunk_size: ChunkSize = 1024,
+    on_existing: Annotated[
+        OnExisting,
+        typer.Option(help="Items already in the model: error, skip them, or score them anyway."),
+    ] = OnExisting.error,
+    overwrite: Overwrite = False,
+    resume: Resume = True,
+    progress: Progress = True,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="Score here, or on Ray (the 'dist' extra; the whole result is written at "
+            "the end, not resumable). The model directory must be readable on every node."
+        ),
+    ] = Backend.local,
+    workers: Annotated[
+        int | None, typer.Option(help="Ray: scoring actors (default: one per node).")
+    ] = None,
 ) -> None:
-    """For each new item, the k users most likely to want it."""
-    from hybrid_rec.data.io import write_table
+    """For each new item, the k users most likely to want it (bounded memory, resumable)."""
     from hybrid_rec.recommender import HybridRecommender
 
     rec = HybridRecommender.load(model_dir)
-    frame = rec.score_cold_items(read_table(items), k=k)
+    if backend is Backend.ray:
+        _score_cold_on_ray(
+            rec, items, model_dir, out, k, chunk_size, on_existing, overwrite, workers
+        )
+        return
+    if workers is not None:
+        raise typer.BadParameter("--workers applies to --backend ray only.")
+    if _is_parquet(out, overwrite):
+        report = rec.score_cold_items(
+            items,
+            k,
+            chunk_size=chunk_size,
+            on_existing=on_existing.value,
+            output=out,
+            overwrite=overwrite,
+            resume=resume,
+            show_progress=progress,
+        )
+        _echo_report(report, "(item, user)")
+    else:
+        frame = rec.score_cold_items(
+            items, k, chunk_size=chunk_size, on_existing=on_existing.value, show_progress=progress
+        )
+        _write_frame(frame, out, "(item, user)")
+
+
+def _score_cold_on_ray(
+    rec: HybridRecommender,
+    items: Path,
+    model_dir: Path,
+    out: Path,
+    k: int,
+    chunk_size: int,
+    on_existing: OnExisting,
+    overwrite: bool,
+    workers: int | None,
+) -> None:
+    """``score-cold --backend ray``: existing ids are handled here, on the driver."""
+    import pandas as pd
+
+    from hybrid_rec.distributed import BackendOptions, ray_score_cold_items
+    from hybrid_rec.errors import BatchOutputError, DataValidationError
+
+    if out.exists() and not overwrite:
+        raise BatchOutputError(f"{out}: already exists. Pass --overwrite to replace it.")
+    frame = read_table(items)
+    known = frame[Columns.item].astype(str).isin(pd.Index(rec.item_ids_.external_ids))
+    if known.any() and on_existing is OnExisting.error:
+        raise DataValidationError(
+            f"{int(known.sum())} item(s) already in the model, e.g. "
+            f"{frame[Columns.item][known].astype(str).tolist()[:5]}.",
+            source=str(items),
+            column=Columns.item,
+            fix="pass --on-existing skip (or score).",
+        )
+    if known.any() and on_existing is OnExisting.skip:
+        typer.echo(f"skipping {int(known.sum())} item(s) already in the model")
+        frame = frame[~known].reset_index(drop=True)
+    result = ray_score_cold_items(
+        model_dir, frame, k, chunk_size=chunk_size, options=BackendOptions(num_workers=workers)
+    )
+    _write_frame(result, out, "(item, user)")
+
+
+@app.command("recommend-batch")
+def recommend_batch_cmd(
+    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    out: Annotated[Path, typer.Option(help="Output file (.parquet: chunked and resumable).")],
+    users: Annotated[
+        Path | None,
+        typer.Option(help="File with a user_id column (default: every known user)."),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="Items per user.")] = 10,
+    chunk_size: ChunkSize = 1024,
+    skip_unknown: Annotated[
+        bool, typer.Option(help="Leave out unknown users instead of failing.")
+    ] = False,
+    overwrite: Overwrite = False,
+    resume: Resume = True,
+    progress: Progress = True,
+) -> None:
+    """Top-k items for many users, written chunk by chunk."""
+    from hybrid_rec.data.io import read_column
+    from hybrid_rec.recommender import HybridRecommender
+
+    rec = HybridRecommender.load(model_dir)
+    ids = None if users is None else [str(u) for u in read_column(users, Columns.user)]
+    policy: Literal["skip", "error"] = "skip" if skip_unknown else "error"
+    if _is_parquet(out, overwrite):
+        report = rec.recommend_batch(
+            ids,
+            k,
+            chunk_size=chunk_size,
+            unknown_users=policy,
+            output=out,
+            overwrite=overwrite,
+            resume=resume,
+            show_progress=progress,
+        )
+        _echo_report(report, "(user, item)")
+    else:
+        frame = rec.recommend_batch(
+            ids, k, chunk_size=chunk_size, unknown_users=policy, show_progress=progress
+        )
+        _write_frame(frame, out, "(user, item)")
+
+
+def _is_parquet(out: Path, overwrite: bool) -> bool:
+    """Parquet output is written chunk by chunk (the library checks it); other formats
+    are written at the end, and an existing file is refused here, before any work."""
+    from hybrid_rec.errors import BatchOutputError
+
+    if out.suffix.lower() in (".parquet", ".pq"):
+        return True
+    if out.exists() and not overwrite:
+        raise BatchOutputError(f"{out}: already exists. Pass --overwrite to replace it.")
+    return False
+
+
+def _echo_report(report: BatchReport, what: str) -> None:
+    resumed = f", {report.resumed} chunk(s) resumed" if report.resumed else ""
+    skipped = f", {report.skipped} input row(s) skipped" if report.skipped else ""
+    typer.echo(f"wrote {report.rows:,} {what} rows to {report.output}{resumed}{skipped}")
+
+
+def _write_frame(frame: pd.DataFrame, out: Path, what: str) -> None:
+    from hybrid_rec.data.io import write_table
+
     write_table(frame, out)
-    typer.echo(f"wrote {len(frame):,} (item, user) rows to {out}")
+    typer.echo(f"wrote {len(frame):,} {what} rows to {out}")
 
 
 @app.command("serve")

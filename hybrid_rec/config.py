@@ -118,6 +118,9 @@ class ModelConfig(_Stage):
     """Dropout on the content vector while training (stops the content path memorising items)."""
     user_embedding: bool = True
     """Add a learned per-user vector to the history attention (warm users; new users get 0)."""
+    taste_dim: int = Field(64, ge=0)
+    """Width of the content-taste term (principal components of the content
+    vectors; 0 turns it off). Its weight is chosen on validation."""
     align_weight: float = Field(0.0, ge=0.0)
     """Weight of a loss pulling an item's content projection toward its CF vector."""
     threads: int | None = None
@@ -130,9 +133,20 @@ class IndexConfig(_Stage):
     factory: str | None = None
     """A FAISS factory string (``"Flat"``, ``"HNSW32"``, ``"IVF1024,PQ32"``); None picks by size."""
     exact_max_items: int = Field(200_000, ge=1)
+    """Up to this many items the default index is exact (``Flat``)."""
+    memory_budget_gb: float | None = Field(None, gt=0)
+    """Memory the default index may take, vectors included, before it falls back from
+    HNSW to IVF-PQ; None means a quarter of this machine's RAM."""
     hnsw_m: int = Field(32, ge=4)
     hnsw_ef_search: int = Field(128, ge=1)
     hnsw_ef_construction: int = Field(200, ge=1)
+    ivf_nprobe: int = Field(32, ge=1)
+    """IVF lists searched per query."""
+    refine_factor: int = Field(4, ge=1)
+    """Compressed (PQ/SQ) indexes fetch this many times the candidates and re-rank them
+    exactly with the full vectors."""
+    recall_queries: int = Field(500, ge=0)
+    """Queries (sampled users) for the recall@k of an approximate index measured on save."""
 
 
 class ExplainConfig(_Stage):

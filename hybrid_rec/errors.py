@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 __all__ = [
+    "BatchOutputError",
     "ConfigError",
     "DataValidationError",
     "DatasetNotAvailableError",
@@ -17,6 +18,7 @@ __all__ = [
     "EncoderError",
     "ExplanationError",
     "HybridRecError",
+    "MissingDependencyError",
     "ModelFileError",
     "NotFittedError",
     "TrainingError",
@@ -120,3 +122,14 @@ class TrainingError(HybridRecError, RuntimeError):
 
 class ExplanationError(HybridRecError, RuntimeError):
     """An explanation could not be produced."""
+
+
+class MissingDependencyError(HybridRecError, ImportError):
+    """An optional dependency (an extra such as ``dist``, or a benchmark peer) is not installed.
+
+    The message names the ``pip install`` line that fixes it.
+    """
+
+
+class BatchOutputError(HybridRecError, OSError):
+    """A batch job's output already exists, or an unfinished run of another job is in its way."""

@@ -123,6 +123,8 @@ class HybridMethod:
         self.ctx = ctx
         self.config = RecommenderConfig()
         self.config.model.use_content = use_content
+        if not use_content:  # pure CF: no content-taste term either
+            self.config.model.taste_dim = 0
         self.config.model.seed = ctx.seed
         self.config.model.threads = ctx.threads
 

@@ -50,6 +50,7 @@ __all__ = [
     "cut_text",
     "item_texts",
     "load_template",
+    "new_item_texts",
     "render_value",
     "text_hash",
 ]
@@ -403,3 +404,25 @@ def text_hash(text: str, encoder_name: str) -> str:
     encoder gives a new hash, so the vector is recomputed.
     """
     return hashlib.sha256(f"{encoder_name}\x00{text}".encode()).hexdigest()
+
+
+def new_item_texts(
+    new_items: pd.DataFrame, config: ContentConfig | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Validate brand-new items and build their texts; an item with no text at all
+    is an error (there would be nothing to place it by).
+
+    Returns the validated frame and its texts (aligned rows).
+    """
+    frame = validate_items(new_items, source=new_items.attrs.get("source", "new items"))
+    texts = item_texts(frame, config)
+    empty = texts.str.strip() == ""
+    if empty.any():
+        raise DataValidationError(
+            "new item(s) have no text at all, so there is nothing to place them by.",
+            source="new items",
+            column=Columns.item,
+            rows=np.flatnonzero(empty.to_numpy()),
+            fix="give each new item a title, description or attributes.",
+        )
+    return frame, texts

@@ -33,7 +33,10 @@ class IdMap:
 
     def __init__(self, external_ids: Iterable[str]) -> None:
         ext = np.asarray([str(x) for x in external_ids], dtype=object)
-        index = pd.Index(ext)
+        # object dtype, like the queries: pandas 3 would infer its Arrow "str" dtype, and
+        # get_indexer between the two then converts the whole index on every lookup
+        # (measured 640 ms per lookup at 1M ids, against 0.01 ms)
+        index = pd.Index(ext, dtype=object)
         if not index.is_unique:
             dup = index[index.duplicated()].tolist()[:5]
             raise DataValidationError(f"duplicate ids {dup}.", fix="ids must be unique.")

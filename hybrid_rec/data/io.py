@@ -8,6 +8,7 @@ file whose content is not the format its extension claims) becomes a
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -27,6 +28,8 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "fsync_dir",
+    "iter_table",
+    "read_column",
     "read_table",
     "write_table",
 ]
@@ -53,6 +56,22 @@ def _format_of(path: Path) -> str:
     return fmt
 
 
+def _check_readable(path: Path) -> str:
+    """The format of ``path``, after the checks :func:`read_table` makes on every file."""
+    fmt = _format_of(path)
+    if not path.exists():
+        raise DataValidationError("file not found.", source=str(path), fix="check the path.")
+    if path.is_dir():
+        raise DataValidationError("is a directory, not a file.", source=str(path))
+    if path.stat().st_size == 0:
+        raise DataValidationError(
+            "the file is empty.",
+            source=str(path),
+            fix="export the data again; a header row at least is needed.",
+        )
+    return fmt
+
+
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a CSV, TSV, Parquet or JSON Lines file into a DataFrame.
 
@@ -66,17 +85,7 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         extension claims.
     """
     p = Path(path)
-    fmt = _format_of(p)
-    if not p.exists():
-        raise DataValidationError("file not found.", source=str(p), fix="check the path.")
-    if p.is_dir():
-        raise DataValidationError("is a directory, not a file.", source=str(p))
-    if p.stat().st_size == 0:
-        raise DataValidationError(
-            "the file is empty.",
-            source=str(p),
-            fix="export the data again; a header row at least is needed.",
-        )
+    fmt = _check_readable(p)
     reader = {"csv": _read_csv, "tsv": _read_tsv, "parquet": _read_parquet, "jsonl": _read_jsonl}
     frame = reader[fmt](p)
     if frame.empty:
@@ -103,23 +112,7 @@ def _check_utf8(path: Path) -> None:
 
 
 def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if head == b"PAR1":
-        raise DataValidationError(
-            "this is a Parquet file, not CSV.", source=str(path), fix="rename it to .parquet."
-        )
-    _check_utf8(path)
-    try:
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=True, encoding="utf-8")
-    except pd.errors.EmptyDataError:
-        raise DataValidationError("the file is empty.", source=str(path)) from None
-    except pd.errors.ParserError as exc:
-        raise DataValidationError(
-            f"not a valid {'CSV' if sep == ',' else 'TSV'} file: {exc}",
-            source=str(path),
-            fix="check quoting and the number of fields per line.",
-        ) from None
+    return next(_iter_delimited(path, sep, None))
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -134,39 +127,148 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-        raise DataValidationError(
-            f"not a valid Parquet file ({exc}).",
-            source=str(path),
-            fix="write it again with pandas.DataFrame.to_parquet, or give "
-            "it the extension of its real format.",
-        ) from None
+        raise _not_parquet(path, exc) from None
+
+
+def _not_parquet(path: Path, exc: Exception) -> DataValidationError:
+    return DataValidationError(
+        f"not a valid Parquet file ({exc}).",
+        source=str(path),
+        fix="write it again with pandas.DataFrame.to_parquet, or give "
+        "it the extension of its real format.",
+    )
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
-    _check_utf8(path)
-    records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataValidationError(
-                    f"line {lineno} is not valid JSON ({exc.msg}).",
-                    source=str(path),
-                    fix="JSON Lines needs one JSON object per line.",
-                ) from None
-            if not isinstance(obj, dict):
-                raise DataValidationError(
-                    f"line {lineno} is a JSON {type(obj).__name__}, not an object.",
-                    source=str(path),
-                    fix="write one JSON object per line.",
-                )
-            records.append(obj)
-    if not records:
+    frames = list(_iter_jsonl(path, None))
+    if not frames:
         raise DataValidationError("the file has no JSON objects.", source=str(path))
-    return pd.DataFrame.from_records(records)
+    return frames[0]
+
+
+# ---------------------------------------------------------------- streaming reads
+
+
+def iter_table(path: str | os.PathLike[str], rows: int) -> Iterator[pd.DataFrame]:
+    """Read a CSV, TSV, Parquet or JSON Lines file in frames of exactly ``rows`` rows
+    (the last may be shorter), holding one frame at a time.
+
+    Values are read as :func:`read_table` reads them (text formats as strings);
+    each frame's ``attrs["source"]`` is the file and its index starts at 0.
+
+    Raises
+    ------
+    DataValidationError
+        As :func:`read_table`, for a missing, empty or malformed file.
+    """
+    p = Path(path)
+    fmt = _check_readable(p)
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    if fmt == "parquet":
+        frames = _iter_parquet(p, rows)
+    elif fmt == "jsonl":
+        frames = _iter_jsonl(p, rows)
+    else:
+        frames = _iter_delimited(p, "," if fmt == "csv" else "\t", rows)
+    for frame in frames:
+        frame = frame.reset_index(drop=True)
+        frame.attrs["source"] = str(p)
+        yield frame
+
+
+def read_column(path: str | os.PathLike[str], column: str) -> pd.Series:
+    """One column of a table file, read in frames so the other columns are never all held.
+
+    Raises
+    ------
+    DataValidationError
+        If the file cannot be read or has no such column.
+    """
+    parts = []
+    for frame in iter_table(path, 65_536):
+        if column not in frame.columns:
+            raise DataValidationError(
+                f"no column {column!r} (found {', '.join(map(str, frame.columns))}).",
+                source=str(path),
+                fix=f"add a {column!r} column.",
+            )
+        parts.append(frame[column])
+    if not parts:
+        return pd.Series([], dtype=object, name=column)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _iter_parquet(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
+        pending: list[pa.RecordBatch] = []
+        size = 0
+        for batch in batches:
+            pending.append(batch)
+            size += batch.num_rows
+            while size >= rows:
+                table = pa.Table.from_batches(pending)
+                yield table.slice(0, rows).to_pandas()
+                rest = table.slice(rows)
+                pending, size = rest.to_batches(), rest.num_rows
+        if size:
+            yield pa.Table.from_batches(pending).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        raise _not_parquet(path, exc) from None
+
+
+def _iter_delimited(path: Path, sep: str, rows: int | None) -> Iterator[pd.DataFrame]:
+    """Frames of ``rows`` rows (``None``: one frame of the whole file), strings kept as read."""
+    with path.open("rb") as fh:
+        if fh.read(4) == b"PAR1":
+            raise DataValidationError(
+                "this is a Parquet file, not CSV.", source=str(path), fix="rename it to .parquet."
+            )
+    _check_utf8(path)
+    try:
+        read = pd.read_csv(
+            path, sep=sep, dtype=str, keep_default_na=True, encoding="utf-8", chunksize=rows
+        )
+        if rows is None:
+            yield read
+        else:
+            yield from read
+    except pd.errors.EmptyDataError:
+        raise DataValidationError("the file is empty.", source=str(path)) from None
+    except pd.errors.ParserError as exc:
+        raise DataValidationError(
+            f"not a valid {'CSV' if sep == ',' else 'TSV'} file: {exc}",
+            source=str(path),
+            fix="check quoting and the number of fields per line.",
+        ) from None
+
+
+def _iter_jsonl(path: Path, rows: int | None) -> Iterator[pd.DataFrame]:
+    """Frames of ``rows`` JSON objects (``None``: one frame of the whole file)."""
+    _check_utf8(path)
+    with path.open(encoding="utf-8") as fh:
+        numbered = ((n, line) for n, line in enumerate(fh, start=1) if line.strip())
+        while group := list(itertools.islice(numbered, rows)):
+            yield pd.DataFrame.from_records([_json_object(line, n, path) for n, line in group])
+
+
+def _json_object(line: str, lineno: int, path: Path) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(
+            f"line {lineno} is not valid JSON ({exc.msg}).",
+            source=str(path),
+            fix="JSON Lines needs one JSON object per line.",
+        ) from None
+    if not isinstance(obj, dict):
+        raise DataValidationError(
+            f"line {lineno} is a JSON {type(obj).__name__}, not an object.",
+            source=str(path),
+            fix="write one JSON object per line.",
+        )
+    return obj
 
 
 # ---------------------------------------------------------------- atomic writes

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from hybrid_rec.data.columns import Columns
 from hybrid_rec.errors import (
     DataValidationError,
-    HybridRecError,
+    MissingDependencyError,
     NotFittedError,
     TrainingError,
     UnknownIdError,
@@ -42,10 +42,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 C = Columns
-
-
-class MissingDependencyError(HybridRecError, ImportError):
-    """An optional, benchmark-only dependency is not installed."""
 
 
 # ----------------------------------------------------------------------------- helpers

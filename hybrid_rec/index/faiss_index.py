@@ -1,8 +1,11 @@
 """FAISS retrieval over fused item vectors (inner product on L2-normalised vectors).
 
-The index type is chosen by catalogue size — exact ``Flat`` for small
-catalogues, ``HNSW`` above ``IndexConfig.exact_max_items`` — or forced by a
-FAISS factory string (``"Flat"``, ``"HNSW32"``, ``"IVF1024,PQ32"``).
+The index type is chosen by catalogue size and memory (see
+:func:`choose_factory`: exact ``Flat``, then ``HNSW``, then ``IVF-PQ``) or forced
+by a FAISS factory string (``"Flat"``, ``"HNSW32,Flat"``, ``"IVF1024,PQ32"``).
+Compressed indexes (PQ, SQ) fetch extra candidates and re-rank them exactly
+with the full vectors the wrapper keeps; :meth:`VectorIndex.measure_recall`
+checks any index against exact search.
 
 Internal item ids are the positions in the index (append-only, like the
 :class:`~hybrid_rec.data.IdMap`). Vectors that change after being added
@@ -14,7 +17,9 @@ graph indexes that cannot update in place stay correct.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -27,11 +32,44 @@ __all__ = ["VectorIndex", "choose_factory"]
 log = logging.getLogger(__name__)
 
 
-def choose_factory(n_items: int, config: IndexConfig) -> str:
-    """The factory string for a catalogue of ``n_items``."""
+def choose_factory(n_items: int, config: IndexConfig, dim: int = 65) -> str:
+    """The factory string for a catalogue of ``n_items`` vectors of ``dim`` floats
+    (default: the default model's 64-d fused vectors plus the cold-offset column).
+
+    ``config.factory``, when set, wins. Otherwise, with ``d = dim`` and the
+    memory budget ``B = config.memory_budget_gb`` (default: a quarter of this
+    machine's RAM), counting the float32 copy of the vectors the wrapper always
+    keeps:
+
+    1. ``n_items <= config.exact_max_items`` (200,000): ``"Flat"``, exact — a
+       scan of that many vectors takes a few milliseconds per query;
+    2. else, if HNSW fits, ``n * (8 d + 8.8 M) <= B`` bytes (two copies of the
+       vectors plus about ``2 M`` 4-byte links per item, ``M = config.hnsw_m``):
+       ``"HNSW{M},Flat"`` — the fastest at recall >= 0.95;
+    3. else ``"IVF{nlist},PQ{m}"`` with ``nlist`` the power of two nearest
+       ``4 sqrt(n)`` (64 to 65,536) and ``m`` the largest divisor of ``d`` up to
+       ``d / 2`` (``"IVF{nlist},SQ8"`` if ``d`` has none from 4 up): about
+       ``m + 8`` bytes per item besides the kept vectors; its candidates are
+       re-ranked exactly.
+    """
     if config.factory:
         return config.factory
-    return "Flat" if n_items <= config.exact_max_items else f"HNSW{config.hnsw_m},Flat"
+    if n_items <= config.exact_max_items:
+        return "Flat"
+    budget = (config.memory_budget_gb or _ram_bytes() / 4 / 2**30) * 2**30
+    if n_items * (8 * dim + 8.8 * config.hnsw_m) <= budget:
+        return f"HNSW{config.hnsw_m},Flat"
+    nlist = int(2 ** np.clip(np.round(np.log2(4 * np.sqrt(n_items))), 6, 16))
+    m = max((m for m in range(1, dim // 2 + 1) if dim % m == 0), default=1)
+    return f"IVF{nlist},PQ{m}" if m >= 4 else f"IVF{nlist},SQ8"
+
+
+def _ram_bytes() -> float:
+    """Physical memory of this machine (16 GiB where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 16.0 * 2**30
 
 
 class VectorIndex:
@@ -56,14 +94,28 @@ class VectorIndex:
         """Current vectors (row = internal item id)."""
         return self._vectors
 
+    @property
+    def is_exact(self) -> bool:
+        """Whether search is exhaustive (``Flat``), so its recall is 1 by construction."""
+        return isinstance(self._index, faiss.IndexFlat)
+
+    @property
+    def kind(self) -> str:
+        """The factory string, or the FAISS class name of a loaded index."""
+        if self.factory and self.factory != "loaded":
+            return self.factory
+        return type(self._index).__name__ if self._index is not None else "empty"
+
     def build(self, vectors: np.ndarray) -> VectorIndex:
         """(Re)build the index from scratch."""
         vectors = _as_matrix(vectors, self.dim)
-        self.factory = self.factory or choose_factory(len(vectors), self.config)
+        self.factory = self.factory or choose_factory(len(vectors), self.config, self.dim)
         index = faiss.index_factory(self.dim, self.factory, faiss.METRIC_INNER_PRODUCT)
         if isinstance(index, faiss.IndexHNSW):
             index.hnsw.efConstruction = self.config.hnsw_ef_construction
             index.hnsw.efSearch = self.config.hnsw_ef_search
+        if hasattr(index, "do_polysemous_training"):  # PQ: minutes of training for a
+            index.do_polysemous_training = False  # Hamming filter this wrapper never uses
         if not index.is_trained:
             index.train(vectors)
         index.add(vectors)
@@ -133,11 +185,48 @@ class VectorIndex:
         return _filter_topk(scores, ids, k, allowed, exclude)
 
     def _raw_search(self, queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        assert self._index is not None
-        if isinstance(self._index, faiss.IndexHNSW):
-            self._index.hnsw.efSearch = max(self.config.hnsw_ef_search, fetch)
-        scores, ids = self._index.search(queries, fetch)
-        return scores, ids
+        index = self._index
+        assert index is not None
+        if isinstance(index, faiss.IndexHNSW):
+            index.hnsw.efSearch = max(self.config.hnsw_ef_search, fetch)
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None:
+            ivf.nprobe = min(self.config.ivf_nprobe, ivf.nlist)
+        if not _is_compressed(index):
+            scores, ids = index.search(queries, fetch)
+            return scores, ids
+        _, ids = index.search(queries, min(self.ntotal, fetch * self.config.refine_factor))
+        exact = np.einsum("qd,qkd->qk", queries, self._vectors[np.clip(ids, 0, None)])
+        exact = np.where(ids >= 0, exact, -np.inf).astype(np.float32)
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :fetch]
+        return np.take_along_axis(exact, order, 1), np.take_along_axis(ids, order, 1)
+
+    def measure_recall(self, queries: np.ndarray, k: int) -> dict[str, Any]:
+        """Recall@k of :meth:`search` against exact search over the same vectors.
+
+        Returns ``index``, ``items``, ``dim``, ``k``, ``queries``, ``recall_at_k``
+        (the mean share of each query's exact top-k that search returns) and the
+        search parameters in force.
+        """
+        queries = _as_matrix(queries, self.dim)
+        k = max(1, min(k, self.ntotal))
+        _, truth = faiss.knn(queries, self._vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+        _, found = self.search(queries, k)
+        hits = [len(np.intersect1d(t, f[f >= 0])) for t, f in zip(truth, found, strict=True)]
+        cfg = self.config
+        return {
+            "index": self.kind,
+            "items": self.ntotal,
+            "dim": self.dim,
+            "k": k,
+            "queries": len(queries),
+            "recall_at_k": round(float(np.mean(hits)) / k, 4) if len(hits) else 1.0,
+            "params": {
+                "hnsw_ef_search": cfg.hnsw_ef_search,
+                "ivf_nprobe": cfg.ivf_nprobe,
+                "refine_factor": cfg.refine_factor,
+            },
+        }
 
     def _merge_overrides(
         self, queries: np.ndarray, scores: np.ndarray, ids: np.ndarray
@@ -189,6 +278,11 @@ class VectorIndex:
         out._vectors = _as_matrix(vectors, index.d).copy()
         out.factory = "loaded"
         return out
+
+
+def _is_compressed(index: faiss.Index) -> bool:
+    """Whether the index stores lossy codes (PQ, SQ ...), so its scores need re-ranking."""
+    return not isinstance(index, faiss.IndexFlat | faiss.IndexHNSWFlat | faiss.IndexIVFFlat)
 
 
 def _as_matrix(vectors: np.ndarray, dim: int) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -332,6 +333,23 @@ def test_synthetic_new_items_belong_to_their_cluster() -> None:
     assert not default_ids.isin(synthetic(n_items=1000).items["item_id"]).any()
     with pytest.raises(DataValidationError, match="unknown cluster"):
         synthetic_new_items(1, "knitting")
+
+
+def test_synthetic_memory_is_linear_in_the_data_never_users_times_items() -> None:
+    """Peak traced allocations (NumPy and Python objects) grow with users + items +
+    events: 4x each is about 4x memory, and far below a dense users x items matrix."""
+
+    def peak(n_users: int, n_items: int) -> int:
+        tracemalloc.start()
+        ds = synthetic(n_users=n_users, n_items=n_items, interactions_per_user=5, seed=1)
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(ds.items) == n_items
+        return size
+
+    small, large = peak(2_000, 50_000), peak(8_000, 200_000)
+    assert large < 5 * small, (small, large)
+    assert large < 8_000 * 200_000 / 20, large  # a dense bool matrix would be 1.6 GB
 
 
 @pytest.mark.slow

@@ -76,3 +76,32 @@ def test_save_load_roundtrip(tmp_path: Path) -> None:
     (tmp_path / "bad.faiss").write_bytes(b"garbage")
     with pytest.raises(ModelFileError, match="cannot read"):
         VectorIndex.load(tmp_path / "bad.faiss", x)
+
+
+def test_factory_by_memory_falls_back_to_ivf_pq() -> None:
+    roomy = IndexConfig(exact_max_items=1000, memory_budget_gb=1.0)
+    tight = IndexConfig(exact_max_items=1000, memory_budget_gb=0.001)  # about 1 MB
+    assert choose_factory(10_000, roomy, 65) == "HNSW32,Flat"
+    assert choose_factory(10_000, tight, 65) == "IVF512,PQ13"  # 4 sqrt(n) = 400 -> 512
+    assert choose_factory(10_000, tight, 64) == "IVF512,PQ32"
+    assert choose_factory(10_000, tight, 7) == "IVF512,SQ8"  # no divisor of 7 from 4 to 3.5
+    assert choose_factory(10_000_000, IndexConfig(), 65) in ("HNSW32,Flat", "IVF16384,PQ13")
+
+
+@pytest.mark.parametrize("factory", ["IVF16,PQ16", "IVF16,SQ8"])
+def test_compressed_indexes_rerank_exactly(factory: str) -> None:
+    x, q = _unit(3000, 32, 10), _unit(50, 32, 11)
+    cfg = IndexConfig(ivf_nprobe=16, refine_factor=8)
+    index = VectorIndex(32, cfg, factory=factory).build(x)
+    scores, ids = index.search(q, 10)
+    np.testing.assert_allclose(scores, np.take_along_axis(q @ x.T, ids, 1), rtol=1e-5)
+    report = index.measure_recall(q, 10)
+    assert report["index"] == factory and report["queries"] == 50 and report["items"] == 3000
+    assert report["recall_at_k"] >= 0.9
+    assert not index.is_exact and VectorIndex(32).build(x).is_exact
+
+
+def test_measure_recall_of_exact_index_is_one() -> None:
+    x, q = _unit(500, 8, 12), _unit(20, 8, 13)
+    report = VectorIndex(8, factory="Flat").build(x).measure_recall(q, 5)
+    assert report["recall_at_k"] == 1.0 and report["k"] == 5

@@ -45,6 +45,18 @@ def test_recommend_shape_and_users_get_their_cluster(
     assert same > 0.8
 
 
+def test_retrieval_scores_equal_dense_scores(fitted: HybridRecommender) -> None:
+    """The index (fused vector + content taste + cold offset) and score() agree."""
+    users = list(fitted.user_ids_.external_ids[:5])
+    out = fitted.recommend(users, k=15)
+    dense = fitted.score(users, list(out["item_id"].unique()))
+    cols = {item: n for n, item in enumerate(out["item_id"].unique())}
+    rows = {user: n for n, user in enumerate(users)}
+    want = [dense[rows[u], cols[i]] for u, i in zip(out.user_id, out.item_id, strict=True)]
+    np.testing.assert_allclose(out["score"], want, atol=1e-4)
+    assert 0.0 <= fitted.taste_weight_ <= 0.5
+
+
 def test_seen_items_are_excluded(fitted: HybridRecommender, clustered: Dataset) -> None:
     user = clustered.interactions["user_id"].iloc[0]
     seen = set(clustered.interactions.loc[clustered.interactions.user_id == user, "item_id"])

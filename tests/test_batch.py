@@ -1,0 +1,224 @@
+"""Chunked, resumable batch jobs: exact top-k, Parquet output, resume and refusal rules."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_rec.batch import (
+    BatchReport,
+    ChunkFn,
+    InputTable,
+    TopK,
+    collect,
+    partial_dir,
+    result_schema,
+    top_k,
+    write_parquet,
+)
+from hybrid_rec.errors import BatchOutputError, DataValidationError
+
+SCHEMA = result_schema("item_id", "user_id")
+
+
+def _vectors(n: int, d: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+
+
+def _truth(scores: np.ndarray, k: int) -> np.ndarray:
+    return -np.sort(-scores, axis=1)[:, :k]
+
+
+@pytest.mark.parametrize(("n", "k"), [(7, 3), (7, 7), (100, 5), (5000, 20), (5003, 100)])
+def test_top_k_is_exact(n: int, k: int) -> None:
+    scores = _vectors(30, 8, 0) @ _vectors(n, 8, 1).T
+    values, cols = top_k(scores, k)
+    assert values.shape == cols.shape == (30, k)
+    np.testing.assert_array_equal(values, _truth(scores, k))
+    np.testing.assert_array_equal(np.take_along_axis(scores, cols, 1), values)
+    assert all(len(set(row)) == k for row in cols)
+
+
+def test_top_k_finds_the_best_even_when_they_share_a_group() -> None:
+    scores = np.zeros((1, 4000), dtype=np.float32)
+    scores[0, [5, 5 + 250, 5 + 500]] = [3.0, 2.0, 1.0]  # 250 groups: all three in group 5
+    values, cols = top_k(scores, 3)
+    assert cols[0].tolist() == [5, 255, 505] and values[0].tolist() == [3.0, 2.0, 1.0]
+
+
+def test_topk_reuses_one_score_buffer() -> None:
+    targets = _vectors(3000, 16, 2)
+    scorer = TopK(targets, 10, threads=2)
+    for rows in (64, 10, 64):
+        values, _ = scorer(_vectors(rows, 16, rows))
+        assert values.shape == (rows, 10)
+    assert scorer._buffer.shape == (64, 3000)  # grown once to the largest chunk, then reused
+    queries = _vectors(64, 16, 5)
+    np.testing.assert_array_equal(scorer(queries)[0], _truth(queries @ targets.T, 10))
+
+
+def _items(n: int, start: int = 0) -> pd.DataFrame:
+    ids = [f"n{i}" for i in range(start, start + n)]
+    return pd.DataFrame({"item_id": ids, "x": np.arange(start, start + n, dtype=float)})
+
+
+def _process(k: int = 3, calls: list[int] | None = None, fail_at: int | None = None) -> ChunkFn:
+    """A stand-in scorer: user ``u{j}`` scores ``x - j`` for item with value ``x``."""
+
+    def process(chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
+        if calls is not None:
+            calls.append(first_row)
+        if first_row == fail_at:
+            raise RuntimeError("crash")
+        n = len(chunk)
+        return pd.DataFrame(
+            {
+                "item_id": np.repeat(chunk["item_id"].to_numpy(), k),
+                "user_id": [f"u{j}" for j in range(k)] * n,
+                "score": (np.repeat(chunk["x"].to_numpy(), k) - np.tile(np.arange(k), n)).astype(
+                    np.float32
+                ),
+                "rank": np.tile(np.arange(1, k + 1), n),
+            }
+        )
+
+    return process
+
+
+def _run(table: InputTable, out: Path, **kw: Any) -> BatchReport:
+    options: dict[str, Any] = {"schema": SCHEMA, "chunk_size": 4, "params": {"k": 3}, **kw}
+    process = options.pop("process", _process())
+    return write_parquet(table, process, out, **options)
+
+
+def test_parquet_output_matches_in_memory_result(tmp_path: Path) -> None:
+    table = InputTable(_items(10))
+    report = _run(table, tmp_path / "s.parquet")
+    assert report.rows == 30 and report.chunks == 3 and report.resumed == 0
+    expected = collect(table, _process(), chunk_size=4).astype({"score": np.float32})
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "s.parquet"), expected)
+    assert not partial_dir(tmp_path / "s.parquet").exists()
+
+
+def test_crash_then_resume_redoes_nothing_and_writes_the_same_file(tmp_path: Path) -> None:
+    table, out, calls = InputTable(_items(18)), tmp_path / "s.parquet", []
+    with pytest.raises(RuntimeError, match="crash"):
+        _run(table, out, process=_process(calls=calls, fail_at=12))
+    assert not out.exists()
+    state = json.loads((partial_dir(out) / "state.json").read_text())
+    assert state["input"]["rows"] == 18 and state["chunk_size"] == 4
+    calls.clear()
+    report = _run(table, out, process=_process(calls=calls))
+    assert calls == [12, 16] and report.resumed == 3
+    _run(table, tmp_path / "ref.parquet")
+    assert out.read_bytes() == (tmp_path / "ref.parquet").read_bytes()
+
+
+def test_existing_output_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "s.parquet"
+    out.write_bytes(b"old")
+    with pytest.raises(BatchOutputError, match=r"already exists.*overwrite=True"):
+        _run(InputTable(_items(5)), out)
+    assert out.read_bytes() == b"old"
+    _run(InputTable(_items(5)), out, overwrite=True)
+    assert len(pd.read_parquet(out)) == 15
+
+
+def test_partial_run_with_other_input_or_params_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "s.parquet"
+    with pytest.raises(RuntimeError):
+        _run(InputTable(_items(12)), out, process=_process(fail_at=8))
+    with pytest.raises(BatchOutputError, match=r"other parameters \(k: 3 -> 5\)"):
+        _run(InputTable(_items(12)), out, params={"k": 5})
+    with pytest.raises(BatchOutputError, match="another input"):
+        _run(InputTable(_items(12, start=1)), out)
+    with pytest.raises(BatchOutputError, match=r"chunk_size: 4 -> 6"):
+        _run(InputTable(_items(12)), out, chunk_size=6)
+    report = _run(InputTable(_items(12, start=1)), out, overwrite=True)
+    assert report.resumed == 0 and pd.read_parquet(out)["item_id"].iloc[0] == "n1"
+
+
+def test_no_resume_starts_afresh(tmp_path: Path) -> None:
+    out, calls = tmp_path / "s.parquet", []
+    with pytest.raises(RuntimeError):
+        _run(InputTable(_items(12)), out, process=_process(fail_at=8))
+    _run(InputTable(_items(12)), out, resume=False, process=_process(calls=calls))
+    assert calls == [0, 4, 8]
+
+
+def test_bad_output_paths(tmp_path: Path) -> None:
+    with pytest.raises(DataValidationError, match=r"\.parquet"):
+        _run(InputTable(_items(3)), tmp_path / "s.csv")
+    (tmp_path / "d.parquet").mkdir()
+    with pytest.raises(BatchOutputError, match="directory"):
+        _run(InputTable(_items(3)), tmp_path / "d.parquet")
+    with pytest.raises(DataValidationError, match="chunk_size"):
+        _run(InputTable(_items(3)), tmp_path / "s.parquet", chunk_size=0)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_file_input_is_read_in_chunks_like_a_frame(tmp_path: Path, suffix: str) -> None:
+    frame = _items(11).assign(x=lambda f: f["x"].astype(str))
+    path = tmp_path / f"items{suffix}"
+    if suffix == ".parquet":
+        frame.to_parquet(path, row_group_size=3)  # row groups that do not line up with chunks
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False)
+    table = InputTable(path)
+    assert table.column("item_id").tolist() == frame["item_id"].tolist()
+    assert table.n_rows == 11
+    chunks = list(table.chunks(4))
+    assert [len(c) for c in chunks] == [4, 4, 3]
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), frame)
+    assert chunks[1].attrs["source"] == str(path)
+    before = table.sha256()
+    frame.iloc[:10].to_csv(tmp_path / "other.csv", index=False)
+    assert InputTable(tmp_path / "other.csv").sha256() != before
+    with pytest.raises(DataValidationError, match="no column 'nope'"):
+        table.column("nope")
+
+
+def test_frame_fingerprint_follows_content() -> None:
+    a = InputTable(_items(5)).sha256()
+    assert a == InputTable(_items(5)).sha256()
+    assert a != InputTable(_items(5).assign(x=1.0)).sha256()
+
+
+def test_memory_holds_one_chunk_whatever_the_number_of_items(tmp_path: Path) -> None:
+    """Peak traced memory with 8x the items stays that of a single chunk of scores."""
+    targets = _vectors(20_000, 16, 7)
+
+    def peak(n_items: int, name: str) -> int:
+        scorer = TopK(targets, 10, threads=1)
+        queries = _vectors(n_items, 16, 8)
+
+        def process(chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
+            scores, ids = scorer(queries[first_row : first_row + len(chunk)])
+            return pd.DataFrame(
+                {
+                    "item_id": np.repeat(chunk["item_id"].to_numpy(), 10),
+                    "user_id": ids.ravel().astype(str),
+                    "score": scores.ravel(),
+                    "rank": np.tile(np.arange(1, 11), len(chunk)),
+                }
+            )
+
+        table = InputTable(_items(n_items))
+        tracemalloc.start()
+        write_parquet(table, process, tmp_path / name, schema=SCHEMA, chunk_size=100, params={})
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak_bytes
+
+    small, large = peak(200, "a.parquet"), peak(1600, "b.parquet")
+    one_chunk = 100 * 20_000 * 4
+    assert large < small + one_chunk // 2, (small, large)
+    assert large < 4 * one_chunk
