@@ -46,6 +46,12 @@ class FileKind(StrEnum):
     items = "items"
 
 
+class ExplainBackend(StrEnum):
+    llama_cpp = "llama_cpp"
+    transformers = "transformers"
+    template = "template"
+
+
 class Backend(StrEnum):
     local = "local"
     ray = "ray"
@@ -420,6 +426,17 @@ def serve_cmd(
         str, typer.Option(help="Interface to bind (loopback unless you ask).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 7860,
+    explain_backend: Annotated[
+        ExplainBackend | None,
+        typer.Option(help="Explanations: llama_cpp (local LLM), transformers or template."),
+    ] = None,
+    refit: Annotated[bool, typer.Option(help="Fit again even if the model exists.")] = False,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Training epochs when fitting the demo model.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=16, help="Requests served at once (the rest queue).")
+    ] = 2,
 ) -> None:
     """Open the Gradio demo app (recommendations with explanations, new user, new item)."""
     import os
@@ -427,7 +444,12 @@ def serve_cmd(
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from hybrid_rec.serve import serve
 
-    serve(model_dir=model_dir, host=host, port=port)
+    extra: dict[str, object] = {"refit": refit, "concurrency": concurrency}
+    if epochs is not None:
+        extra["epochs"] = epochs
+    if explain_backend is not None:
+        extra["explain_backend"] = explain_backend.value
+    serve(model_dir=model_dir, host=host, port=port, **extra)
 
 
 def main() -> None:

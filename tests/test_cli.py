@@ -87,3 +87,26 @@ def test_export_movielens_then_check(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stderr
     assert "interactions      100,000" in check.stdout
     assert "users             943" in check.stdout
+
+
+def test_serve_passes_its_options_to_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hybrid_rec.serve
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(hybrid_rec.serve, "serve", lambda **kw: calls.append(kw))
+    args = ["serve", "--model-dir", "m", "--port", "7999", "--explain-backend", "template"]
+    result = CliRunner().invoke(app, [*args, "--epochs", "2", "--refit", "--concurrency", "3"])
+    assert result.exit_code == 0, result.output
+    assert calls == [
+        {
+            "model_dir": Path("m"),
+            "host": "127.0.0.1",
+            "port": 7999,
+            "refit": True,
+            "concurrency": 3,
+            "epochs": 2,
+            "explain_backend": "template",
+        }
+    ]
+    bad = CliRunner().invoke(app, ["serve", "--explain-backend", "gpt"])
+    assert bad.exit_code == 2
