@@ -23,7 +23,29 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
 "$PY" -m pip install --quiet setuptools wheel cython
-"$PY" -m pip download --quiet --no-deps --no-binary :all: "lightfm==$VERSION" -d "$TMP"
+# Fetch the sdist itself (sha256-checked against PyPI's record): `pip download` would
+# prepare its metadata, which runs the unpatched setup.py and fails the same way.
+"$PY" - "$VERSION" "$TMP" <<'PYEOF'
+import hashlib
+import pathlib
+import re
+import sys
+import urllib.request
+
+version, tmp = sys.argv[1], pathlib.Path(sys.argv[2])
+name = f"lightfm-{version}.tar.gz"
+with urllib.request.urlopen("https://pypi.org/simple/lightfm/", timeout=60) as r:
+    page = r.read().decode()
+match = re.search(r'href="([^"#]*/' + re.escape(name) + r')#sha256=([0-9a-f]{64})"', page)
+if match is None:
+    sys.exit(f"{name} is not on the package index")
+url, sha = match.groups()
+with urllib.request.urlopen(url, timeout=300) as r:
+    data = r.read()
+if hashlib.sha256(data).hexdigest() != sha:
+    sys.exit(f"sha256 mismatch for {name}")
+(tmp / name).write_bytes(data)
+PYEOF
 tar -xzf "$TMP"/lightfm-"$VERSION".tar.gz -C "$TMP"
 SRC="$TMP/lightfm-$VERSION"
 
