@@ -18,6 +18,7 @@ it; a backend never decides whether its text is true.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -28,6 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from hybrid_rec.errors import ExplanationError, ModelFileError
 from hybrid_rec.explain.facts import Fact, Facts
@@ -79,6 +82,10 @@ class GenerationRequest:
         0 is greedy (first try); a retry samples.
     seed
         Sampling seed.
+    answer_start
+        Words the explanation is made to begin with (forced, and part of the answer):
+        ``"You"`` keeps a small model from opening with the item's title and drifting
+        into invented praise of it.
     """
 
     messages: tuple[Message, ...]
@@ -88,6 +95,7 @@ class GenerationRequest:
     language: str = "en"
     temperature: float = 0.0
     seed: int = 0
+    answer_start: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,7 +169,7 @@ _EN = {
     "own": "It has the {label} {value}.",
     "year": "It is from {value}.",
     "cold": "It is new here, with no interactions yet, so it was matched on its content.",
-    "long_tail": "Only {n} {people} have interacted with it so far, so it is easy to miss.",
+    "long_tail": "Only {n} {people} so far, so it is easy to miss.",
     "popular": "It is one of the most popular items, with {n} interactions.",
     "content": "The match rests mostly on its description and attributes.",
     "collab": "The match rests mostly on what people with similar taste chose.",
@@ -327,7 +335,14 @@ def _evidence_sentences(facts: Facts, phrases: dict[str, str], used: list[str]) 
         if fact.kind == "cold_item":
             return [phrases["cold"]]
         if fact.kind == "long_tail":
-            return [phrases["long_tail"].format(n=n, people="person" if n == 1 else "people")]
+            return [
+                phrases["long_tail"].format(
+                    n=n,
+                    people="person has interacted with it"
+                    if n == 1
+                    else "people have interacted with it",
+                )
+            ]
         return [phrases["popular"].format(n=n)]
     for fact in facts.of_kind("content_share"):
         used.append(fact.id)
@@ -370,16 +385,27 @@ def _import_llama_cpp() -> Any:
 class LlamaCppBackend(_Sequential):
     """llama.cpp on a local GGUF model; the answer's JSON shape is forced.
 
-    The answer is written in two steps. The text: the chat prompt plus the
-    forced opening ``{"explanation": "`` is continued without a grammar up to
-    the closing quote (or the token budget). The ids: the prompt, the text and
-    ``", "fact_ids": `` are continued under a grammar built from the
-    request's JSON schema for ``fact_ids`` (an ``enum`` of the real ids,
+    The text: the chat prompt plus the forced opening ``{"explanation": "`` is
+    continued without a grammar up to the closing quote (or the token budget).
+    Only when the request's schema asks for ``fact_ids`` is there a second
+    step: the prompt, the text and ``", "fact_ids": `` are continued under a
+    grammar built from the schema of ``fact_ids`` (an ``enum`` of the real ids,
     ``maxItems``). The explanation's ``maxLength`` is enforced afterwards by
     the explainer (cut to the last full sentence). Why not one grammar over the
     whole object: llama-cpp-python checks every one of Qwen's 151,936 tokens
     against the grammar at every step, which halved the speed over free text
     (measured 6 vs 13 tok/s), and a ``maxLength`` repetition made it ~1 tok/s.
+
+    One ``Llama`` object serves every call, and prompts put the stable system
+    text first: llama-cpp-python keeps the KV cache of the last prompt and
+    evaluates only what follows the longest common prefix, so per call only the
+    short per-pair part is evaluated (``Generation.meta["prompt_reused"]``).
+    :meth:`generate_batch` decodes several answers together (one sequence each
+    in the KV cache, sharing the cached prefix): on CPU a batch of tokens costs
+    little more than one, so a recommendation list is explained in about the
+    time of its longest answer rather than the sum. Both paths draft tokens from
+    the prompt (``draft_tokens``): an answer that restates its draft is decoded
+    several tokens per step.
 
     Parameters
     ----------
@@ -389,9 +415,23 @@ class LlamaCppBackend(_Sequential):
         ``.gguf`` path. Known models are assembled from their packages and
         sha256-checked before loading.
     n_threads
-        CPU threads for generation.
+        CPU threads for prompt evaluation and generation: the physical cores (2 on the
+        reference machine). On a machine whose cores are busy with other work, fewer
+        threads can be faster (measured at load 5-7 on 2 cores: 1 thread 42 tok/s
+        prompt evaluation, 2 threads 22 tok/s).
     n_ctx
-        Context length; the prompts need well under 1,024 tokens.
+        Context length (shared by the sequences of a batch); a prompt needs under
+        500 tokens and an answer under 100.
+    n_batch
+        Tokens per ``llama_decode`` call while evaluating a prompt.
+    max_batch
+        Most answers :meth:`generate_batch` decodes together.
+    draft_tokens
+        Prompt-lookup speculative decoding: up to this many tokens that follow the
+        latest occurrence of the answer's last tokens in the prompt are checked in
+        the same ``llama_decode`` as the next token, and kept while the model's own
+        choice agrees (greedy output is unchanged). The model mostly restates the
+        draft, so most of them are kept: several tokens per decode. 0 disables.
     model_dir
         Where assembled models are cached (default ``~/.cache/hybrid_rec/models``).
 
@@ -412,6 +452,9 @@ class LlamaCppBackend(_Sequential):
         *,
         n_threads: int = 2,
         n_ctx: int = 2048,
+        n_batch: int = 512,
+        max_batch: int = 8,
+        draft_tokens: int = 8,
         model_dir: str | Path | None = None,
     ) -> None:
         llama_cpp = _import_llama_cpp()
@@ -424,6 +467,8 @@ class LlamaCppBackend(_Sequential):
             self._llm = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_ubatch=n_batch,
                 n_threads=n_threads,
                 n_threads_batch=n_threads,
                 seed=0,
@@ -440,47 +485,104 @@ class LlamaCppBackend(_Sequential):
             bos_token=self._token_text(self._llm.token_bos()),
         )
         self._grammar = LlamaGrammar
+        self._lib = llama_cpp
         self.model_id = model
         self.path = path
+        self.n_ctx = n_ctx
+        self.n_batch = n_batch
+        self.max_batch = max(1, max_batch)
+        self.draft_tokens = max(0, draft_tokens)
+        self._sequences = self._enable_sequences(self.max_batch + 1)
+        self.supports_batch = self._sequences and self.max_batch > 1
         self.load_seconds = time.perf_counter() - start
         self._lock = threading.Lock()
         self._truncated = False
+        self._pieces: dict[int, bytes] = {}
         log.info("loaded %s (%s) in %.1f s", model, path.name, self.load_seconds)
 
     def _token_text(self, token: int) -> str:
         return "" if token < 0 else self._llm._model.token_get_text(token)
 
-    def prompt(self, messages: Sequence[Message]) -> str:
-        """The chat prompt (the model's own template) with the answer's opening forced."""
+    def _enable_sequences(self, n_seq: int) -> bool:
+        """Give the ``Llama`` object a context that holds ``n_seq`` sequences in one
+        unified KV cache (``Llama`` itself always creates a one-sequence context), so
+        that :meth:`generate_batch` can decode several answers sharing one prefix."""
+        from llama_cpp._internals import LlamaContext
+
+        try:
+            params = self._llm.context_params
+            params.n_seq_max = n_seq
+            params.kv_unified = True
+            context = LlamaContext(model=self._llm._model, params=params, verbose=False)
+        except (AttributeError, ValueError, RuntimeError) as exc:  # another llama-cpp-python
+            log.warning("batched explanations disabled: %s", exc)
+            return False
+        old, self._llm._ctx = self._llm._ctx, context
+        old.close()
+        self._llm.reset()
+        return True
+
+    def prompt(self, messages: Sequence[Message], start: str = "") -> str:
+        """The chat prompt (the model's own template) with the answer's opening forced:
+        the JSON up to the explanation's text, then ``start``."""
         chat: Any = list(messages)
-        return str(self._format(messages=chat).prompt) + self.OPEN
+        return str(self._format(messages=chat).prompt) + self.OPEN + _escape(start)
+
+    def tokens(self, prompt: str) -> list[int]:
+        """``prompt`` as tokens, the way ``create_completion`` tokenizes it."""
+        return list(self._llm.tokenize(prompt.encode("utf-8"), special=True))
+
+    def cached_prefix(self, tokens: Sequence[int]) -> int:
+        """How many leading ``tokens`` are already in the KV cache (llama-cpp-python
+        reuses the longest common prefix with what it evaluated last)."""
+        held = self._llm._input_ids[: self._llm.n_tokens].tolist()
+        n = 0
+        for a, b in zip(held, tokens, strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
 
     def generate(self, request: GenerationRequest, *, timeout_s: float | None = None) -> Generation:
         start = time.perf_counter()
         deadline = None if timeout_s is None else start + timeout_s
-        prompt = self.prompt(request.messages)
+        if self._sequences and not _cites(request):
+            prompt_tokens = self.tokens(self.prompt(request.messages, request.answer_start))
+            with self._lock:
+                result = self._decode_together([request], [prompt_tokens], deadline)[0]
+            if isinstance(result, BackendError):
+                raise result
+            return result
+        prompt = self.prompt(request.messages, request.answer_start)
         with self._lock:
-            text, n, first = self._text(prompt, request, deadline)
+            tokens = self.tokens(prompt)
+            reused = self.cached_prefix(tokens)
+            text, n, first = self._text(tokens, request, deadline)
             text_s = time.perf_counter() - start
             ids, n_ids = self._ids(prompt + text + self.IDS, request)
             truncated = self._truncated
         seconds = time.perf_counter() - start
-        explanation = text.rstrip("\\").replace('\\"', '"')
+        explanation, cut = _bounded(_escape(request.answer_start) + text, request)
+        answer: dict[str, Any] = {"explanation": explanation}
+        if "fact_ids" in request.schema.get("properties", {}):
+            answer["fact_ids"] = ids
         return Generation(
-            json.dumps({"explanation": explanation, "fact_ids": ids}, ensure_ascii=False),
+            json.dumps(answer, ensure_ascii=False),
             tokens=n + n_ids,
             seconds=seconds,
+            prompt_tokens=len(tokens),
             meta={
                 "first_token_s": first if first is not None else text_s,
                 "text_s": text_s,
                 "ids_s": seconds - text_s,
                 "text_tokens": n,
-                "truncated": truncated,
+                "prompt_reused": reused,
+                "truncated": truncated or cut,
             },
         )
 
     def _text(
-        self, prompt: str, request: GenerationRequest, deadline: float | None
+        self, prompt: list[int], request: GenerationRequest, deadline: float | None
     ) -> tuple[str, int, float | None]:
         """The explanation, free-running up to its closing quote (streamed, so a deadline bites)."""
         start = time.perf_counter()
@@ -517,7 +619,10 @@ class LlamaCppBackend(_Sequential):
             if callable(close):
                 close()
         self._truncated = finish == "length"
-        return "".join(parts), n, first
+        # Tokens sampled, the one that hit a stop string included (it was generated but
+        # never evaluated, so it is not in n_tokens); streamed chunks can be fewer.
+        sampled = max(0, self._llm.n_tokens - len(prompt) + 1)
+        return "".join(parts), max(n, sampled), first
 
     def _ids(self, prompt: str, request: GenerationRequest) -> tuple[list[str], int]:
         """The cited fact ids, under the grammar of the schema's ``fact_ids`` array."""
@@ -541,6 +646,283 @@ class LlamaCppBackend(_Sequential):
         except json.JSONDecodeError:
             return [], tokens  # cut off: the explainer's check rejects an answer without ids
         return [str(i) for i in ids] if isinstance(ids, list) else [], tokens
+
+    # ------------------------------------------------------------------ batches
+
+    def generate_batch(
+        self, requests: Sequence[GenerationRequest], *, timeout_s: float | None = None
+    ) -> list[Generation | BackendError]:
+        """Answers decoded together, one KV-cache sequence each, sharing the cached
+        prompt prefix (a request asking for ``fact_ids`` goes one by one)."""
+        if not requests:
+            return []
+        if not self.supports_batch or len(requests) == 1 or any(_cites(r) for r in requests):
+            return super().generate_batch(requests, timeout_s=timeout_s)
+        deadline = None if timeout_s is None else time.perf_counter() + timeout_s
+        prompts = [self.tokens(self.prompt(r.messages, r.answer_start)) for r in requests]
+        out: list[Generation | BackendError] = []
+        for chunk in self._chunks(requests, prompts):
+            try:
+                with self._lock:
+                    out.extend(
+                        self._decode_together(
+                            [requests[i] for i in chunk], [prompts[i] for i in chunk], deadline
+                        )
+                    )
+            except BackendError as exc:
+                out.extend(exc for _ in chunk)
+        return out
+
+    def _chunks(
+        self, requests: Sequence[GenerationRequest], prompts: Sequence[list[int]]
+    ) -> list[list[int]]:
+        """Request indices in groups of at most ``max_batch`` whose prompts and answers
+        fit the context together (the shared system prefix counted once)."""
+        shared = _common_prefix(prompts)
+        chunks: list[list[int]] = []
+        used = self.n_ctx
+        for i, (request, prompt) in enumerate(zip(requests, prompts, strict=True)):
+            need = len(prompt) - shared + _text_tokens(request) + 1
+            if not chunks or len(chunks[-1]) >= self.max_batch or used + need > self.n_ctx:
+                chunks.append([])
+                used = shared
+            chunks[-1].append(i)
+            used += need
+        return chunks
+
+    def _decode_together(
+        self,
+        requests: Sequence[GenerationRequest],
+        prompts: Sequence[list[int]],
+        deadline: float | None,
+    ) -> list[Generation | BackendError]:
+        """One answer per request from one ``llama_decode`` per step for all of them.
+
+        Sequence 0 holds the common prefix of the prompts (what the ``Llama`` object
+        reuses between calls); sequence ``k`` shares those cells and adds its own
+        suffix and answer, and is removed afterwards. Sampling follows
+        ``create_completion``: greedy at temperature 0, else top-k 40, top-p 0.95,
+        min-p 0.05 with the request's seed.
+        """
+        start = time.perf_counter()
+        lib, llm = self._lib, self._llm
+        shared = min(_common_prefix(prompts), min(len(p) for p in prompts) - 1)
+        reused = min(self.cached_prefix(prompts[0][:shared]), shared)
+        llm.n_tokens = reused
+        try:
+            llm.eval(prompts[0][reused:shared])  # also drops sequence 0 past the prefix
+        except RuntimeError as exc:
+            raise BackendError(f"{self.model_id}: prompt evaluation failed ({exc}).") from None
+        llm._requires_eval = True  # the context's logits are not the prefix's any more
+        memory = llm._ctx.memory
+        seqs = [
+            _Sequence(k + 1, r, p, shared)
+            for k, (r, p) in enumerate(zip(requests, prompts, strict=True))
+        ]
+        for seq in seqs:
+            lib.llama_memory_seq_rm(memory, seq.id, -1, -1)
+            lib.llama_memory_seq_cp(memory, 0, seq.id, 0, shared)
+        batch = lib.llama_batch_init(max(self.n_batch, len(seqs) * (1 + self.draft_tokens)), 0, 1)
+        n_vocab = llm.n_vocab()
+        try:
+            # the prompts' own parts, packed n_batch tokens per decode
+            feed = [(q, t, pos) for q in seqs for pos, t in enumerate(q.prompt[shared:], shared)]
+            for at in range(0, len(feed), self.n_batch):
+                part = feed[at : at + self.n_batch]
+                last = {}
+                for j, (seq, token, pos) in enumerate(part):
+                    is_last = pos == len(seq.prompt) - 1
+                    _put(batch, j, token, pos, seq.id, is_last)
+                    if is_last:
+                        last[j] = seq
+                batch.n_tokens = len(part)
+                self._decode(batch)
+                for j, seq in last.items():
+                    seq.first_s = time.perf_counter() - start
+                    self._take(seq, _logits(lib, llm, j, n_vocab), start)
+            # the answers: per unfinished sequence its last token plus drafted ones
+            while active := [s for s in seqs if s.finish is None]:
+                if deadline is not None and time.perf_counter() > deadline:
+                    for seq in active:
+                        seq.finish = "timeout"
+                    break
+                fed: list[tuple[_Sequence, list[int], int]] = []
+                j = 0
+                for seq in active:
+                    draft = seq.draft(self.draft_tokens)
+                    pos = len(seq.prompt) + len(seq.tokens) - 1
+                    for n, token in enumerate([seq.tokens[-1], *draft]):
+                        _put(batch, j + n, token, pos + n, seq.id)
+                    fed.append((seq, draft, j))
+                    j += 1 + len(draft)
+                batch.n_tokens = j
+                self._decode(batch)
+                for seq, draft, at in fed:
+                    for n in range(len(draft) + 1):
+                        self._take(seq, _logits(lib, llm, at + n, n_vocab), start)
+                        if seq.finish is not None or n == len(draft):
+                            break
+                        if seq.tokens[-1] != draft[n]:
+                            break
+                        seq.accepted += 1
+                    seq.drafted += len(draft)
+                    # keep the cells of accepted tokens only (the last sampled is not fed yet)
+                    keep = len(seq.prompt) + len(seq.tokens) - 1
+                    lib.llama_memory_seq_rm(memory, seq.id, keep, -1)
+        finally:
+            lib.llama_batch_free(batch)
+            for seq in seqs:
+                lib.llama_memory_seq_rm(memory, seq.id, -1, -1)
+        return [self._result(seq, reused, len(seqs)) for seq in seqs]
+
+    def _piece(self, token: int) -> bytes:
+        """The bytes of one token (cached: the same few thousand tokens recur)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            buf = ctypes.create_string_buffer(64)
+            n = self._lib.llama_token_to_piece(self._llm._model.vocab, token, buf, 64, 0, False)
+            piece = self._pieces[token] = buf.raw[: max(0, n)]
+        return piece
+
+    def _decode(self, batch: Any) -> None:
+        code = self._lib.llama_decode(self._llm._ctx.ctx, batch)
+        if code != 0:
+            raise BackendError(f"{self.model_id}: llama_decode returned {code}.")
+
+    def _take(self, seq: _Sequence, logits: Any, start: float) -> None:
+        """Sample the next token of ``seq`` and decide whether it has finished."""
+        token = _pick(logits, seq.request.temperature, seq.rng)
+        seq.tokens.append(token)
+        if self._lib.llama_vocab_is_eog(self._llm._model.vocab, token):
+            seq.finish = "stop"
+        else:
+            seq.text += self._piece(token)
+            ends = [i for i in (seq.text.find(b'"'), seq.text.find(b"\n")) if i >= 0]
+            cut = min(ends, default=-1)
+            if cut >= 0:
+                seq.text, seq.finish = seq.text[:cut], "stop"
+            elif len(seq.tokens) >= seq.max_tokens:
+                seq.finish = "length"
+        if seq.finish is not None:
+            seq.seconds = time.perf_counter() - start
+
+    def _result(self, seq: _Sequence, reused: int, size: int) -> Generation | BackendError:
+        if seq.finish == "timeout":
+            return BackendTimeout(f"{self.model_id}: no answer in time ({len(seq.tokens)} tokens).")
+        raw = _escape(seq.request.answer_start) + seq.text.decode("utf-8", errors="ignore")
+        explanation, cut = _bounded(raw, seq.request)
+        n = len(seq.tokens)
+        return Generation(
+            json.dumps({"explanation": explanation}, ensure_ascii=False),
+            tokens=n,
+            seconds=seq.seconds,
+            prompt_tokens=len(seq.prompt),
+            meta={
+                "first_token_s": seq.first_s,
+                "text_s": seq.seconds,
+                "ids_s": 0.0,
+                "text_tokens": n,
+                "prompt_reused": reused,
+                "prompt_shared": seq.shared,
+                "drafted": seq.drafted,
+                "draft_accepted": seq.accepted,
+                "batch": size,
+                "truncated": seq.finish == "length" or cut,
+            },
+        )
+
+
+@dataclass
+class _Sequence:
+    """One answer being decoded in a batch."""
+
+    id: int
+    request: GenerationRequest
+    prompt: list[int]
+    shared: int
+    tokens: list[int] = field(default_factory=list)
+    text: bytes = b""
+    finish: str | None = None
+    first_s: float = 0.0
+    seconds: float = 0.0
+    drafted: int = 0
+    accepted: int = 0
+
+    def __post_init__(self) -> None:
+        self.max_tokens = _text_tokens(self.request)
+        self.rng = np.random.default_rng(self.request.seed)
+
+    def draft(self, k: int, max_ngram: int = 3) -> list[int]:
+        """Up to ``k`` tokens that follow the latest occurrence, in the prompt, of the
+        answer's last 3 (else 2, else 1) tokens: what the answer will say if it goes
+        on restating its draft (prompt-lookup decoding)."""
+        k = min(k, self.max_tokens - len(self.tokens))
+        if k <= 0:
+            return []
+        context = [*self.prompt, *self.tokens]
+        prompt = self.prompt
+        for n in range(min(max_ngram, len(context) - 1), 0, -1):
+            tail = context[-n:]
+            for i in range(len(prompt) - n - 1, -1, -1):
+                if prompt[i : i + n] == tail:
+                    return prompt[i + n : i + n + k]
+        return []
+
+
+def _escape(text: str) -> str:
+    """``text`` as the inside of a JSON string."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def _bounded(text: str, request: GenerationRequest) -> tuple[str, bool]:
+    """The raw JSON-string text unescaped and cut to the schema's ``maxLength``
+    (the explainer then trims it to its last full sentence); and whether it was cut."""
+    text = text.rstrip("\\").replace('\\"', '"')
+    limit = request.schema.get("properties", {}).get("explanation", {}).get("maxLength")
+    if limit and len(text) > limit:
+        return text[:limit], True
+    return text, False
+
+
+def _cites(request: GenerationRequest) -> bool:
+    return "fact_ids" in request.schema.get("properties", {})
+
+
+def _common_prefix(prompts: Sequence[Sequence[int]]) -> int:
+    first = prompts[0]
+    n = min(len(p) for p in prompts)
+    for i in range(n):
+        if any(p[i] != first[i] for p in prompts):
+            return i
+    return n
+
+
+def _put(batch: Any, j: int, token: int, pos: int, seq_id: int, logits: bool = True) -> None:
+    batch.token[j] = token
+    batch.pos[j] = pos
+    batch.n_seq_id[j] = 1
+    batch.seq_id[j][0] = seq_id
+    batch.logits[j] = logits
+
+
+def _logits(lib: Any, llm: Any, j: int, n_vocab: int) -> Any:
+    return np.ctypeslib.as_array(lib.llama_get_logits_ith(llm._ctx.ctx, j), shape=(n_vocab,))
+
+
+def _pick(logits: Any, temperature: float, rng: Any) -> int:
+    """Greedy at temperature 0; else top-k 40, min-p 0.05, top-p 0.95, then temperature."""
+    if temperature <= 0:
+        return int(np.argmax(logits))
+    top = np.argpartition(logits, -40)[-40:]
+    scores = logits[top].astype(np.float64)
+    order = np.argsort(-scores)
+    top, scores = top[order], scores[order]
+    probs = np.exp(scores - scores[0])
+    keep = probs >= 0.05
+    probs = probs[keep] / probs[keep].sum()
+    cut = int(np.searchsorted(np.cumsum(probs), 0.95)) + 1
+    top, probs = top[keep][:cut], np.exp(np.log(probs[:cut]) / temperature)
+    return int(rng.choice(top, p=probs / probs.sum()))
 
 
 def _text_tokens(request: GenerationRequest) -> int:
@@ -648,7 +1030,7 @@ class TransformersBackend:
         import torch
 
         first = requests[0]
-        prompts = [self._prompt(r.messages) for r in requests]
+        prompts = [self._prompt(r.messages) + _escape(r.answer_start) for r in requests]
         start = time.perf_counter()
         with self._lock, _torch_threads(self.threads), torch.no_grad():
             inputs = self.tokenizer(
@@ -677,13 +1059,13 @@ class TransformersBackend:
             return [timeout for _ in requests]
         new = output[:, inputs["input_ids"].shape[1] :]
         results: list[Generation | BackendError] = []
-        for row in new:
+        for row, request in zip(new, requests, strict=True):
             mask = row != self.tokenizer.pad_token_id
             text = str(self.tokenizer.decode(row[mask], skip_special_tokens=True))
             tokens = int(mask.sum())
             results.append(
                 Generation(
-                    self.response_prefix + text,
+                    self.response_prefix + _escape(request.answer_start) + text,
                     tokens=tokens,
                     seconds=seconds,
                     prompt_tokens=int(inputs["input_ids"].shape[1]),

@@ -3,23 +3,35 @@
 The shape is a pipeline (``preprocess → _forward → postprocess``):
 
 1. **facts** (:mod:`hybrid_rec.explain.facts`) for the (user, item) pair;
-2. **prompt**: versioned system and user templates from ``hybrid_rec/prompts``
-   with the facts as a delimited data block (untrusted text quoted, cut and
-   cleaned) and a JSON schema whose ``fact_ids`` are an enum of the real ids.
-   ``explain_v2`` (the default) also gives the template's sentences as a
-   draft to rewrite; ``explain_v1`` asks for free writing from the facts (on
-   ml-100k the 0.5B model passed the check on the first try far less often
-   with it: see ``benchmarks/explain.md``);
-3. **generate** with the configured backend;
+2. **prompt**: versioned system and user templates from ``hybrid_rec/prompts``.
+   ``explain_v3`` (the default) gives the model only the template's sentences
+   as a draft to rewrite, after a system prompt that holds nothing
+   item-specific: the stable text comes first, so llama.cpp reuses its cached
+   tokens and evaluates only the short draft per call (~70 of ~220 tokens on
+   ml-100k), and the answer is made to start with "You" (:data:`ANSWER_START`),
+   which keeps the 0.5B model from opening with the title and drifting into
+   invented praise. ``explain_v2`` adds the
+   facts as a delimited data block; ``explain_v1`` asks for free writing from
+   the facts (on ml-100k the 0.5B model passed the check on the first try far
+   less often with it: see ``benchmarks/explain.md``). Untrusted text is
+   quoted, cut and cleaned. A JSON schema bounds the answer;
+3. **generate** with the configured backend. Which facts the text cites is read
+   from the text itself (:func:`cited_fact_ids`: the titles, values, numbers
+   and cues it names) unless the model is asked to list ids
+   (``model_cites=True``, a second, grammar-constrained call on llama.cpp);
 4. **check** (:func:`check_explanation`): every catalogue title the text names
    is the recommended item or a fact's item; every attribute value, number and
    proper name it names is in the facts or the item's data; the cited fact ids
-   exist; it neither links anywhere, copies free text or the prompt at length,
-   nor talks about instructions. A failure gets one retry (sampled, told what
+   exist and include an item behind the recommendation; it neither links
+   anywhere, copies free text or the prompt at length, talks about
+   instructions, nor claims reception, people or plot ("praised", "classic",
+   "directed") the facts do not hold. A failure gets one retry (sampled, told what
    was wrong), then the template backend writes the explanation. Timeouts,
    errors and unparseable output fall back at once, logged.
 
-Results are cached by (user, item, model, prompt version, language, facts).
+Results are cached by (user, item, model, prompt version, language, answer
+start, facts). :meth:`Explainer.explain_many` sends the first attempts to the
+backend as one batch (llama.cpp decodes them together).
 
 >>> from hybrid_rec.explain import explain               # doctest: +SKIP
 >>> explain(rec, "42", "1210").text                       # doctest: +SKIP
@@ -83,6 +95,7 @@ __all__ = [
     "add_explanations",
     "build_messages",
     "check_explanation",
+    "cited_fact_ids",
     "explain",
     "explain_for_new_user",
     "explain_many",
@@ -95,11 +108,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 C = Columns
 
-PROMPT_VERSION = "explain_v2"
+PROMPT_VERSION = "explain_v3"
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 LANGUAGES = ("en", "zh")
 MAX_FACT_IDS = 4
 MIN_CHARS = {"en": 20, "zh": 8}
+ANSWER_START = {"en": "You", "zh": ""}
+"""What a model's explanation is made to begin with, by language (see
+:class:`~hybrid_rec.explain.backends.GenerationRequest`)."""
 COPY_WORDS = 8
 """An explanation may not copy this many consecutive words of the item's free text."""
 
@@ -121,6 +137,13 @@ _INSTRUCTION = re.compile(
     r"|\bsystem prompt\b|\binstructions?\b",
     re.IGNORECASE,
 )
+_CLAIM = re.compile(
+    r"\b(?:praised|acclaimed|award(?:-winning|s)?|oscars?|classics?|masterpieces?|critics?"
+    r"|critically|must-(?:see|watch)|iconic|beloved|blockbusters?|starring|stars|directed"
+    r"|directors?|cast|plot|storyline|based on a true story)\b",
+    re.IGNORECASE,
+)
+"""Claims about reception, people or plot that facts never hold (allowed when they do)."""
 _NAME_WORD = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*$|^[A-Z]\.?$|^Mc[A-Z][a-z]+$")
 _STARTERS = frozenset(
     [
@@ -317,7 +340,8 @@ def _fact_line(fact: Fact, facts: Facts) -> str:
     if fact.kind == "cold_item":
         return "it is new: nobody has interacted with it yet"
     if fact.kind == "long_tail":
-        return f"only {fact.value} people have interacted with it, so it is easy to miss"
+        who = "person has" if str(fact.value) == "1" else "people have"
+        return f"only {fact.value} {who} interacted with it, so it is easy to miss"
     if fact.kind == "popular":
         return f"it is popular: {fact.value} people have interacted with it"
     if fact.kind == "content_share":
@@ -325,6 +349,14 @@ def _fact_line(fact: Fact, facts: Facts) -> str:
             return "the match rests mostly on its description and attributes"
         return "the match rests mostly on what people with similar taste chose"
     return f"{fact.kind}: {fact.value}"
+
+
+def _item_data(facts: Facts, include_description: bool) -> str:
+    """The item block for prompts that otherwise show only the draft: empty unless the
+    description is included (untrusted: cleaned, cut, quoted as data)."""
+    if not (include_description and facts.description):
+        return ""
+    return f"<item>\n{_item_block(facts, True)}\n</item>\n"
 
 
 def _item_block(facts: Facts, include_description: bool) -> str:
@@ -348,14 +380,19 @@ def build_messages(
     ``feedback`` (on a retry) says what the check rejected; ``include_description``
     puts the item's free text (cleaned, cut, quoted as data) in the item block.
     """
+    draft = render_template(facts, language)[0]
     user = _fill(
         load_prompt(f"{prompt}_user", language),
         {
             "item": _item_block(facts, include_description),
+            "item_data": _item_data(facts, include_description),
             "facts": "\n".join(f"{f.id}: {_fact_line(f, facts)}" for f in facts.facts),
             "title": _q(facts.title),
             "title_bare": facts.title,
-            "draft": render_template(facts, language)[0],
+            "draft": draft,
+            # titles in single quotes, as an answer (a JSON string) writes them: a model
+            # that restates the draft then copies it token for token (prompt lookup)
+            "draft_text": draft.replace('"', "'"),
         },
     )
     if feedback:
@@ -368,26 +405,34 @@ def build_messages(
 
 def max_chars_for(max_tokens: int, language: str) -> int:
     """Longest explanation for a ``max_tokens`` budget: what is left after ~40 tokens of
-    JSON and ids, at 3 characters per token (1 for Chinese); 240 for 120."""
+    JSON and ids, at 3 characters per token (2 for Chinese, whose answers carry the
+    catalogue's English titles at ~4 characters per token); 240 (160) for 120.
+
+    At 1 character per token a Chinese answer was cut inside its first title and
+    emptied by the trim (measured with the 1.5B model on ml-100k)."""
     if language == "zh":
-        return max(30, max_tokens - 40)
+        return max(30, (max_tokens - 40) * 2)
     return max(60, (max_tokens - 40) * 3)
 
 
-def output_schema(fact_ids: Sequence[str], max_chars: int) -> dict[str, Any]:
-    """JSON schema of the answer: cited ids from ``fact_ids`` only, bounded lengths."""
+def output_schema(fact_ids: Sequence[str], max_chars: int, *, cite: bool = True) -> dict[str, Any]:
+    """JSON schema of the answer: bounded lengths; with ``cite``, also the cited ids
+    (from ``fact_ids`` only). Without it the answer is the explanation alone and the
+    cited facts are read from the text (:func:`cited_fact_ids`)."""
+    properties: dict[str, Any] = {
+        "explanation": {"type": "string", "minLength": 10, "maxLength": max_chars}
+    }
+    if cite:
+        properties["fact_ids"] = {
+            "type": "array",
+            "items": {"type": "string", "enum": list(fact_ids)},
+            "minItems": 1,
+            "maxItems": max(1, min(MAX_FACT_IDS, len(fact_ids))),
+        }
     return {
         "type": "object",
-        "properties": {
-            "explanation": {"type": "string", "minLength": 10, "maxLength": max_chars},
-            "fact_ids": {
-                "type": "array",
-                "items": {"type": "string", "enum": list(fact_ids)},
-                "minItems": 1,
-                "maxItems": max(1, min(MAX_FACT_IDS, len(fact_ids))),
-            },
-        },
-        "required": ["explanation", "fact_ids"],
+        "properties": properties,
+        "required": list(properties),
         "additionalProperties": False,
     }
 
@@ -629,7 +674,9 @@ def check_explanation(
 ) -> CheckResult:
     """Hold ``text`` to ``facts``: what it names must be there.
 
-    Checks: length (and Chinese characters for ``zh``); cited ids exist; every
+    Checks: length (and Chinese characters for ``zh``); cited ids exist and
+    include an item behind the recommendation (a history or picked item) when
+    there is one; every
     catalogue title named belongs to the recommended item or a fact's item;
     every attribute value named is among the item's values, the facts' values
     or the words of the item's description / stated taste; every number (a
@@ -638,7 +685,8 @@ def check_explanation(
     facts do not contain; no link or e-mail address; no run of
     :data:`COPY_WORDS` words copied from the description or from ``prompt``
     (the system prompt: a model told to reveal it must not); no talk of
-    instructions or prompts.
+    instructions or prompts; no claims about reception, people or plot
+    ("praised", "classic", "directed", "starring") the facts do not hold.
     """
     problems = _check_form(text, fact_ids, facts, language)
     found = mentions.find_titles(text)
@@ -667,7 +715,84 @@ def check_explanation(
         problems.append("repeats the prompt")
     if _INSTRUCTION.search(text):
         problems.append("talks about instructions or prompts")
+    claims = [w for w in dict.fromkeys(_CLAIM.findall(text)) if w.lower() not in known_text]
+    if claims:
+        problems.append(f"claims what the facts do not say ({', '.join(claims[:3])})")
     return CheckResult(not problems, tuple(problems), tuple(m.surface for m in found))
+
+
+_CUES: dict[str, tuple[str, ...]] = {
+    "cold_item": ("new", "newly", "fresh", "新"),
+    "long_tail": ("easy to miss", "few", "overlooked", "hidden", "rare", "错过", "很少"),
+    "popular": ("popular", "favourite", "favorite", "loved", "热门", "受欢迎"),
+    "stated_taste": ("taste", "described", "口味", "描述"),
+    "content_share": ("description", "attributes", "content", "similar taste", "描述", "属性"),
+}
+"""Words that cite a fact without a title, value or number of its own."""
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(m.group().lower() for m in _TOKEN.finditer(text))
+
+
+def _has(words: Sequence[str], phrase: str) -> bool:
+    """Whether the token sequence of ``phrase`` occurs in ``words`` (whole tokens)."""
+    sub = _words(phrase)
+    n = len(sub)
+    return n > 0 and any(tuple(words[i : i + n]) == sub for i in range(len(words) - n + 1))
+
+
+def _named_items(words: list[str], facts: Facts) -> set[str]:
+    """Ids of the facts' items whose titles occur in ``words``, longest title first. A
+    match (the recommended item's own title too) is blanked, so that "Alien 3" does not
+    also name "Alien" and a title's words are not read as attribute values."""
+    titles = [(f.title or "", f.id) for f in facts.of_kind("history_item", "picked_item")]
+    variants = sorted(
+        (
+            (_words(v), fid)
+            for title, fid in [*titles, (facts.title, "")]
+            for v in title_variants(title)
+        ),
+        key=lambda x: -len(x[0]),
+    )
+    found = set()
+    for sub, fid in variants:
+        n = len(sub)
+        for i in range(len(words) - n + 1):
+            if n and tuple(words[i : i + n]) == sub:
+                found.add(fid)
+                words[i : i + n] = [""] * n
+    return found - {""}
+
+
+def cited_fact_ids(
+    text: str, facts: Facts, mentions: CatalogueMentions | None = None
+) -> tuple[str, ...]:
+    """The facts ``text`` actually names, in the facts' order.
+
+    A history or picked item counts when its title is named (longest title
+    first); an attribute fact when one of its values is; a year or popularity
+    fact when its number is; newness, popularity, a stated taste and content
+    share also by a cue word ("new", "popular", "easy to miss", "taste",
+    "description"). Reading the citations off the text replaces asking the
+    model for them: it costs no generation, and a text that names none of the
+    facts is rejected by the check. ``mentions`` (the catalogue) is not needed
+    and kept for symmetry with :func:`check_explanation`.
+    """
+    words = list(_words(text))
+    named = _named_items(words, facts)  # blanks the titles, so values are not read in them
+    out = []
+    for fact in facts.facts:
+        if fact.kind in ("history_item", "picked_item"):
+            hit = fact.id in named
+        elif fact.kind in ("shared_attribute", "item_attribute", "taste_match"):
+            hit = any(_has(words, v) for v in split_values(fact.value))
+        else:
+            number = [str(fact.value)] if fact.kind in ("long_tail", "popular") else []
+            hit = any(_has(words, w) for w in (*number, *_CUES.get(fact.kind, ())))
+        if hit:
+            out.append(fact.id)
+    return tuple(out)
 
 
 def _check_form(text: str, fact_ids: Sequence[str], facts: Facts, language: str) -> list[str]:
@@ -677,7 +802,10 @@ def _check_form(text: str, fact_ids: Sequence[str], facts: Facts, language: str)
     if language == "zh" and not _HAS_CJK.search(text):
         problems.append("the explanation is not in Chinese")
     if not fact_ids:
-        problems.append("no fact ids cited")
+        problems.append("names none of the facts")
+    reasons = {f.id for f in facts.of_kind("history_item", "picked_item")}
+    if fact_ids and reasons and not reasons & set(fact_ids):
+        problems.append("names none of the items behind the recommendation")
     unknown = [i for i in fact_ids if i not in set(facts.ids)]
     if unknown:
         problems.append(f"unknown fact ids {unknown}")
@@ -826,6 +954,14 @@ class Explainer:
         invented more with it (and a description is the main injection surface).
     withhold_instructions
         Drop description sentences that address a model before the prompt sees them.
+    answer_start
+        Words a model's explanation is forced to begin with; ``None`` is the
+        language's default (:data:`ANSWER_START`: "You" in English), ``""`` none.
+    model_cites
+        Ask the model to list the fact ids it used (a ``fact_ids`` array in the
+        schema: on llama.cpp a second, grammar-constrained call, ~1-2 s more). Off by
+        default: the cited facts are read from the text (:func:`cited_fact_ids`);
+        ids a backend returns anyway are used as given.
     """
 
     def __init__(
@@ -840,6 +976,8 @@ class Explainer:
         cache_size: int = 4096,
         include_description: bool = False,
         withhold_instructions: bool = True,
+        model_cites: bool = False,
+        answer_start: str | None = None,
     ) -> None:
         if language not in LANGUAGES:
             raise ExplanationError(f"language must be one of {LANGUAGES}, got {language!r}.")
@@ -854,6 +992,8 @@ class Explainer:
         self.cache = _LRU(cache_size)
         self.include_description = include_description
         self.withhold = withhold_instructions
+        self.model_cites = model_cites
+        self.answer_start = ANSWER_START[language] if answer_start is None else answer_start
         self._mentions: tuple[tuple[int, int], CatalogueMentions] | None = None
         if language == "zh" and "0.5b" in str(getattr(self.backend, "model_id", "")):
             log.warning("Chinese explanations read better with model='qwen2.5-1.5b'.")
@@ -933,7 +1073,9 @@ class Explainer:
         model = str(getattr(self.backend, "model_id", self.backend.name))
         prompt = self.prompt + ("-desc" if self.include_description else "")
         prompt += "" if self.withhold else "-raw"
-        return (user, facts.item_id, model, prompt, self.language, facts.digest())
+        prompt += "-cite" if self.model_cites else ""
+        start = self.answer_start
+        return (user, facts.item_id, model, prompt, self.language, start, facts.digest())
 
     def _request(self, job: _Job) -> GenerationRequest:
         retry = job.attempts > 0
@@ -945,12 +1087,13 @@ class Explainer:
                 feedback=job.problems,
                 include_description=self.include_description,
             ),
-            schema=output_schema(job.facts.ids, self.max_chars),
+            schema=output_schema(job.facts.ids, self.max_chars, cite=self.model_cites),
             max_tokens=self.max_tokens,
             facts=job.facts,
             language=self.language,
             temperature=0.7 if retry else 0.0,
             seed=int(hashlib.sha256(job.key[-1].encode()).hexdigest()[:8], 16) + job.attempts,
+            answer_start=self.answer_start,
         )
 
     def _run_model(self, jobs: list[_Job], mentions: CatalogueMentions) -> None:
@@ -1015,6 +1158,8 @@ class Explainer:
             self.max_chars,
             cut_off=bool(result.meta.get("truncated")) or not result.text.rstrip().endswith("}"),
         )
+        if not ids:
+            ids = cited_fact_ids(text, job.facts, mentions)
         rules = load_prompt(f"{self.prompt}_system", self.language).split("\nExample")[0]
         check = check_explanation(
             text, ids, job.facts, mentions, language=self.language, prompt=rules

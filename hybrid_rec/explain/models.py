@@ -116,9 +116,10 @@ MODELS: dict[str, ModelSpec] = {
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             packages=_QWEN15_PACKAGES,
             modules=_QWEN15_MODULES,
-            # 21 parts of 52,428,800 bytes + 16,315,968 (read from the wheels' part 1 and 22).
-            size=1_117_300_768,
-            sha256=None,
+            # 21 parts of 52,428,800 bytes + 16,315,968; the assembled file is byte-identical
+            # to qwen2.5-coder-1.5b-instruct-q4_k_m.gguf of Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF.
+            size=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         ),
         ModelSpec(
             name="smollm2-135m",

@@ -46,10 +46,12 @@ def backend(request: pytest.FixtureRequest, tiny_llama_dir: Path) -> Iterator[Ba
         yield request.getfixturevalue("smollm")
 
 
-def _request(facts: Facts, *, max_tokens: int = 80, language: str = "en") -> GenerationRequest:
+def _request(
+    facts: Facts, *, max_tokens: int = 80, language: str = "en", cite: bool = True
+) -> GenerationRequest:
     return GenerationRequest(
         messages=build_messages(facts, language=language),
-        schema=output_schema(facts.ids, max_chars_for(max_tokens, language)),
+        schema=output_schema(facts.ids, max_chars_for(max_tokens, language), cite=cite),
         max_tokens=max_tokens,
         facts=facts,
         language=language,
@@ -179,3 +181,55 @@ def test_llama_cpp_output_follows_the_schema(smollm: LlamaCppBackend, facts: Fac
     assert set(data) == {"explanation", "fact_ids"}
     assert set(data["fact_ids"]) <= set(facts.ids) and 1 <= len(data["fact_ids"]) <= 4
     assert len(data["explanation"]) <= request.schema["properties"]["explanation"]["maxLength"]
+
+
+@pytest.mark.slow
+def test_llama_cpp_reuses_the_cached_system_prompt(
+    smollm: LlamaCppBackend, rec: HybridRecommender
+) -> None:
+    """The stable system text comes first, so a second pair evaluates only its draft."""
+    top = rec.recommend(["u6", "u7"], k=1)
+    facts = [build_facts(rec, u, i) for u, i in zip(top["user_id"], top["item_id"], strict=True)]
+    first, second = (_request(f, max_tokens=40, cite=False) for f in facts)
+    system_tokens = len(smollm.tokens(smollm.prompt(first.messages[:1])))
+    smollm.generate(first)
+    result = smollm.generate(second)
+    assert system_tokens > 50
+    assert result.meta["prompt_reused"] >= system_tokens - 2  # the turn's end may merge
+    assert result.prompt_tokens - result.meta["prompt_reused"] < result.prompt_tokens / 2
+    assert json.loads(result.text).keys() == {"explanation"}  # no ids asked, no ids call
+
+
+@pytest.mark.slow
+def test_llama_cpp_batch_decodes_sequences_together(
+    smollm: LlamaCppBackend, rec: HybridRecommender
+) -> None:
+    assert smollm.supports_batch
+    top = rec.recommend(["u1", "u2", "u3"], k=1)
+    facts = [build_facts(rec, u, i) for u, i in zip(top["user_id"], top["item_id"], strict=True)]
+    requests = [_request(f, max_tokens=40, cite=False) for f in facts]
+    before = smollm.generate(requests[0]).text
+    results = smollm.generate_batch(requests)
+    assert len(results) == 3
+    for result in results:
+        assert isinstance(result, Generation), result
+        assert result.meta["batch"] == 3 and 0 < result.tokens <= 40
+        assert result.meta["prompt_shared"] > 50
+        explanation = json.loads(result.text)["explanation"]
+        assert '"' not in explanation and "\n" not in explanation
+    # the batch's sequences are gone from the KV cache: single calls answer as before
+    assert smollm.generate(requests[0]).text == before
+    timed_out = smollm.generate_batch(requests, timeout_s=1e-4)
+    assert all(isinstance(r, BackendTimeout) for r in timed_out)
+    assert smollm.generate(requests[0]).text == before
+
+
+@pytest.mark.slow
+def test_llama_cpp_explains_a_list_in_one_batch(
+    smollm: LlamaCppBackend, rec: HybridRecommender
+) -> None:
+    ranked = rec.recommend(["u1"], k=3)
+    pairs = list(zip(ranked["user_id"], ranked["item_id"], strict=True))
+    results = Explainer(smollm, cache_size=0, timeout_s=120).explain_many(rec, pairs)
+    assert [r.item_id for r in results] == list(ranked["item_id"])
+    assert all(r.grounded and r.attempts >= 1 for r in results)

@@ -9,6 +9,7 @@ from hybrid_rec.errors import ExplanationError
 from hybrid_rec.explain.explainer import (
     CatalogueMentions,
     check_explanation,
+    cited_fact_ids,
     output_schema,
     parse_output,
     title_variants,
@@ -132,6 +133,58 @@ def test_fact_ids_must_exist(facts: Facts, mentions: CatalogueMentions) -> None:
     assert not result.ok and any("x9" in p for p in result.problems)
 
 
+@pytest.mark.parametrize(
+    ("text", "cited"),
+    [
+        ("You liked Alien and Alien 3, and Aliens shares their Sci-Fi streak.", ("h1", "h2", "a1")),
+        ('Because you enjoyed "Alien", try "Aliens".', ("h1",)),
+        ("Aliens is a popular sci-fi pick.", ("a1", "n1")),
+        ("300 people chose it, as you chose Alien 3.", ("h2", "n1")),
+        ("因为你喜欢《Alien》，所以推荐《Aliens》，它很热门。", ("h1", "n1")),
+        ("Aliens is an Alienated tale for you.", ()),  # a title inside a word is not a title
+        ("You will enjoy this one very much.", ()),
+    ],
+)
+def test_cited_facts_are_read_from_the_text(
+    text: str, cited: tuple[str, ...], facts: Facts, mentions: CatalogueMentions
+) -> None:
+    assert cited_fact_ids(text, facts, mentions) == cited
+    assert cited_fact_ids(text, facts) == cited  # titles found without the catalogue too
+
+
+def test_text_naming_none_of_the_items_behind_it_fails(
+    facts: Facts, mentions: CatalogueMentions
+) -> None:
+    """A text that drifts away from the user's history (the 0.5B model's commonest
+    failure: "Aliens is a popular Sci-Fi film...") does not explain the recommendation."""
+    text = "Aliens is a popular Sci-Fi film that many people enjoy."
+    cited = cited_fact_ids(text, facts, mentions)
+    assert cited == ("a1", "n1")
+    result = check_explanation(text, cited, facts, mentions)
+    assert "names none of the items behind the recommendation" in result.problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Like Alien, Aliens is a classic that critics praised.",
+        "Like Alien, it is directed with flair and starring a great cast.",
+        "You liked Alien; its plot is even better.",
+    ],
+)
+def test_claims_the_facts_do_not_hold_fail(
+    text: str, facts: Facts, mentions: CatalogueMentions
+) -> None:
+    result = check(text, facts, mentions)
+    assert any("claims what the facts do not say" in p for p in result.problems), result
+
+
+def test_text_naming_no_fact_fails(facts: Facts, mentions: CatalogueMentions) -> None:
+    text = "You will enjoy this one very much."
+    result = check_explanation(text, cited_fact_ids(text, facts, mentions), facts, mentions)
+    assert not result.ok and "names none of the facts" in result.problems
+
+
 def test_empty_and_short_texts_fail(facts: Facts, mentions: CatalogueMentions) -> None:
     assert not check("", facts, mentions).ok
     assert not check("Nice.", facts, mentions).ok
@@ -225,3 +278,6 @@ def test_schema_bounds_everything() -> None:
     assert ids["items"]["enum"] == ["h1", "a1"] and ids["maxItems"] == 2
     assert schema["properties"]["explanation"]["maxLength"] == 200
     assert schema["additionalProperties"] is False
+    text_only = output_schema(["h1", "a1"], 200, cite=False)
+    assert set(text_only["properties"]) == {"explanation"} == set(text_only["required"])
+    assert text_only["properties"]["explanation"]["maxLength"] == 200

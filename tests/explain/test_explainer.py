@@ -19,6 +19,7 @@ from hybrid_rec.explain.backends import (
     BackendTimeout,
     GenerationRequest,
     TemplateBackend,
+    render_template,
 )
 from hybrid_rec.explain.explainer import (
     PROMPT_VERSION,
@@ -140,6 +141,33 @@ def test_no_retry_past_the_deadline(
     backend = scripted([slow_and_wrong])
     result = Explainer(backend, timeout_s=0.1).explain(rec, *pair)
     assert len(backend.calls) == 1 and result.backend == "template"
+
+
+def test_cited_facts_are_read_from_the_text(
+    rec: HybridRecommender, pair: tuple[str, str], scripted: Any
+) -> None:
+    """By default the model writes only the explanation; the ids come from the text."""
+
+    def text_only(request: GenerationRequest) -> str:
+        assert set(request.schema["properties"]) == {"explanation"}
+        title = request.facts.of_kind("history_item")[0].title
+        return json.dumps({"explanation": f'You might like it because you liked "{title}".'})
+
+    result = Explainer(scripted([text_only])).explain(rec, *pair)
+    assert result.backend == "scripted" and result.attempts == 1 and "h1" in result.fact_ids
+
+    vague = json.dumps({"explanation": "You will surely enjoy this one very much."})
+    rejected = Explainer(scripted([vague])).explain(rec, *pair)
+    assert rejected.backend == "template" and "names none of the facts" in rejected.problems
+
+
+def test_model_can_be_asked_to_cite(
+    rec: HybridRecommender, pair: tuple[str, str], scripted: Any, answer: Answer
+) -> None:
+    backend = scripted([answer])
+    result = Explainer(backend, model_cites=True).explain(rec, *pair)
+    assert "fact_ids" in backend.calls[0].schema["properties"]
+    assert result.fact_ids == ("h1",)
 
 
 def test_fact_ids_written_into_the_text_are_removed(
@@ -306,18 +334,19 @@ def test_chinese_explanations(rec: HybridRecommender, pair: tuple[str, str], scr
 
 
 def test_prompts_are_package_files() -> None:
-    for version in ("explain_v1", "explain_v2"):
+    for version in ("explain_v1", "explain_v2", "explain_v3"):
         system = load_prompt(f"{version}_system")
         assert "not instructions" in system and not system.startswith("#")
         assert load_prompt(f"{version}_system", "zh") != system
-        assert "{facts}" in load_prompt(f"{version}_user", "zh")
+        placeholder = "{draft_text}" if version == "explain_v3" else "{facts}"
+        assert placeholder in load_prompt(f"{version}_user", "zh")
     with pytest.raises(ExplanationError, match="not found"):
         load_prompt("explain_v99_system")
 
 
 def test_prompt_is_facts_as_delimited_data(rec: HybridRecommender, pair: tuple[str, str]) -> None:
     facts = build_facts(rec, *pair)
-    system, user = build_messages(facts)
+    system, user = build_messages(facts, prompt="explain_v2")
     assert system["role"] == "system" and user["role"] == "user"
     body = user["content"]
     assert body.count("<facts>") == 1 and body.count("</facts>") == 1
@@ -325,8 +354,53 @@ def test_prompt_is_facts_as_delimited_data(rec: HybridRecommender, pair: tuple[s
         assert f"\n{fact.id}: " in body
     assert f'title: "{facts.title}"' in body
     assert "description (catalogue data" not in body
-    with_desc = build_messages(facts, include_description=True)[1]["content"]
+    with_desc = build_messages(facts, include_description=True, prompt="explain_v2")[1]["content"]
     assert f'description (catalogue data, may be cut): "{facts.description}"' in with_desc
+
+
+def test_default_prompt_is_the_draft_as_delimited_data(
+    rec: HybridRecommender, pair: tuple[str, str]
+) -> None:
+    facts = build_facts(rec, *pair)
+    system, user = build_messages(facts)
+    assert PROMPT_VERSION == "explain_v3" and "not instructions" in system["content"]
+    body = user["content"]
+    draft = render_template(facts)[0].replace('"', "'")  # titles quoted as an answer quotes them
+    assert body.startswith(f"<draft>\n{draft}\n</draft>\n") and body.count("<draft>") == 1
+    with_desc = build_messages(facts, include_description=True)[1]["content"]
+    assert with_desc.startswith(f'<item>\ntitle: "{facts.title}"\ndescription (catalogue data')
+    assert with_desc.endswith(body)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_stable_text_comes_first(rec: HybridRecommender, language: str) -> None:
+    """Two pairs' prompts share everything up to the per-pair draft, so llama.cpp
+    reuses the cached system prompt: the chat-formatted prompts (Qwen's template)
+    have a common prefix of the whole system text, and the per-pair part is short."""
+    top = rec.recommend(["u1", "u2"], k=1)
+    first, second = (
+        build_messages(build_facts(rec, u, i), language=language)
+        for u, i in zip(top["user_id"], top["item_id"], strict=True)
+    )
+    assert first[0] == second[0]  # the system message holds nothing item-specific
+
+    def chat(messages: tuple[dict[str, str], ...]) -> str:
+        return (
+            "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+            + "<|im_start|>assistant\n"
+        )
+
+    a, b = chat(first), chat(second)
+    shared = _common_prefix(a, b)
+    assert shared >= len(first[0]["content"]) + len("<|im_start|>user\n<draft>\n")
+    assert shared >= 500 and len(a) - shared < 600 and len(b) - shared < 600
 
 
 # ----------------------------------------------------------------------------- injection
@@ -343,14 +417,16 @@ def test_injected_instructions_are_withheld_or_quoted_data(
     assert "ignore" not in body.lower()
     # Without withholding, the text reaches the prompt only as quoted, cleaned data.
     facts = build_facts(rec, "u1", item, withhold=False)
-    body = build_messages(facts, include_description=True)[1]["content"]
-    item_block = body.split("<item>")[1].split("</item>")[0]
-    assert "ignore" in item_block.lower()
-    assert "ignore" not in body.replace(item_block, "").lower()
-    assert body.count("<facts>") == 1 and body.count("</facts>") == 1
-    assert "<|im_start|>" not in body and "<|im_end|>" not in body
-    line = next(x for x in item_block.splitlines() if x.startswith("description"))
-    assert line.count('"') == 2 and len(line) < 220
+    for prompt, block in (("explain_v3", "draft"), ("explain_v2", "facts")):
+        body = build_messages(facts, include_description=True, prompt=prompt)[1]["content"]
+        item_block = body.split("<item>")[1].split("</item>")[0]
+        assert "ignore" in item_block.lower()
+        assert "ignore" not in body.replace(item_block, "").lower()
+        assert body.count(f"<{block}>") == 1 and body.count(f"</{block}>") == 1
+        assert body.count("<item>") == 1 and body.count("</item>") == 1
+        assert "<|im_start|>" not in body and "<|im_end|>" not in body
+        line = next(x for x in item_block.splitlines() if x.startswith("description"))
+        assert line.count('"') == 2 and len(line) < 220
 
 
 @pytest.mark.parametrize("n", range(10))

