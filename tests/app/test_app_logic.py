@@ -29,26 +29,18 @@ from hybrid_rec.errors import ModelFileError  # noqa: E402
 K = 6
 
 
-def small_config() -> RecommenderConfig:
-    cfg = RecommenderConfig()
-    cfg.content.encoder = "hashing"
-    cfg.model.epochs = 4
-    cfg.model.dim = 32
-    cfg.model.batch_size = 256
-    cfg.model.history_len = 20
-    cfg.model.patience = 2
-    cfg.explain.backend = "template"  # fast; the real LLM has its own tests
-    return cfg
-
-
 @pytest.fixture(scope="module")
 def data() -> Dataset:
     return synthetic(n_users=120, n_items=160, n_clusters=4, interactions_per_user=15, seed=11)
 
 
 @pytest.fixture(scope="module")
-def model_dir(data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rec = HybridRecommender(small_config()).fit(data.interactions, data.items, show_progress=False)
+def model_dir(
+    data: Dataset,
+    tmp_path_factory: pytest.TempPathFactory,
+    app_config: Callable[[], RecommenderConfig],
+) -> Path:
+    rec = HybridRecommender(app_config()).fit(data.interactions, data.items, show_progress=False)
     return rec.save(tmp_path_factory.mktemp("app") / "model")
 
 

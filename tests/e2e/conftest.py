@@ -41,18 +41,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def small_config() -> RecommenderConfig:
-    cfg = RecommenderConfig()
-    cfg.content.encoder = "hashing"
-    cfg.model.epochs = 4
-    cfg.model.dim = 32
-    cfg.model.batch_size = 256
-    cfg.model.history_len = 20
-    cfg.model.patience = 2
-    cfg.explain.backend = "template"  # fast; the real LLM has its own tests
-    return cfg
-
-
 def write_benchmarks(directory: Path) -> Path:
     """Benchmark files shaped as scripts/evaluate.py writes them (values made up for the test)."""
     from hybrid_rec.evaluation import plot_recall_by_decile
@@ -93,10 +81,12 @@ class Served:
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, app_config: Callable[[], RecommenderConfig]
+) -> Iterator[Served]:
     """A small synthetic model (hashing encoder, template explanations) served on 127.0.0.1."""
     data = synthetic(n_users=150, n_items=200, n_clusters=4, interactions_per_user=15, seed=5)
-    rec = HybridRecommender(small_config()).fit(data.interactions, data.items, show_progress=False)
+    rec = HybridRecommender(app_config()).fit(data.interactions, data.items, show_progress=False)
     bench = write_benchmarks(tmp_path_factory.mktemp("benchmarks"))
     demo = build_app(rec, benchmarks_dir=bench, concurrency=2)
     url = launch(demo, host="127.0.0.1", port=free_port(), quiet=True)
