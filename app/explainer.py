@@ -165,9 +165,12 @@ class Explainer:
         info = self.rec.item_info(item_id)
         n, content = int(info["interactions"]), float(info["content_share"])
         if n == 0:
+            prior = float(info.get("content_prior", 0.0))
+            side = "more" if prior >= 0 else "less"
             return (
                 f"No interactions yet: its content places it ({content:.0%} of the fusion "
-                "weight is on content)."
+                f"weight is on content) and predicts {side} attention than a typical item "
+                f"({prior:+.1f} sd)."
             )
         if n < self.catalogue.tail_max:
             noun = "interaction" if n == 1 else "interactions"

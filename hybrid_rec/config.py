@@ -107,7 +107,10 @@ class ModelConfig(_Stage):
     cf_dropout: float = Field(0.5, ge=0.0, le=1.0)
     """Share of warm items whose CF input is dropped per batch (DropoutNet-style)."""
     history_len: int = Field(50, ge=1)
-    temperature: float = Field(0.1, gt=0)
+    temperature: float = Field(0.2, gt=0)
+    """Softmax temperature of the training loss (on cosine scores). On MovieLens-100k
+    validation 0.2 beat 0.05, 0.1, 0.15, 0.3 and 0.5: warm Recall@20 0.349 against 0.322
+    at 0.1, with later early stopping (less overfitting)."""
     patience: int = Field(4, ge=1)
     """Early stopping: epochs without a better validation recall."""
     use_content: bool = True

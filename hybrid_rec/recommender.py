@@ -58,6 +58,7 @@ from hybrid_rec.models import (
     train_model,
 )
 from hybrid_rec.models.history import Histories
+from hybrid_rec.models.prior import ContentPrior
 from hybrid_rec.models.taste import ContentTaste
 from hybrid_rec.persistence import atomic_directory, load_npy, read_manifest, write_manifest
 
@@ -159,6 +160,13 @@ class HybridRecommender:
         events = sorted(inter[C.event].unique()) if C.event in inter.columns else ["interaction"]
         self.event_vocab_ = [PAD_EVENT, TASTE_EVENT, PICKED_EVENT, *events]
         self._set_log(inter)
+        self.prior_ = (  # a model told to ignore content gets no content prior either
+            ContentPrior.fit(self.content_, self.counts_, seed=cfg.model.seed)
+            if cfg.model.use_content
+            else ContentPrior.none(self.content_.shape[1])
+        )
+        self.item_prior_ = self.prior_.score(self.content_)
+        self.prior_weight_ = 0.0
         torch.manual_seed(cfg.model.seed)
         self.model_ = HybridModel(
             self.content_.shape[1],
@@ -189,7 +197,7 @@ class HybridRecommender:
         self._refresh_vectors()
         if validation is not None:
             natural = holdout is not None  # our own holdout: match the catalogue's cold share
-            self.cold_bias_, self.taste_weight_ = self._tune_offsets(
+            self.cold_bias_, self.taste_weight_, self.prior_weight_ = self._tune_offsets(
                 validation, natural_share=natural
             )
         self._refresh_vectors()
@@ -199,14 +207,17 @@ class HybridRecommender:
 
     def _tune_offsets(
         self, validation: pd.DataFrame, *, natural_share: bool = False
-    ) -> tuple[float, float]:
-        """The cold-item score offset and the content-taste weight that maximise
-        validation Recall@k when cold and warm items are ranked together.
+    ) -> tuple[float, float, float]:
+        """The cold-item score offset, the content-taste weight and the weight of the
+        content prior that maximise validation Recall@k when cold and warm items
+        are ranked together.
 
         A model trained on behaviour learns a popularity prior that pushes
         items without evidence below every warm item; one scalar, chosen on
         validation (never test), puts them back in competition. The taste
-        weight scales the content-taste term (:mod:`hybrid_rec.models.taste`). With
+        weight scales the content-taste term (:mod:`hybrid_rec.models.taste`); the prior
+        weight scales each cold item's predicted popularity
+        (:mod:`hybrid_rec.models.prior`), added to its offset. With
         ``natural_share`` the cold interactions are subsampled so that their
         share of the validation equals the cold items' share of the catalogue,
         so new items are promoted as much as a typical item deserves, no more.
@@ -224,11 +235,20 @@ class HybridRecommender:
                 val = val.drop(val.index[drop])
         items = self.item_ids_.to_internal(val[C.item], kind="item")
         if len(items) == 0:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0
+        has_cold = bool(cold[items].any()) and not bool(cold[items].all())
+        biases = sorted(np.round(np.arange(-0.3, 0.61, 0.05), 2), key=abs) if has_cold else [0.0]
+        weights = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5] if self.taste_.dim else [0.0]
+        priors = [0.0, 0.02, 0.05, 0.1] if has_cold and self.item_prior_.any() else [0.0]
+        grid = [  # simplest first
+            (float(b), float(w), float(p)) for p in priors for w in weights for b in biases
+        ]
         users_all = self.user_ids_.to_internal(val[C.user], kind="user")
         uniq = np.unique(users_all)
         rng = np.random.default_rng(self.config.model.seed)
-        cap = max(50, min(2000, 50_000_000 // max(1, len(self.item_ids_))))  # ~200 MB of scores
+        n_items = max(1, len(self.item_ids_))
+        # ~200 MB of scores, and about 1e9 scores ranked over the whole grid
+        cap = max(50, min(2000, 50_000_000 // n_items, 1_000_000_000 // (n_items * len(grid))))
         if len(uniq) > cap:
             uniq = np.sort(rng.choice(uniq, cap, replace=False))
         keep = np.isin(users_all, uniq)
@@ -241,20 +261,18 @@ class HybridRecommender:
             scores[r, self._seen.row(int(u))] = -np.inf
         k = min(self.config.eval.k, len(self.item_ids_))
         n_rel = relevant.sum(axis=1)
-        has_cold = bool(cold[items].any()) and not bool(cold[items].all())
-        biases = sorted(np.round(np.arange(-0.3, 0.61, 0.05), 2), key=abs) if has_cold else [0.0]
-        weights = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5] if self.taste_.dim else [0.0]
-        grid = [(float(b), float(w)) for w in weights for b in biases]  # simplest first
+        cold_prior = np.where(cold, self.item_prior_, 0.0).astype(np.float32)
         recalls = []
-        for bias, weight in grid:
-            total = scores + weight * taste + bias * cold
+        for bias, weight, prior in grid:
+            total = scores + weight * taste + (bias * cold + prior * cold_prior)
             top = np.argpartition(-total, k - 1, axis=1)[:, :k]
             recalls.append(float(np.mean(np.take_along_axis(relevant, top, 1).sum(1) / n_rel)))
         # the simplest setting within 0.5% of the best recall: no more promotion than needed
         best_recall = max(recalls)
         best = next(g for g, r in zip(grid, recalls, strict=True) if r >= 0.995 * best_recall)
         log.info(
-            "cold-item offset %.2f, taste weight %.2f (validation recall@%d %.4f)",
+            "cold-item offset %.2f, taste weight %.2f, prior weight %.2f "
+            "(validation recall@%d %.4f)",
             *best,
             k,
             best_recall,
@@ -309,6 +327,7 @@ class HybridRecommender:
         )
         self._seen = _Seen.build(u, i, len(self.user_ids_))
         self._user_vectors: np.ndarray | None = None
+        self._user_done = np.zeros(0, dtype=bool)
         self._user_tastes: np.ndarray | None = None
 
     def _event_ids(self, inter: pd.DataFrame) -> np.ndarray:
@@ -422,13 +441,21 @@ class HybridRecommender:
     def _index_vectors(self, items: np.ndarray) -> np.ndarray:
         """Item vectors as indexed (see :meth:`_as_index`)."""
         return self._as_index(
-            self.item_vectors_[items], self.item_taste_[items], self.counts_[items] == 0
+            self.item_vectors_[items],
+            self.item_taste_[items],
+            self.counts_[items] == 0,
+            self.item_prior_[items],
         )
 
-    def _as_index(self, vectors: np.ndarray, taste: np.ndarray, cold: np.ndarray) -> np.ndarray:
+    def _as_index(
+        self, vectors: np.ndarray, taste: np.ndarray, cold: np.ndarray, prior: np.ndarray
+    ) -> np.ndarray:
         """``[fused vector, taste weight × content coordinates, cold offset]``: a user
-        query ``[user vector, user taste, 1]`` scores ``u·v + w·t·c + offset``."""
-        extra = np.where(cold, self.cold_bias_, 0.0).astype(np.float32)[:, None]
+        query ``[user vector, user taste, 1]`` scores ``u·v + w·t·c + offset``. The
+        offset of an item without interactions is the cold bias plus the prior
+        weight times its content prior; warm items have none."""
+        offset = self.cold_bias_ + self.prior_weight_ * np.asarray(prior, np.float32)
+        extra = np.where(cold, offset, 0.0).astype(np.float32)[:, None]
         return np.concatenate([vectors, self.taste_weight_ * taste, extra], axis=1)
 
     def _as_query(self, vectors: np.ndarray, taste: np.ndarray | None = None) -> np.ndarray:
@@ -463,6 +490,7 @@ class HybridRecommender:
             self._new_item_vectors(content),
             self.taste_.items(content),
             np.ones(len(content), dtype=bool),
+            self.prior_.score(content),
         )
 
     # ================================================================ helpers
@@ -486,15 +514,22 @@ class HybridRecommender:
     def user_vectors(self) -> np.ndarray:
         """Vectors of every known user (cached until feedback changes them)."""
         self._check_fitted()
-        if self._user_vectors is None:
-            parts = [
-                self._user_vectors_for(np.arange(s, min(s + 4096, len(self.user_ids_))))[0]
-                for s in range(0, len(self.user_ids_), 4096)
-            ]
-            self._user_vectors = (
-                np.concatenate(parts) if parts else np.zeros((0, self.config.model.dim), np.float32)
-            )
-        return self._user_vectors
+        return self._cached_user_vectors(np.arange(len(self.user_ids_)), copy=False)
+
+    def _cached_user_vectors(self, users: np.ndarray, *, copy: bool = True) -> np.ndarray:
+        """Vectors of known users ``users`` (internal ids). Each is computed on first
+        use and kept until feedback or a refit changes it, so a serving process pays
+        for the user tower once per user, not once per request."""
+        n, dim = len(self.user_ids_), self.config.model.dim
+        if self._user_vectors is None or len(self._user_vectors) != n:
+            self._user_vectors = np.zeros((n, dim), np.float32)
+            self._user_done = np.zeros(n, dtype=bool)
+        todo = np.unique(users[~self._user_done[users]])
+        for s in range(0, len(todo), 4096):
+            part = todo[s : s + 4096]
+            self._user_vectors[part] = self._user_vectors_for(part)[0]
+            self._user_done[part] = True
+        return self._user_vectors[users] if copy else self._user_vectors
 
     def _allowed(
         self, candidates: Sequence[str] | None, filters: Filters | None
@@ -586,7 +621,7 @@ class HybridRecommender:
         frames = []
         if known.any():
             q_users = codes[known]
-            uvecs, _ = self._user_vectors_for(q_users)
+            uvecs = self._cached_user_vectors(q_users)
             exclude = [self._seen.row(int(u)) for u in q_users] if exclude_seen else None
             scores, ids = self.index_.search(
                 self._as_query(uvecs, self._user_taste()[q_users]),
@@ -608,11 +643,13 @@ class HybridRecommender:
             frames.append(self._popular_for(np.asarray(unknown, dtype=object), k, allowed))
         if not frames:
             return pd.DataFrame({C.user: [], C.item: [], C.score: [], C.rank: []})
-        out = pd.concat(frames, ignore_index=True)
+        out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         if explain and unknown_users != "popular":
             from hybrid_rec.explain import add_explanations
 
             out = add_explanations(self, out, top=3 if explain is True else int(explain))
+        elif len(frames) == 1 and known.all():
+            return out  # already in the callers' user order, best first
         order = {u: n for n, u in enumerate(user_list)}
         return out.sort_values(
             [C.user, C.rank], key=lambda s: s.map(order) if s.name == C.user else s, kind="stable"
@@ -747,6 +784,7 @@ class HybridRecommender:
         self.items_ = pd.concat([self.items_, frame], ignore_index=True)
         self.content_ = np.concatenate([self.content_, content])
         self.item_taste_ = np.concatenate([self.item_taste_, self.taste_.items(content)])
+        self.item_prior_ = np.concatenate([self.item_prior_, self.prior_.score(content)])
         self.counts_ = np.concatenate([self.counts_, np.zeros(len(frame), np.int64)])
         self.model_.grow(len(frame))
         vecs, weights = self.model_.encode_items(content, np.zeros(len(frame), np.int64))
@@ -1154,6 +1192,8 @@ class HybridRecommender:
                 np.save(tmp / f"{name.rstrip('_')}.npy", getattr(self, name), allow_pickle=False)
             np.save(tmp / "taste_mean.npy", self.taste_.mean, allow_pickle=False)
             np.save(tmp / "taste_basis.npy", self.taste_.basis, allow_pickle=False)
+            np.save(tmp / "prior_mean.npy", self.prior_.mean, allow_pickle=False)
+            np.save(tmp / "prior_coef.npy", self.prior_.coef, allow_pickle=False)
             self.index_.save(tmp / "items.faiss")
             self._write_index_recall(tmp / "index_recall.json")
             _to_parquet(self.items_, tmp / "items.parquet")
@@ -1168,6 +1208,7 @@ class HybridRecommender:
                         "content_dim": int(self.content_.shape[1]),
                         "cold_bias": self.cold_bias_,
                         "taste_weight": self.taste_weight_,
+                        "prior_weight": self.prior_weight_,
                         "train": {
                             "epochs_run": self.train_result_.epochs_run,
                             "best_epoch": self.train_result_.best_epoch,
@@ -1226,6 +1267,9 @@ class HybridRecommender:
         rec.taste_ = ContentTaste(load_npy(d / "taste_mean.npy"), load_npy(d / "taste_basis.npy"))
         rec.item_taste_ = rec.taste_.items(rec.content_)
         rec.taste_weight_ = float(meta.get("taste_weight", 0.0))
+        rec.prior_ = ContentPrior(load_npy(d / "prior_mean.npy"), load_npy(d / "prior_coef.npy"))
+        rec.item_prior_ = rec.prior_.score(rec.content_)
+        rec.prior_weight_ = float(meta.get("prior_weight", 0.0))
         rec.event_vocab_ = list(meta["event_vocab"])
         rec._has_time = bool(meta["has_time"])
         rec._log = pd.read_parquet(d / "interactions.parquet")
@@ -1319,7 +1363,12 @@ class HybridRecommender:
         )
 
     def item_info(self, item_id: str) -> dict[str, Any]:
-        """Evidence and fusion weights of one item (how cold it is, content vs CF share)."""
+        """Evidence and fusion weights of one item (how cold it is, content vs CF share).
+
+        ``content_prior`` is the popularity its content predicts, in standard
+        deviations of the warm items' log interaction counts; ``score_offset`` is
+        what the item adds to every user's score (non-zero only without interactions).
+        """
         self._check_fitted()
         code = int(self.item_ids_.to_internal([item_id], kind="item")[0])
         w = self.fusion_weights_[code]
@@ -1328,6 +1377,8 @@ class HybridRecommender:
             "interactions": int(self.counts_[code]),
             "content_share": float(w[0]),
             "collaborative_share": float(w[1]),
+            "content_prior": float(self.item_prior_[code]),
+            "score_offset": float(self._index_vectors(np.array([code]))[0, -1]),
         }
 
     def __repr__(self) -> str:

@@ -337,7 +337,8 @@ def latency(args: argparse.Namespace, model: Path) -> dict[str, Any]:
         "catalogue %d items (add_items %.0f s); HNSW built in %.0f s", len(vectors), add_s, build_s
     )
     rng = np.random.default_rng(1)
-    users = rng.choice(rec.user_ids_.external_ids.astype(str), args.queries, replace=False)
+    picked = rng.choice(rec.user_ids_.external_ids.astype(str), args.queries + 10, replace=False)
+    users, warm_up = picked[: args.queries], picked[args.queries :]
     codes = rec.user_ids_.to_internal(list(users), kind="user")
     uvecs = rec._user_vectors_for(codes)[0]
     queries = rec._as_query(uvecs, rec._user_taste()[codes])  # as recommend() builds them
@@ -348,12 +349,14 @@ def latency(args: argparse.Namespace, model: Path) -> dict[str, Any]:
         ("hnsw", hnsw, users),
     ):
         rec.index_ = index
-        for u in users[:10]:
-            rec.recommend([u], k=args.rec_k)  # warm-up
-        for u in timed_users:
-            start = time.perf_counter()
+        rec._user_vectors = None  # every timed user's first request runs the user tower
+        for u in warm_up:
             rec.recommend([u], k=args.rec_k)
-            timings.setdefault(name, []).append((time.perf_counter() - start) * 1000)
+        for label in (name, f"{name}_repeat"):  # first request of each user, then again
+            for u in timed_users:
+                start = time.perf_counter()
+                rec.recommend([u], k=args.rec_k)
+                timings.setdefault(label, []).append((time.perf_counter() - start) * 1000)
         for q, ex in list(zip(queries, seen, strict=True))[: len(timed_users)]:
             start = time.perf_counter()
             index.search(q[None, :], args.rec_k, exclude=[ex])
@@ -382,6 +385,8 @@ def latency(args: argparse.Namespace, model: Path) -> dict[str, Any]:
         "hnsw_build_s": round(build_s, 1),
         "exact_ms": pct("exact"),
         "hnsw_ms": pct("hnsw"),
+        "exact_repeat_ms": pct("exact_repeat"),
+        "hnsw_repeat_ms": pct("hnsw_repeat"),
         "exact_search_ms": pct("exact_search"),
         "hnsw_search_ms": pct("hnsw_search"),
         "recall_at_k_recommend": round(float(recall), 4),
@@ -413,16 +418,22 @@ def markdown(result: dict[str, Any], command: str) -> str:
         ),
         ("(a) scoring kernel alone (multiply + exact top-k) / matmul", f"{s['ratio_kernel']:.2f}"),
         (
-            f"(b) `recommend` one user, {lat['items']:,} items, HNSW p50 / p99",
+            f"(b) `recommend` one user, {lat['items']:,} items, HNSW p50 / p99, "
+            "user's first request",
             f"{hnsw['p50']} / {hnsw['p99']} ms (index search alone "
             f"{lat['hnsw_search_ms']['p50']} / {lat['hnsw_search_ms']['p99']} ms)",
             f"p99 < {tg['p99_ms']:.0f} ms",
             ok[hnsw["p99"] < tg["p99_ms"]],
         ),
         (
-            "(b) same, exact (Flat)",
+            "(b) same, the user's next request (user vector cached)",
+            f"{lat['hnsw_repeat_ms']['p50']} / {lat['hnsw_repeat_ms']['p99']} ms",
+        ),
+        (
+            "(b) exact (Flat), first request",
             f"{exact['p50']} / {exact['p99']} ms (index search alone "
-            f"{lat['exact_search_ms']['p50']} / {lat['exact_search_ms']['p99']} ms)",
+            f"{lat['exact_search_ms']['p50']} / {lat['exact_search_ms']['p99']} ms; next request "
+            f"{lat['exact_repeat_ms']['p50']} / {lat['exact_repeat_ms']['p99']} ms)",
         ),
         (
             f"(b) recall@{lat['k']} of HNSW `recommend` vs exact, same users",
@@ -468,9 +479,10 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"and for the first {lat['exact_queries']} of them with the exact index; vectors have "
         f"{lat['index_dim']} dims (fused, content taste, cold offset). 'Index search alone' times "
         "`VectorIndex.search` for the same queries and exclusions; the rest of `recommend` is "
-        "the user tower and building the DataFrame. Recall compares one batched `recommend` "
-        "call over all the users per index. The library's default efConstruction (200) would "
-        "take several times longer to build here.",
+        "the user tower (first request only: the vector is then cached until feedback changes "
+        "it) and building the DataFrame. Ten other users warm the process up first. Recall "
+        "compares one batched `recommend` call over all the users per index. The library's "
+        "default efConstruction (200) would take several times longer to build here.",
         "(c) `VmHWM` of a fresh child process, reset once the model was loaded and the user "
         f"vectors computed (peak until then {s['peak_rss_mb_loading']:,.0f} MB), so the figure is "
         "the peak while scoring, the model in memory included.",

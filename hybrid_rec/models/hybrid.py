@@ -144,7 +144,8 @@ class HybridModel(nn.Module):
         Items beyond the CF table (new ones) and items with count 0 use the
         same network with ``has_cf = False``.
         """
-        self.eval()
+        if self.training:
+            self.eval()
         vecs, weights = [], []
         n_cf = self.cf.n_items
         for start, stop in _chunks(len(content), batch_size):
@@ -165,7 +166,8 @@ class HybridModel(nn.Module):
         ``batch.items`` index rows of ``item_vectors`` (a caller may append
         pseudo-items, such as a free-text taste, as extra rows).
         """
-        self.eval()
+        if self.training:
+            self.eval()
         table = torch.as_tensor(item_vectors)
         hist = table[batch.items.clamp(min=0)]
         users, weights = self.users_forward(hist, batch)

@@ -183,6 +183,7 @@ def test_add_item_shows_reach_and_then_appears_in_recommendations(
     assert 'data-item="new-1"' in page and item.title in page
     assert "users it would reach" in page and page.count("user u") >= 3
     assert "cold · new" in page and "No interactions yet" in page
+    assert re.search(r"predicts (more|less) attention than a typical item \([+-]\d\.\d sd\)", page)
     assert "why user" in page and "hr-expl" in page
     assert len(state.catalogue) == n_before + 1
     assert (item.title, "new-1") in picker["choices"]

@@ -284,3 +284,18 @@ def test_nan_in_training_stops_with_clear_message(clustered: Dataset, small_conf
     with pytest.raises(TrainingError, match=r"diverged|NaN"):
         rec.fit(clustered.interactions, clustered.items, show_progress=False)
     assert not rec._fitted
+
+
+def test_user_vectors_are_computed_once_per_user_and_match_the_tower(
+    fresh: Callable[[], HybridRecommender],
+) -> None:
+    rec = fresh()
+    users = list(rec.user_ids_.external_ids[[3, 7, 11]])
+    codes = rec.user_ids_.to_internal(users, kind="user")
+    first = rec.recommend(users, k=10)
+    assert rec._user_done.sum() == 3  # only the users asked for ran through the tower
+    np.testing.assert_allclose(rec._user_vectors[codes], rec._user_vectors_for(codes)[0], atol=1e-6)
+    pd.testing.assert_frame_equal(first, rec.recommend(users, k=10))
+    every = rec.user_vectors()
+    assert rec._user_done.all() and every.shape == (len(rec.user_ids_), rec.config.model.dim)
+    np.testing.assert_allclose(every, rec._user_vectors_for(np.arange(len(every)))[0], atol=1e-6)
