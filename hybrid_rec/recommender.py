@@ -106,6 +106,7 @@ class HybridRecommender:
     def __init__(self, config: RecommenderConfig | None = None, *, encoder: Encoder | None = None):
         self.config = config or RecommenderConfig()
         self._encoder = encoder
+        self._saved_encoder: str | None = None  # set by load(): the encoder the vectors came from
         self._fitted = False
 
     # ================================================================ fitting
@@ -114,7 +115,14 @@ class HybridRecommender:
     def encoder(self) -> Encoder:
         """The content encoder (built on first use)."""
         if self._encoder is None:
-            self._encoder = make_encoder(self.config.content)
+            encoder = make_encoder(self.config.content)
+            if self._saved_encoder is not None and encoder.name != self._saved_encoder:
+                raise ModelFileError(
+                    f"this model's vectors come from encoder {self._saved_encoder!r}, but its "
+                    f"config builds {encoder.name!r}; vectors from different encoders cannot be "
+                    "mixed. Pass the original encoder to HybridRecommender.load(..., encoder=...)."
+                )
+            self._encoder = encoder
         return self._encoder
 
     def fit(
@@ -1257,6 +1265,7 @@ class HybridRecommender:
         manifest = read_manifest(d, library_version=__version__)
         config = RecommenderConfig.model_validate_json((d / "config.json").read_text())
         rec = cls(config, encoder=encoder)
+        rec._saved_encoder = manifest.get("encoder")
         meta = json.loads((d / "meta.json").read_text())
         rec.items_ = pd.read_parquet(d / "items.parquet")
         rec.item_ids_ = IdMap.load(d / "item_ids.json")

@@ -251,6 +251,13 @@ def test_load_rejects_tampered_or_foreign_directories(
     d3 = fitted.save(tmp_path / "m3")
     with pytest.raises(ModelFileError, match="encoder"):
         HybridRecommender.load(d3, encoder=HashingEncoder(64))
+    # loaded without an encoder: serving works, but embedding new text with the encoder the
+    # config names (MiniLM here, not the hashing encoder the vectors came from) is refused
+    plain = HybridRecommender.load(d3)
+    assert len(plain.recommend([str(plain.user_ids_.external_ids[0])], k=3)) == 3
+    with pytest.raises(ModelFileError, match=r"hashing.*all-MiniLM|different encoders"):
+        plain.add_items(synthetic_new_items(1, cluster=0, seed=5, start_id=50_000))
+    assert len(plain.items_) == len(fitted.items_)  # nothing was added
 
 
 def test_bad_input(fitted: HybridRecommender, clustered: Dataset) -> None:
