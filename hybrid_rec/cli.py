@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -291,23 +292,18 @@ def score_cold_cmd(
         return
     if workers is not None:
         raise typer.BadParameter("--workers applies to --backend ray only.")
-    if _is_parquet(out, overwrite):
-        report = rec.score_cold_items(
-            items,
-            k,
-            chunk_size=chunk_size,
-            on_existing=on_existing.value,
-            output=out,
-            overwrite=overwrite,
-            resume=resume,
-            show_progress=progress,
-        )
-        _echo_report(report, "(item, user)")
-    else:
-        frame = rec.score_cold_items(
-            items, k, chunk_size=chunk_size, on_existing=on_existing.value, show_progress=progress
-        )
-        _write_frame(frame, out, "(item, user)")
+    _run_batch(
+        rec.score_cold_items,
+        out,
+        "(item, user)",
+        overwrite=overwrite,
+        resume=resume,
+        new_items=items,
+        k=k,
+        chunk_size=chunk_size,
+        on_existing=on_existing.value,
+        show_progress=progress,
+    )
 
 
 def _score_cold_on_ray(
@@ -372,23 +368,29 @@ def recommend_batch_cmd(
     rec = HybridRecommender.load(model_dir)
     ids = None if users is None else [str(u) for u in read_column(users, Columns.user)]
     policy: Literal["skip", "error"] = "skip" if skip_unknown else "error"
+    _run_batch(
+        rec.recommend_batch,
+        out,
+        "(user, item)",
+        overwrite=overwrite,
+        resume=resume,
+        users=ids,
+        k=k,
+        chunk_size=chunk_size,
+        unknown_users=policy,
+        show_progress=progress,
+    )
+
+
+def _run_batch(
+    job: Callable[..., Any], out: Path, what: str, *, overwrite: bool, resume: bool, **kwargs: Any
+) -> None:
+    """Run a batch job into ``out``: Parquet chunk by chunk (resumable), any other
+    format from the finished frame."""
     if _is_parquet(out, overwrite):
-        report = rec.recommend_batch(
-            ids,
-            k,
-            chunk_size=chunk_size,
-            unknown_users=policy,
-            output=out,
-            overwrite=overwrite,
-            resume=resume,
-            show_progress=progress,
-        )
-        _echo_report(report, "(user, item)")
+        _echo_report(job(output=out, overwrite=overwrite, resume=resume, **kwargs), what)
     else:
-        frame = rec.recommend_batch(
-            ids, k, chunk_size=chunk_size, unknown_users=policy, show_progress=progress
-        )
-        _write_frame(frame, out, "(user, item)")
+        _write_frame(job(**kwargs), out, what)
 
 
 def _is_parquet(out: Path, overwrite: bool) -> bool:
