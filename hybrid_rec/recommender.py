@@ -529,7 +529,7 @@ class HybridRecommender:
         use and kept until feedback or a refit changes it, so a serving process pays
         for the user tower once per user, not once per request."""
         n, dim = len(self.user_ids_), self.config.model.dim
-        if self._user_vectors is None or len(self._user_vectors) != n:
+        if self._user_vectors is None:  # reset by _derive() and _refresh_vectors()
             self._user_vectors = np.zeros((n, dim), np.float32)
             self._user_done = np.zeros(n, dtype=bool)
         todo = np.unique(users[~self._user_done[users]])
@@ -1057,17 +1057,20 @@ class HybridRecommender:
 
     def _fingerprint(self) -> str:
         """sha256 of what batch results depend on — weights, fused item vectors, the
-        interaction log (user vectors follow from it), cold offset, sizes, config — so
+        interaction log (user vectors follow from it), cold offset and content prior,
+        sizes, config — so
         that a resumed batch job is refused if the model changed in between."""
         digest = hashlib.sha256()
         for name, tensor in sorted(self.model_.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().numpy().tobytes())
         arrays = [self.item_vectors_, self.item_taste_, self.counts_]
+        arrays += [self.prior_.mean, self.prior_.coef]
         arrays += [self._log[col].to_numpy() for col in self._log.columns]
         for arr in arrays:
             digest.update(np.ascontiguousarray(arr).tobytes())
-        sizes = [self.cold_bias_, self.taste_weight_, len(self.user_ids_), len(self.item_ids_)]
+        sizes = [self.cold_bias_, self.taste_weight_, self.prior_weight_]
+        sizes += [len(self.user_ids_), len(self.item_ids_)]
         digest.update(json.dumps([sizes, self.config.model_dump(mode="json")]).encode())
         return digest.hexdigest()
 

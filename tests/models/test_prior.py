@@ -64,7 +64,9 @@ def test_cold_offsets_carry_the_prior_and_survive_save_load(
     fresh: Callable[[], HybridRecommender], tmp_path: Path
 ) -> None:
     rec = fresh()
+    before = rec._fingerprint()
     rec.prior_weight_ = 0.25
+    assert rec._fingerprint() != before  # a resumed batch job sees the change
     rec._refresh_vectors()
     new = synthetic_new_items(5, cluster=1, seed=4, start_id=30_000)
     ids = rec.add_items(new)
