@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 pytest.importorskip("pytest_playwright", reason="pip install pytest-playwright (the dev extra)")
+from playwright.sync_api import expect  # after the skip: playwright may be absent
 
 from hybrid_rec.data.datasets import synthetic_new_items
 
@@ -145,9 +146,12 @@ def test_new_item_is_added_live_and_then_recommended(
     card.scroll_into_view_if_needed()
     shoot(page, "3b-new-item-in-recommendations")
     # a new visit counts the added items in the banner
+    # (the page first shows the header built with the Blocks, then the load event
+    # replaces it; wait for the replacement instead of reading the first paint)
     page.reload()
-    header = page.wait_for_selector("#header .hr-stats")
-    assert f"{len(served.state.catalogue):,} items" in header.inner_text()
+    expect(page.locator("#header .hr-stats")).to_contain_text(
+        f"{len(served.state.catalogue):,} items", timeout=30_000
+    )
 
 
 def test_empty_new_item_shows_a_readable_error(app_page: Any, shoot: Shoot) -> None:
