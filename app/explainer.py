@@ -167,10 +167,16 @@ class Explainer:
         if n == 0:
             prior = float(info.get("content_prior", 0.0))
             side = "more" if prior >= 0 else "less"
+            borrowed = float(info.get("neighbour_share", 0.0))
+            near = (
+                f", {borrowed:.0%} of its vector borrowed from similar items people know"
+                if borrowed > 0
+                else ""
+            )
             return (
                 f"No interactions yet: its content places it ({content:.0%} of the fusion "
-                f"weight is on content) and predicts {side} attention than a typical item "
-                f"({prior:+.1f} sd)."
+                f"weight is on content{near}) and predicts {side} attention than a typical "
+                f"item ({prior:+.1f} sd)."
             )
         if n < self.catalogue.tail_max:
             noun = "interaction" if n == 1 else "interactions"

@@ -124,6 +124,11 @@ class ModelConfig(_Stage):
     taste_dim: int = Field(64, ge=0)
     """Width of the content-taste term (principal components of the content
     vectors; 0 turns it off). Its weight is chosen on validation."""
+    neighbours: int = Field(200, ge=0)
+    """Content neighbours an item with little evidence borrows vectors from
+    (:mod:`hybrid_rec.models.neighbours`; 0 turns it off). The weight is chosen on validation."""
+    neighbour_temperature: float = Field(0.2, gt=0)
+    """Softmax temperature over the neighbours' cosine similarities."""
     align_weight: float = Field(0.0, ge=0.0)
     """Weight of a loss pulling an item's content projection toward its CF vector."""
     threads: int | None = None

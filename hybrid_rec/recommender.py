@@ -58,6 +58,7 @@ from hybrid_rec.models import (
     train_model,
 )
 from hybrid_rec.models.history import Histories
+from hybrid_rec.models.neighbours import NeighbourTransfer, neighbour_share
 from hybrid_rec.models.prior import ContentPrior
 from hybrid_rec.models.taste import ContentTaste
 from hybrid_rec.persistence import atomic_directory, load_npy, read_manifest, write_manifest
@@ -202,8 +203,12 @@ class HybridRecommender:
         )
         self._fitted = True
         self.cold_bias_ = 0.0
+        self.neighbour_weight_ = 0.0
         self._refresh_vectors()
         if validation is not None:
+            self.neighbour_weight_ = self._tune_neighbours(validation)
+            if self.neighbour_weight_:
+                self._refresh_vectors()
             natural = holdout is not None  # our own holdout: match the catalogue's cold share
             self.cold_bias_, self.taste_weight_, self.prior_weight_ = self._tune_offsets(
                 validation, natural_share=natural
@@ -211,7 +216,41 @@ class HybridRecommender:
         self._refresh_vectors()
         if holdout is not None:  # fold the early-stopping interactions back in
             self._absorb(holdout, fold_in=True)
+            self._refresh_vectors()  # the pseudo-cold items join the neighbour base
         return self
+
+    def _tune_neighbours(self, validation: pd.DataFrame) -> float:
+        """The neighbour-transfer weight (:mod:`hybrid_rec.models.neighbours`) that
+        maximises validation Recall@k of items without interactions ranked among
+        themselves; the smallest weight within 0.5% of the best. 0 without
+        content, neighbours or cold validation items."""
+        cold = np.flatnonzero(self.counts_ == 0)
+        if not self.config.model.use_content or self.neighbours_.size == 0 or len(cold) < 2:
+            return 0.0
+        val = validation[validation[C.user].isin(pd.Index(self.user_ids_.external_ids))]
+        val = val[val[C.item].isin(pd.Index(self.item_ids_.external_ids[cold]))]
+        if val.empty:
+            return 0.0
+        users = self.user_ids_.to_internal(val[C.user], kind="user")
+        targets = self.item_ids_.to_internal(val[C.item], kind="item")
+        raw = self.item_vectors_[cold]
+        moved = self.neighbours_.matched_targets(raw, self.content_[cold]) - raw
+        k = self.config.eval.k
+        grid = [0.0, 0.25, 0.5, 0.75]
+        recalls = []
+        for weight in grid:
+            vecs = self.item_vectors_.copy()
+            vecs[cold] = raw + weight * moved
+            recalls.append(self._val_recall(self.model_, vecs, users, targets, cold, k, False))
+        best = next(w for w, r in zip(grid, recalls, strict=True) if r >= 0.995 * max(recalls))
+        log.info(
+            "neighbour weight %.2f (cold validation recall@%d %.4f, without %.4f)",
+            best,
+            k,
+            max(recalls),
+            recalls[0],
+        )
+        return best
 
     def _tune_offsets(
         self, validation: pd.DataFrame, *, natural_share: bool = False
@@ -438,13 +477,45 @@ class HybridRecommender:
         """Recompute fused item vectors (all, or ``items``) and the index."""
         vecs, weights = self.model_.encode_items(self.content_, self.counts_)
         if items is None or not hasattr(self, "index_"):
-            self.item_vectors_, self.fusion_weights_ = vecs, weights
+            self.neighbours_ = self._neighbour_base(vecs)
+            self.item_vectors_ = self._blend(vecs, np.arange(len(vecs)))
+            self.fusion_weights_ = weights
             aug = self._index_vectors(np.arange(len(vecs)))
             self.index_ = VectorIndex(aug.shape[1], self.config.index).build(aug)
         else:
-            self.item_vectors_[items], self.fusion_weights_[items] = vecs[items], weights[items]
+            self.item_vectors_[items] = self._blend(vecs[items], items)
+            self.fusion_weights_[items] = weights[items]
             self.index_.update(items, self._index_vectors(items))
         self._user_vectors = None
+
+    def _neighbour_base(self, vecs: np.ndarray) -> NeighbourTransfer:
+        """The items with interactions and their (unblended) fused vectors ``vecs``."""
+        cfg = self.config.model
+        if not cfg.use_content or cfg.neighbours == 0:
+            return NeighbourTransfer.empty(vecs.shape[1], self.content_.shape[1])
+        warm = np.flatnonzero(self.counts_ > 0)
+        return NeighbourTransfer(
+            warm,
+            vecs[warm],
+            self.content_[warm],
+            cfg.neighbours,
+            cfg.neighbour_temperature,
+            self.config.index,
+        )
+
+    def _blend(self, vecs: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Catalogue items' fused vectors ``vecs`` blended with their content neighbours'."""
+        return self.neighbours_.blend(
+            vecs, self.content_[items], self.counts_[items], self.neighbour_weight_, items
+        )
+
+    def _cold_item_vectors(self, content: np.ndarray) -> np.ndarray:
+        """Vectors of items not in the catalogue, with no interactions: fused from
+        content and blended with their content neighbours' (as a catalogue item with
+        no interactions is)."""
+        vecs = self._new_item_vectors(content)
+        zeros = np.zeros(len(content), np.int64)
+        return self.neighbours_.blend(vecs, content, zeros, self.neighbour_weight_)
 
     def _index_vectors(self, items: np.ndarray) -> np.ndarray:
         """Item vectors as indexed (see :meth:`_as_index`)."""
@@ -495,7 +566,7 @@ class HybridRecommender:
     def item_index_vectors(self, content: np.ndarray) -> np.ndarray:
         """Index rows for items with no interactions, from their content vectors."""
         return self._as_index(
-            self._new_item_vectors(content),
+            self._cold_item_vectors(content),
             self.taste_.items(content),
             np.ones(len(content), dtype=bool),
             self.prior_.score(content),
@@ -796,6 +867,9 @@ class HybridRecommender:
         self.counts_ = np.concatenate([self.counts_, np.zeros(len(frame), np.int64)])
         self.model_.grow(len(frame))
         vecs, weights = self.model_.encode_items(content, np.zeros(len(frame), np.int64))
+        vecs = self.neighbours_.blend(
+            vecs, content, np.zeros(len(frame), np.int64), self.neighbour_weight_
+        )
         self.item_vectors_ = np.concatenate([self.item_vectors_, vecs])
         self.fusion_weights_ = np.concatenate([self.fusion_weights_, weights])
         ids = self.index_.add(self._index_vectors(np.arange(n_old, len(self.item_ids_))))
@@ -1057,8 +1131,8 @@ class HybridRecommender:
 
     def _fingerprint(self) -> str:
         """sha256 of what batch results depend on — weights, fused item vectors, the
-        interaction log (user vectors follow from it), cold offset and content prior,
-        sizes, config — so
+        interaction log (user vectors follow from it), cold offset, content prior and
+        neighbour base, sizes, config — so
         that a resumed batch job is refused if the model changed in between."""
         digest = hashlib.sha256()
         for name, tensor in sorted(self.model_.state_dict().items()):
@@ -1066,10 +1140,11 @@ class HybridRecommender:
             digest.update(tensor.detach().cpu().numpy().tobytes())
         arrays = [self.item_vectors_, self.item_taste_, self.counts_]
         arrays += [self.prior_.mean, self.prior_.coef]
+        arrays += [self.neighbours_.ids, self.neighbours_.vectors]
         arrays += [self._log[col].to_numpy() for col in self._log.columns]
         for arr in arrays:
             digest.update(np.ascontiguousarray(arr).tobytes())
-        sizes = [self.cold_bias_, self.taste_weight_, self.prior_weight_]
+        sizes = [self.cold_bias_, self.taste_weight_, self.prior_weight_, self.neighbour_weight_]
         sizes += [len(self.user_ids_), len(self.item_ids_)]
         digest.update(json.dumps([sizes, self.config.model_dump(mode="json")]).encode())
         return digest.hexdigest()
@@ -1205,6 +1280,8 @@ class HybridRecommender:
             np.save(tmp / "taste_basis.npy", self.taste_.basis, allow_pickle=False)
             np.save(tmp / "prior_mean.npy", self.prior_.mean, allow_pickle=False)
             np.save(tmp / "prior_coef.npy", self.prior_.coef, allow_pickle=False)
+            np.save(tmp / "neighbour_ids.npy", self.neighbours_.ids, allow_pickle=False)
+            np.save(tmp / "neighbour_vectors.npy", self.neighbours_.vectors, allow_pickle=False)
             self.index_.save(tmp / "items.faiss")
             self._write_index_recall(tmp / "index_recall.json")
             _to_parquet(self.items_, tmp / "items.parquet")
@@ -1220,6 +1297,7 @@ class HybridRecommender:
                         "cold_bias": self.cold_bias_,
                         "taste_weight": self.taste_weight_,
                         "prior_weight": self.prior_weight_,
+                        "neighbour_weight": self.neighbour_weight_,
                         "train": {
                             "epochs_run": self.train_result_.epochs_run,
                             "best_epoch": self.train_result_.best_epoch,
@@ -1282,6 +1360,25 @@ class HybridRecommender:
         rec.prior_ = ContentPrior(load_npy(d / "prior_mean.npy"), load_npy(d / "prior_coef.npy"))
         rec.item_prior_ = rec.prior_.score(rec.content_)
         rec.prior_weight_ = float(meta.get("prior_weight", 0.0))
+        rec.neighbour_weight_ = float(meta.get("neighbour_weight", 0.0))
+        rec.neighbours_ = NeighbourTransfer.empty(config.model.dim, rec.content_.shape[1])
+        if (d / "neighbour_ids.npy").exists():  # models saved before it have no transfer
+            ids, base = load_npy(d / "neighbour_ids.npy"), load_npy(d / "neighbour_vectors.npy")
+            if base.shape != (len(ids), config.model.dim) or (
+                len(ids) and (ids.min() < 0 or ids.max() >= len(rec.content_))
+            ):
+                raise ModelFileError(
+                    f"{d}: neighbour_ids.npy / neighbour_vectors.npy do not match the catalogue "
+                    f"({len(ids)} ids, vectors {base.shape}, {len(rec.content_)} items)."
+                )
+            rec.neighbours_ = NeighbourTransfer(
+                ids,
+                base,
+                rec.content_[ids],
+                config.model.neighbours,
+                config.model.neighbour_temperature,
+                config.index,
+            )
         rec.event_vocab_ = list(meta["event_vocab"])
         rec._has_time = bool(meta["has_time"])
         rec._log = pd.read_parquet(d / "interactions.parquet")
@@ -1379,16 +1476,20 @@ class HybridRecommender:
 
         ``content_prior`` is the popularity its content predicts, in standard
         deviations of the warm items' log interaction counts; ``score_offset`` is
-        what the item adds to every user's score (non-zero only without interactions).
+        what the item adds to every user's score (non-zero only without interactions);
+        ``neighbour_share`` is how much of its vector comes from its content neighbours
+        with interactions (:mod:`hybrid_rec.models.neighbours`).
         """
         self._check_fitted()
         code = int(self.item_ids_.to_internal([item_id], kind="item")[0])
         w = self.fusion_weights_[code]
+        share = neighbour_share(self.counts_[code : code + 1], self.neighbour_weight_)[0]
         return {
             "item_id": str(item_id),
             "interactions": int(self.counts_[code]),
             "content_share": float(w[0]),
             "collaborative_share": float(w[1]),
+            "neighbour_share": float(share) if self.neighbours_.size else 0.0,
             "content_prior": float(self.item_prior_[code]),
             "score_offset": float(self._index_vectors(np.array([code]))[0, -1]),
         }
