@@ -5,9 +5,10 @@ linear content path alone. That map is fitted to every warm item at once, so
 it places a new item where an *average* item with that text would sit. Items
 with behaviour that read alike are a second, local opinion: the
 softmax-weighted mean of the fused vectors of an item's ``neighbours``
-nearest items by content (cosine; never the item itself), rescaled to the
-item's own vector length, is a point among real, well-placed items. The
-recommender blends the two with a weight that falls with evidence,
+nearest items by content (cosine in the content-taste coordinates; never the
+item itself), rescaled to the item's own vector length, is a point among
+real, well-placed items. The recommender blends the two with a weight that
+falls with evidence,
 
     v' = (1 - a_n) v + a_n t,    a_n = weight / (1 + n),
 
@@ -16,13 +17,13 @@ full ``weight``, one with a single interaction half of it, a popular item
 almost nothing, so every item goes through the same formula and well-known
 items keep what their behaviour taught the model. ``weight`` is chosen on
 validation (cold items ranked among cold items). On MovieLens-100k
-validation (MiniLM, 200 neighbours, temperature 0.2) weight 0.5 lifts cold
-Recall@20 from 0.454 to 0.478 and leaves warm Recall@20 unchanged
-(0.349 → 0.350); ``benchmarks/RESULTS.md`` has the test figures.
+validation (MiniLM, 200 neighbours, temperature 0.2, weight 0.5, offsets
+re-searched) cold Recall@20 rises from 0.454 to 0.494 and all-items
+Recall@20 from 0.264 to 0.280; ``benchmarks/RESULTS.md`` has the test figures.
 
 The neighbours are the items that had interactions when the vectors were
-last computed in full (``fit``, ``load``); their fused vectors are kept
-unblended, so the transfer never compounds.
+last computed in full (``fit``); their fused vectors are kept unblended and
+saved with the model, so the transfer never compounds.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from hybrid_rec.index import VectorIndex
 __all__ = ["NeighbourTransfer", "neighbour_share"]
 
 _CHUNK = 1024  # query rows per step: bounds the (rows, neighbours, dim) gather
+_DENSE_MAX = 50_000  # base items searched by one matrix multiply per chunk (200 MB of scores)
 
 
 def neighbour_share(counts: np.ndarray, weight: float) -> np.ndarray:
@@ -59,8 +61,10 @@ class NeighbourTransfer:
         (m,) internal ids of the base items (those with interactions).
     vectors
         (m, dim) their fused vectors, unblended.
-    content
-        (m, content_dim) their content vectors (normalised on use).
+    coords
+        (m, c) their coordinates in the space neighbours are found in (the
+        recommender uses the content-taste coordinates: centred content vectors
+        in their top principal components); cosine, normalised on use.
     neighbours
         Neighbours per item.
     temperature
@@ -69,7 +73,7 @@ class NeighbourTransfer:
 
     ids: np.ndarray
     vectors: np.ndarray
-    content: np.ndarray
+    coords: np.ndarray
     neighbours: int = 200
     temperature: float = 0.2
     index_config: IndexConfig | None = None
@@ -78,64 +82,87 @@ class NeighbourTransfer:
         self.ids = np.asarray(self.ids, dtype=np.int64)
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
         self._index: VectorIndex | None = None
+        self._unit_coords = _unit(self.coords)
         self._pos = {int(i): p for p, i in enumerate(self.ids)}
 
     @classmethod
-    def empty(cls, dim: int, content_dim: int) -> NeighbourTransfer:
+    def empty(cls, dim: int, coord_dim: int) -> NeighbourTransfer:
         """No base: :meth:`blend` returns vectors unchanged."""
-        return cls(np.zeros(0, np.int64), np.zeros((0, dim)), np.zeros((0, content_dim)))
+        return cls(np.zeros(0, np.int64), np.zeros((0, dim)), np.zeros((0, coord_dim)))
 
     @property
     def size(self) -> int:
         """Number of base items."""
         return len(self.ids)
 
-    def _search_index(self) -> VectorIndex:
-        if self._index is None:
-            unit = _unit(self.content)
-            self._index = VectorIndex(unit.shape[1], self.index_config).build(unit)
-        return self._index
-
-    def targets(self, content: np.ndarray, self_ids: np.ndarray | None = None) -> np.ndarray:
+    def targets(self, coords: np.ndarray, self_ids: np.ndarray | None = None) -> np.ndarray:
         """The softmax-weighted mean base vector of each row's nearest base items.
 
-        ``self_ids`` (internal ids, one per row, -1 for none) are never their own
-        neighbour. Rows ``_CHUNK`` at a time.
+        ``self_ids`` (internal ids, one per row) are never their own neighbour.
+        Rows ``_CHUNK`` at a time.
         """
-        n = len(content)
+        n = len(coords)
         out = np.zeros((n, self.vectors.shape[1]), dtype=np.float32)
-        m = min(self.neighbours, self.size - (self_ids is not None))
+        m = min(self.neighbours, self.size - int(self_ids is not None))
         if n == 0 or m < 1:
             return out
-        index = self._search_index()
         for s in range(0, n, _CHUNK):
-            queries = _unit(content[s : s + _CHUNK])
-            exclude = None
+            queries = _unit(coords[s : s + _CHUNK])
+            own = None
             if self_ids is not None:
-                pos = [self._pos.get(int(i), -1) for i in self_ids[s : s + _CHUNK]]
-                exclude = [np.asarray([p] if p >= 0 else [], np.int64) for p in pos]
-            sims, rows = index.search(queries, m, exclude=exclude)
-            valid = rows >= 0
-            logits = np.where(valid, sims / self.temperature, -np.inf)
-            weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-            weights /= weights.sum(axis=1, keepdims=True)
-            out[s : s + len(queries)] = np.einsum(
-                "qm,qmd->qd", weights, self.vectors[np.where(valid, rows, 0)]
-            )
+                own = np.asarray([self._pos.get(int(i), -1) for i in self_ids[s : s + _CHUNK]])
+            if self.size <= _DENSE_MAX:
+                out[s : s + len(queries)] = self._dense_mean(queries, m, own)
+            else:
+                out[s : s + len(queries)] = self._indexed_mean(queries, m, own)
         return out
 
+    def _weights(self, sims: np.ndarray) -> np.ndarray:
+        """Softmax of ``sims / temperature`` per row (``-inf`` entries get 0)."""
+        logits = sims / self.temperature
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return weights / weights.sum(axis=1, keepdims=True)
+
+    def _dense_mean(self, queries: np.ndarray, m: int, own: np.ndarray | None) -> np.ndarray:
+        """Small base: every similarity at once, softmax weights on each row's top
+        ``m`` only (a partition finds the cut, no sort), then one matrix multiply."""
+        sims = queries @ self._unit_coords.T
+        if own is not None:
+            rows = np.flatnonzero(own >= 0)
+            sims[rows, own[rows]] = -np.inf
+        cut = np.partition(sims, self.size - m, axis=1)[:, self.size - m, None]
+        top = sims.max(axis=1, keepdims=True)
+        weights = np.zeros_like(sims)
+        np.exp((sims - top) / self.temperature, out=weights, where=sims >= cut)
+        weights /= weights.sum(axis=1, keepdims=True)
+        return weights @ self.vectors
+
+    def _indexed_mean(self, queries: np.ndarray, m: int, own: np.ndarray | None) -> np.ndarray:
+        """Large base: the top ``m`` (plus the row itself) from the FAISS index."""
+        if self._index is None:
+            self._index = VectorIndex(self._unit_coords.shape[1], self.index_config)
+            self._index.build(self._unit_coords)
+        sims, rows = self._index.search(queries, m + int(own is not None))
+        if own is not None:
+            keep = rows != own[:, None]
+            keep[keep.all(axis=1), -1] = False  # not among its neighbours: drop the last
+            sims, rows = sims[keep].reshape(len(rows), m), rows[keep].reshape(len(rows), m)
+        sims = np.where(rows >= 0, sims, -np.inf)
+        weights = self._weights(sims)
+        return np.einsum("qm,qmd->qd", weights, self.vectors[np.maximum(rows, 0)])
+
     def matched_targets(
-        self, vectors: np.ndarray, content: np.ndarray, self_ids: np.ndarray | None = None
+        self, vectors: np.ndarray, coords: np.ndarray, self_ids: np.ndarray | None = None
     ) -> np.ndarray:
         """:meth:`targets` rescaled to the length of each row of ``vectors``."""
-        t = self.targets(content, self_ids)
+        t = self.targets(coords, self_ids)
         own = np.linalg.norm(np.asarray(vectors, np.float32), axis=1, keepdims=True)
         return t * (own / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12))
 
     def blend(
         self,
         vectors: np.ndarray,
-        content: np.ndarray,
+        coords: np.ndarray,
         counts: np.ndarray,
         weight: float,
         self_ids: np.ndarray | None = None,
@@ -150,7 +177,7 @@ class NeighbourTransfer:
         for s in range(0, len(rows), 8 * _CHUNK):
             part = rows[s : s + 8 * _CHUNK]
             ids = None if self_ids is None else self_ids[part]
-            t = self.matched_targets(vectors[part], content[part], ids)
+            t = self.matched_targets(vectors[part], coords[part], ids)
             a = share[part, None]
             mixed[part] = (1 - a) * vectors[part] + a * t
         return mixed

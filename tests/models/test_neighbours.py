@@ -24,9 +24,9 @@ def _base(n: int = 50, dim: int = 8, cdim: int = 16, seed: int = 0) -> Neighbour
 
 def test_an_item_is_never_its_own_neighbour() -> None:
     base = _base()
-    sharp = NeighbourTransfer(base.ids, base.vectors, base.content, neighbours=5, temperature=1e-4)
-    own = sharp.targets(base.content, self_ids=base.ids)
-    unit = base.content / np.linalg.norm(base.content, axis=1, keepdims=True)
+    sharp = NeighbourTransfer(base.ids, base.vectors, base.coords, neighbours=5, temperature=1e-4)
+    own = sharp.targets(base.coords, self_ids=base.ids)
+    unit = base.coords / np.linalg.norm(base.coords, axis=1, keepdims=True)
     sims = unit @ unit.T
     np.fill_diagonal(sims, -np.inf)
     nearest_other = sims.argmax(axis=1)
@@ -36,7 +36,7 @@ def test_an_item_is_never_its_own_neighbour() -> None:
     # at a tiny temperature the target is the nearest *other* item's vector
     np.testing.assert_allclose(own[clear], base.vectors[nearest_other][clear], atol=1e-4)
     # without self ids the item's own vector dominates instead
-    np.testing.assert_allclose(sharp.targets(base.content), base.vectors, atol=1e-4)
+    np.testing.assert_allclose(sharp.targets(base.coords), base.vectors, atol=1e-4)
 
 
 def test_share_falls_with_evidence_and_blend_keeps_length() -> None:
