@@ -38,7 +38,7 @@ from hybrid_rec.index import VectorIndex
 __all__ = ["NeighbourTransfer", "neighbour_share"]
 
 _CHUNK = 1024  # query rows per step: bounds the (rows, neighbours, dim) gather
-_DENSE_MAX = 50_000  # base items searched by one matrix multiply per chunk (200 MB of scores)
+_DENSE_MAX = 20_000  # base items searched by one matrix multiply per chunk (80 MB of scores)
 
 
 def neighbour_share(counts: np.ndarray, weight: float) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from hybrid_rec import HybridRecommender
 from hybrid_rec.content import HashingEncoder
@@ -129,3 +130,39 @@ def test_weight_is_chosen_on_validation_cold_items(
         train, clustered.items, validation=val, show_progress=False
     )
     assert cf.neighbour_weight_ == 0.0 and cf.neighbours_.size == 0
+
+
+def test_the_matrix_and_index_searches_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybrid_rec.models import neighbours
+
+    base = _base(n=300)
+    rng = np.random.default_rng(3)
+    queries = np.concatenate([base.coords[:20], rng.normal(size=(20, 16)).astype(np.float32)])
+    self_ids = np.concatenate([base.ids[:20], np.full(20, -1)])
+    dense = base.targets(queries, self_ids)
+    monkeypatch.setattr(neighbours, "_DENSE_MAX", 0)  # force the FAISS path
+    indexed = NeighbourTransfer(base.ids, base.vectors, base.coords, 5, 0.2).targets(
+        queries, self_ids
+    )
+    np.testing.assert_allclose(indexed, dense, rtol=1e-4, atol=1e-5)
+
+
+def test_feedback_shrinks_the_borrowed_share(
+    fresh: Callable[[], HybridRecommender], clustered: Dataset
+) -> None:
+    rec = fresh()
+    rec.neighbour_weight_ = 0.5
+    rec._refresh_vectors()
+    new = synthetic_new_items(1, cluster=0, seed=9, start_id=60_000)
+    rec.add_items(new)
+    item = str(new["item_id"].iloc[0])
+    assert rec.item_info(item)["neighbour_share"] == pytest.approx(0.5)
+    before = rec.item_vectors_[rec.item_ids_.to_internal([item], kind="item")[0]].copy()
+    users = rec.user_ids_.external_ids[:3].tolist()
+    stamp = int(clustered.interactions["timestamp"].max()) + 10
+    rec.partial_fit(
+        pd.DataFrame({"user_id": users, "item_id": [item] * 3, "timestamp": [stamp] * 3})
+    )
+    code = rec.item_ids_.to_internal([item], kind="item")[0]
+    assert rec.item_info(item)["neighbour_share"] == pytest.approx(0.5 / 4)
+    assert not np.allclose(rec.item_vectors_[code], before)
