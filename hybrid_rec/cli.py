@@ -280,12 +280,22 @@ def score_cold_cmd(
     workers: Annotated[
         int | None, typer.Option(help="Ray: scoring actors (default: one per node).")
     ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="Embedding store (from `hybrid-rec embed`, same encoder): items whose text "
+            "it holds are read from it, not encoded again. Local backend only.",
+        ),
+    ] = None,
 ) -> None:
     """For each new item, the k users most likely to want it (bounded memory, resumable)."""
     from hybrid_rec.recommender import HybridRecommender
 
     rec = HybridRecommender.load(model_dir)
     if backend is Backend.ray:
+        if store is not None:
+            raise typer.BadParameter("--store applies to --backend local only.")
         _score_cold_on_ray(
             rec, items, model_dir, out, k, chunk_size, on_existing, overwrite, workers
         )
@@ -302,6 +312,7 @@ def score_cold_cmd(
         k=k,
         chunk_size=chunk_size,
         on_existing=on_existing.value,
+        store=store,
         show_progress=progress,
     )
 

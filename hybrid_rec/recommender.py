@@ -36,6 +36,7 @@ from hybrid_rec.batch import (
 from hybrid_rec.config import ModelConfig, RecommenderConfig
 from hybrid_rec.content import Encoder, item_texts, make_encoder
 from hybrid_rec.content.encoders import encode_queries
+from hybrid_rec.content.store import EmbeddingStore
 from hybrid_rec.content.text import new_item_texts
 from hybrid_rec.data.columns import Columns
 from hybrid_rec.data.idmap import IdMap
@@ -43,6 +44,7 @@ from hybrid_rec.data.io import atomic_write_json
 from hybrid_rec.data.schema import validate_interactions, validate_items
 from hybrid_rec.errors import (
     DataValidationError,
+    EmbeddingStoreError,
     ModelFileError,
     NotFittedError,
     UnknownIdError,
@@ -858,9 +860,35 @@ class HybridRecommender:
             )
         return vecs.numpy().astype(np.float32)
 
-    def _embed_new_items(self, new_items: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    def _embed_new_items(
+        self, new_items: pd.DataFrame, store: EmbeddingStore | None = None
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """Validate and embed new items; with a ``store``, items whose text it already
+        holds a vector for (same sha256) are read from it, not encoded again."""
         frame, texts = new_item_texts(new_items, self.config.content)
-        return frame, np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+        if store is None:
+            return frame, np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+        found, stored = store.find(frame[C.item].tolist(), texts.tolist())
+        vectors = np.empty((len(frame), stored.shape[1]), dtype=np.float32)
+        vectors[found] = stored
+        if not found.all():
+            missing = list(texts[~found])
+            vectors[~found] = np.asarray(self.encoder.encode(missing), dtype=np.float32)
+        return frame, vectors
+
+    def _check_store(self, store: EmbeddingStore | str | Path | None) -> EmbeddingStore | None:
+        """Open ``store`` and check that its vectors come from this model's encoder."""
+        if store is None:
+            return None
+        opened = store if isinstance(store, EmbeddingStore) else EmbeddingStore.open(store)
+        if opened.encoder_name != self.encoder.name:
+            raise EmbeddingStoreError(
+                f"{opened.directory}: its vectors come from encoder {opened.encoder_name!r}, "
+                f"but this model embeds with {self.encoder.name!r}; vectors from different "
+                "encoders cannot be mixed. Fix: re-embed with the model's encoder "
+                "(`hybrid-rec embed`), or leave the store out."
+            )
+        return opened
 
     def add_items(self, new_items: pd.DataFrame) -> np.ndarray:
         """Add brand-new items: embedded, fused and retrievable at once, with no refit.
@@ -911,6 +939,7 @@ class HybridRecommender:
         overwrite: bool = ...,
         resume: bool = ...,
         on_existing: Literal["score", "skip", "error"] = ...,
+        store: EmbeddingStore | str | Path | None = ...,
         show_progress: bool | None = ...,
     ) -> pd.DataFrame: ...
 
@@ -925,6 +954,7 @@ class HybridRecommender:
         overwrite: bool = ...,
         resume: bool = ...,
         on_existing: Literal["score", "skip", "error"] = ...,
+        store: EmbeddingStore | str | Path | None = ...,
         show_progress: bool | None = ...,
     ) -> BatchReport: ...
 
@@ -938,6 +968,7 @@ class HybridRecommender:
         overwrite: bool = False,
         resume: bool = True,
         on_existing: Literal["score", "skip", "error"] = "score",
+        store: EmbeddingStore | str | Path | None = None,
         show_progress: bool | None = None,
     ) -> pd.DataFrame | BatchReport:
         """For each new item, the ``k`` users most likely to want it.
@@ -965,6 +996,12 @@ class HybridRecommender:
             content like new ones (default; the app does this right after
             :meth:`add_items`), ``"skip"`` them (counted in the log and the
             report), or ``"error"``.
+        store
+            An embedding store (or its directory) filled by ``hybrid-rec embed`` /
+            ``scripts/reembed_catalog.py`` with this model's encoder: items whose
+            text it holds a vector for are read from it instead of being encoded
+            again (a nightly re-embed then makes scoring skip the encoder). Items
+            it lacks, or whose text changed, are encoded as usual.
 
         Returns
         -------
@@ -975,6 +1012,7 @@ class HybridRecommender:
         self._check_fitted()
         table = InputTable(new_items)
         skip = self._items_to_skip(table, on_existing)
+        opened = self._check_store(store)
         users = self.user_queries()
         scorer = TopK(users, self._check_k(k, len(users)))
         user_ids = pa.array(self.user_ids_.external_ids, pa.string())
@@ -987,7 +1025,7 @@ class HybridRecommender:
                 scores, top = np.zeros((0, scorer.k), np.float32), np.zeros((0, scorer.k), int)
             else:
                 with input_rows(first_row + np.flatnonzero(keep)):
-                    frame, content = self._embed_new_items(frame)
+                    frame, content = self._embed_new_items(frame, opened)
                 scores, top = scorer(self.item_index_vectors(content))
             ids = frame[C.item].to_numpy()
             return topk_table(ids, scores, top, user_ids, C.item, C.user)

@@ -361,6 +361,31 @@ class EmbeddingStore:
             out[mask] = self._read_shard(int(shard))[rows[mask]]
         return out
 
+    def find(
+        self, item_ids: Sequence[str] | pd.Index, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stored vectors of the items whose text is the one their vector was made from.
+
+        An item that is absent, or whose text changed since it was embedded
+        (another sha256), is not found: its caller embeds it afresh.
+
+        Returns
+        -------
+        found, vectors
+            A bool mask over ``item_ids`` and the found rows' vectors, in order.
+        """
+        ids = _id_index(list(item_ids))
+        if len(ids) != len(texts):
+            raise DataValidationError(
+                f"find() got {len(ids)} ids but {len(texts)} texts.", source=str(self.directory)
+            )
+        position = self._manifest.index.get_indexer(ids)
+        found = position >= 0
+        stored = self._manifest[_HASH].to_numpy()[position[found]]
+        wanted = [text_hash(t, self.encoder_name) for t, f in zip(texts, found, strict=True) if f]
+        found[found] = stored == np.asarray(wanted, dtype=object)
+        return found, self.get(ids[found])
+
     def get_all(self) -> tuple[pd.Index, np.ndarray]:
         """Every id and its vector, in :attr:`ids` order."""
         ids = self.ids

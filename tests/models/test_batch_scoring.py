@@ -10,6 +10,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,9 +20,15 @@ from typer.testing import CliRunner
 from hybrid_rec import HybridRecommender
 from hybrid_rec.batch import partial_dir
 from hybrid_rec.cli import app
-from hybrid_rec.content import HashingEncoder
+from hybrid_rec.content import HashingEncoder, item_texts
+from hybrid_rec.content.store import EmbeddingStore
 from hybrid_rec.data.datasets import Dataset, synthetic_new_items
-from hybrid_rec.errors import BatchOutputError, DataValidationError, UnknownIdError
+from hybrid_rec.errors import (
+    BatchOutputError,
+    DataValidationError,
+    EmbeddingStoreError,
+    UnknownIdError,
+)
 from hybrid_rec.index import VectorIndex
 
 # A child process that scores slowly (0.1 s per chunk) so that it can be killed mid-run.
@@ -212,6 +219,18 @@ def test_cli_score_cold_and_recommend_batch(
     )
     result = runner.invoke(app, [*args, "--on-existing", "skip"])
     assert isinstance(result.exception, BatchOutputError)
+    # a nightly re-embed into a store, then scoring that reads the vectors from it
+    vectors = tmp_path / "vectors"
+    result = runner.invoke(
+        app, ["embed", str(items), "--store", str(vectors), "--encoder", "hashing"]
+    )
+    assert result.exit_code == 0, result.output
+    stored = [*args[:5], str(tmp_path / "out2.parquet"), "--k", "4", "--on-existing", "skip"]
+    result = runner.invoke(app, [*stored, "--store", str(vectors)])
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out2.parquet"), pd.read_parquet(out))
+    result = runner.invoke(app, [*stored, "--store", str(vectors), "--backend", "ray"])
+    assert result.exit_code == 2 and "--store applies to --backend local only" in result.output
     recs = tmp_path / "recs.csv"
     result = runner.invoke(
         app, ["recommend-batch", "-m", str(model), "--out", str(recs), "-k", "2"]
@@ -220,3 +239,45 @@ def test_cli_score_cold_and_recommend_batch(
     assert len(pd.read_csv(recs)) == 2 * len(rec.user_ids_)
     result = runner.invoke(app, ["recommend-batch", "-m", str(model), "--out", str(recs)])
     assert isinstance(result.exception, BatchOutputError)
+
+
+class CountingHashing(HashingEncoder):
+    """Hashing that counts the texts it is asked to encode."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self.encoded = 0
+
+    def encode(self, texts: Any, **kw: Any) -> np.ndarray:
+        self.encoded += len(texts)
+        return super().encode(texts, **kw)
+
+
+def test_a_store_spares_the_encoder_and_gives_the_same_scores(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    counting = CountingHashing(256)
+    rec = HybridRecommender.load(model_dir, encoder=counting)
+    new = synthetic_new_items(40, cluster=1, seed=8, start_id=70_000)
+    plain = rec.score_cold_items(new, k=6, chunk_size=16)
+    assert counting.encoded == 40
+    store = EmbeddingStore.for_encoder(tmp_path / "vectors", counting)
+    store.sync(item_texts(new.iloc[:30], rec.config.content), counting)
+    changed = new.copy()
+    changed.loc[3, "description"] = "A different text written after the nightly embedding."
+    counting.encoded = 0
+    report = rec.score_cold_items(
+        changed, k=6, chunk_size=16, store=tmp_path / "vectors", output=tmp_path / "s.parquet"
+    )
+    # 10 items the store lacks and 1 whose text changed since it was embedded
+    assert counting.encoded == 11 and report.rows == 240
+    want = rec.score_cold_items(changed, k=6, chunk_size=16)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "s.parquet"), want)
+    unchanged = want["item_id"] != "i70003"
+    pd.testing.assert_frame_equal(
+        want[unchanged].reset_index(drop=True), plain[unchanged].reset_index(drop=True)
+    )
+    # a store written by another encoder is refused before any work
+    other = EmbeddingStore.for_encoder(tmp_path / "other", HashingEncoder(64))
+    with pytest.raises(EmbeddingStoreError, match="hashing-v1-d64"):
+        rec.score_cold_items(new, k=6, store=other)
