@@ -154,10 +154,13 @@ class NeighbourTransfer:
     def matched_targets(
         self, vectors: np.ndarray, coords: np.ndarray, self_ids: np.ndarray | None = None
     ) -> np.ndarray:
-        """:meth:`targets` rescaled to the length of each row of ``vectors``."""
+        """:meth:`targets` rescaled to the length of each row of ``vectors``; a row
+        with no neighbour (an item alone in the base) keeps its own vector."""
+        vectors = np.asarray(vectors, np.float32)
         t = self.targets(coords, self_ids)
-        own = np.linalg.norm(np.asarray(vectors, np.float32), axis=1, keepdims=True)
-        return t * (own / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12))
+        length = np.linalg.norm(t, axis=1, keepdims=True)
+        own = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.where(length > 1e-12, t * (own / np.maximum(length, 1e-12)), vectors)
 
     def blend(
         self,

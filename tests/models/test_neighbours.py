@@ -59,6 +59,11 @@ def test_share_falls_with_evidence_and_blend_keeps_length() -> None:
     np.testing.assert_array_equal(base.blend(vecs, content, counts, 0.0), vecs)
     empty = NeighbourTransfer.empty(8, 16)
     np.testing.assert_array_equal(empty.blend(vecs, content, counts, 0.5), vecs)
+    # an item alone in the base has no neighbour but itself: it keeps its vector
+    alone = NeighbourTransfer(np.array([7]), vecs[:1], content[:1])
+    np.testing.assert_array_equal(
+        alone.blend(vecs[:1], content[:1], [0], 0.5, np.array([7])), vecs[:1]
+    )
 
 
 def _cluster_mean(rec: HybridRecommender, ds: Dataset, cluster: int) -> np.ndarray:
