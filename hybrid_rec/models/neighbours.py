@@ -79,11 +79,21 @@ class NeighbourTransfer:
     index_config: IndexConfig | None = None
 
     def __post_init__(self) -> None:
-        self.ids = np.asarray(self.ids, dtype=np.int64)
-        self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        ids = np.asarray(self.ids, dtype=np.int64)
+        order = np.argsort(ids, kind="stable")  # sorted ids: positions by binary search
+        self.ids = ids[order]
+        self.vectors = np.ascontiguousarray(np.asarray(self.vectors)[order], dtype=np.float32)
+        self.coords = np.asarray(self.coords)[order]
         self._index: VectorIndex | None = None
         self._unit_coords = _unit(self.coords)
-        self._pos = {int(i): p for p, i in enumerate(self.ids)}
+
+    def _positions(self, ids: np.ndarray) -> np.ndarray:
+        """Base row of each internal id, -1 for ids not in the base."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.size == 0:
+            return np.full(len(ids), -1)
+        pos = np.minimum(np.searchsorted(self.ids, ids), self.size - 1)
+        return np.where(self.ids[pos] == ids, pos, -1)
 
     @classmethod
     def empty(cls, dim: int, coord_dim: int) -> NeighbourTransfer:
@@ -110,7 +120,7 @@ class NeighbourTransfer:
             queries = _unit(coords[s : s + _CHUNK])
             own = None
             if self_ids is not None:
-                own = np.asarray([self._pos.get(int(i), -1) for i in self_ids[s : s + _CHUNK]])
+                own = self._positions(self_ids[s : s + _CHUNK])
             if self.size <= _DENSE_MAX:
                 out[s : s + len(queries)] = self._dense_mean(queries, m, own)
             else:

@@ -19,7 +19,7 @@ def _base(n: int = 50, dim: int = 8, cdim: int = 16, seed: int = 0) -> Neighbour
     rng = np.random.default_rng(seed)
     content = rng.normal(size=(n, cdim)).astype(np.float32)
     vectors = rng.normal(size=(n, dim)).astype(np.float32)
-    ids = np.arange(100, 100 + n)  # internal ids need not start at 0
+    ids = rng.permutation(np.arange(100, 100 + n))  # any order, need not start at 0
     return NeighbourTransfer(ids, vectors, content, neighbours=5, temperature=0.2)
 
 
