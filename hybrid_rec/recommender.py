@@ -206,19 +206,19 @@ class HybridRecommender:
         self._fitted = True
         self.cold_bias_ = 0.0
         self.neighbour_weight_ = 0.0
-        self._refresh_vectors()
+        # the tuning steps read the vectors, not the index: it is built once, at the end
+        self._refresh_vectors(build_index=False)
         if validation is not None:
             self.neighbour_weight_ = self._tune_neighbours(validation)
             if self.neighbour_weight_:
-                self._refresh_vectors()
+                self._refresh_vectors(build_index=False)
             natural = holdout is not None  # our own holdout: match the catalogue's cold share
             self.cold_bias_, self.taste_weight_, self.prior_weight_ = self._tune_offsets(
                 validation, natural_share=natural
             )
-        self._refresh_vectors()
         if holdout is not None:  # fold the early-stopping interactions back in
-            self._absorb(holdout, fold_in=True)
-            self._refresh_vectors()  # the pseudo-cold items join the neighbour base
+            self._absorb(holdout, fold_in=True, refresh=False)
+        self._refresh_vectors()  # the pseudo-cold items, folded in, join the neighbour base
         return self
 
     def _tune_neighbours(self, validation: pd.DataFrame) -> float:
@@ -475,15 +475,19 @@ class HybridRecommender:
             hits[row] += t in top_items[row]
         return float(np.mean(hits / total))
 
-    def _refresh_vectors(self, items: np.ndarray | None = None) -> None:
-        """Recompute fused item vectors (all, or ``items``) and the index."""
+    def _refresh_vectors(
+        self, items: np.ndarray | None = None, *, build_index: bool = True
+    ) -> None:
+        """Recompute fused item vectors (all, or ``items``) and the index (unless a
+        full refresh is told not to build it: ``fit`` builds it once, at the end)."""
         vecs, weights = self.model_.encode_items(self.content_, self.counts_)
         if items is None or not hasattr(self, "index_"):
             self.neighbours_ = self._neighbour_base(vecs)
             self.item_vectors_ = self._blend(vecs, np.arange(len(vecs)))
             self.fusion_weights_ = weights
-            aug = self._index_vectors(np.arange(len(vecs)))
-            self.index_ = VectorIndex(aug.shape[1], self.config.index).build(aug)
+            if build_index:
+                aug = self._index_vectors(np.arange(len(vecs)))
+                self.index_ = VectorIndex(aug.shape[1], self.config.index).build(aug)
         else:
             self.item_vectors_[items] = self._blend(vecs[items], items)
             self.fusion_weights_[items] = weights[items]
@@ -1249,8 +1253,11 @@ class HybridRecommender:
         inter = validate_interactions(new_interactions, self.items_, config=self.config.data)
         return self._absorb(inter, fold_in=fold_in)
 
-    def _absorb(self, inter: pd.DataFrame, *, fold_in: bool) -> HybridRecommender:
-        """Add validated interactions to the log, fold in lightly-seen items, refresh vectors."""
+    def _absorb(
+        self, inter: pd.DataFrame, *, fold_in: bool, refresh: bool = True
+    ) -> HybridRecommender:
+        """Add validated interactions to the log, fold in lightly-seen items, refresh
+        the touched items' vectors (unless the caller refreshes everything after)."""
         before = self.counts_.copy()
         self.user_ids_ = self.user_ids_.add_ids(inter[C.user])
         n_events = len(self.event_vocab_)
@@ -1270,7 +1277,8 @@ class HybridRecommender:
         if fold_in and len(light):
             self._fold_in(light, self._log.iloc[len(old_log) :])
         assert len(self.event_vocab_) == n_events
-        self._refresh_vectors(touched)
+        if refresh:
+            self._refresh_vectors(touched)
         return self
 
     def _set_log_append(self, inter: pd.DataFrame) -> None:
