@@ -498,7 +498,9 @@ class HybridRecommender:
         """The items with interactions and their (unblended) fused vectors ``vecs``."""
         cfg = self.config.model
         if not cfg.use_content or cfg.neighbours == 0:
-            return NeighbourTransfer.empty(vecs.shape[1], self._neighbour_coords(None).shape[1])
+            return NeighbourTransfer.empty(
+                vecs.shape[1], self._coords_of(self.content_[:0]).shape[1]
+            )
         warm = np.flatnonzero(self.counts_ > 0)
         return NeighbourTransfer(
             warm,
@@ -509,24 +511,20 @@ class HybridRecommender:
             self.config.index,
         )
 
-    def _neighbour_coords(
-        self, items: np.ndarray | None, content: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _coords_of(self, content: np.ndarray) -> np.ndarray:
         """Where content neighbours are looked for: the content-taste coordinates
         (centred content in its top principal components; on MovieLens-100k
         validation they found better neighbours than the raw sentence vectors,
-        cold Recall@20 0.494 against 0.478), or the centred content without them.
-        Catalogue ``items`` (internal ids; None: no rows), or new ``content``."""
-        if content is None:
-            if items is None:
-                content = self.content_[:0]
-            elif self.taste_.dim:
-                return self.item_taste_[items]
-            else:
-                content = self.content_[items]
+        cold Recall@20 0.494 against 0.478), or the centred content without them."""
         if self.taste_.dim:
             return self.taste_.items(content)
         return np.asarray(content, np.float32) - self.taste_.mean
+
+    def _neighbour_coords(self, items: np.ndarray) -> np.ndarray:
+        """:meth:`_coords_of` catalogue ``items`` (internal ids), cached taste rows if any."""
+        if self.taste_.dim:
+            return self.item_taste_[items]
+        return self._coords_of(self.content_[items])
 
     def _blend(self, vecs: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Catalogue items' fused vectors ``vecs`` blended with their content neighbours'."""
@@ -534,14 +532,11 @@ class HybridRecommender:
             vecs, self._neighbour_coords(items), self.counts_[items], self.neighbour_weight_, items
         )
 
-    def _cold_item_vectors(self, content: np.ndarray) -> np.ndarray:
-        """Vectors of items not in the catalogue, with no interactions: fused from
-        content and blended with their content neighbours' (as a catalogue item with
-        no interactions is)."""
-        vecs = self._new_item_vectors(content)
+    def _blend_new(self, vecs: np.ndarray, content: np.ndarray) -> np.ndarray:
+        """Fused vectors ``vecs`` of items without interactions, from ``content``,
+        blended with their content neighbours' (as a catalogue item with none is)."""
         zeros = np.zeros(len(content), np.int64)
-        coords = self._neighbour_coords(None, content)
-        return self.neighbours_.blend(vecs, coords, zeros, self.neighbour_weight_)
+        return self.neighbours_.blend(vecs, self._coords_of(content), zeros, self.neighbour_weight_)
 
     def _index_vectors(self, items: np.ndarray) -> np.ndarray:
         """Item vectors as indexed (see :meth:`_as_index`)."""
@@ -592,7 +587,7 @@ class HybridRecommender:
     def item_index_vectors(self, content: np.ndarray) -> np.ndarray:
         """Index rows for items with no interactions, from their content vectors."""
         return self._as_index(
-            self._cold_item_vectors(content),
+            self._blend_new(self._new_item_vectors(content), content),
             self.taste_.items(content),
             np.ones(len(content), dtype=bool),
             self.prior_.score(content),
@@ -919,12 +914,7 @@ class HybridRecommender:
         self.counts_ = np.concatenate([self.counts_, np.zeros(len(frame), np.int64)])
         self.model_.grow(len(frame))
         vecs, weights = self.model_.encode_items(content, np.zeros(len(frame), np.int64))
-        vecs = self.neighbours_.blend(
-            vecs,
-            self._neighbour_coords(None, content),
-            np.zeros(len(frame), np.int64),
-            self.neighbour_weight_,
-        )
+        vecs = self._blend_new(vecs, content)
         self.item_vectors_ = np.concatenate([self.item_vectors_, vecs])
         self.fusion_weights_ = np.concatenate([self.fusion_weights_, weights])
         ids = self.index_.add(self._index_vectors(np.arange(n_old, len(self.item_ids_))))
@@ -1430,7 +1420,9 @@ class HybridRecommender:
         rec.item_prior_ = rec.prior_.score(rec.content_)
         rec.prior_weight_ = float(meta.get("prior_weight", 0.0))
         rec.neighbour_weight_ = float(meta.get("neighbour_weight", 0.0))
-        rec.neighbours_ = NeighbourTransfer.empty(config.model.dim, rec.item_taste_.shape[1])
+        rec.neighbours_ = NeighbourTransfer.empty(
+            config.model.dim, rec._coords_of(rec.content_[:0]).shape[1]
+        )
         if (d / "neighbour_ids.npy").exists():  # models saved before it have no transfer
             ids, base = load_npy(d / "neighbour_ids.npy"), load_npy(d / "neighbour_vectors.npy")
             if base.shape != (len(ids), config.model.dim) or (
