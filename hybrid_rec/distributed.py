@@ -311,12 +311,12 @@ def _build_encoder(spec: EncoderSpec) -> Encoder:
 
 
 def _set_threads(cpus: float) -> None:
-    """One torch thread per CPU the actor reserved (Ray's default is one)."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        return
+    """One torch and one FAISS (OpenMP) thread per CPU the actor reserved (Ray's default is one)."""
+    import faiss
+    import torch
+
     torch.set_num_threads(max(1, int(cpus)))
+    faiss.omp_set_num_threads(max(1, int(cpus)))
 
 
 # ----------------------------------------------------------------------------- embedding

@@ -561,12 +561,13 @@ class HybridRecommender:
     def _as_query(self, vectors: np.ndarray, taste: np.ndarray | None = None) -> np.ndarray:
         """User vectors (and their content tastes) as index queries. Item-to-item
         queries pass no taste: they match fused vectors only, with no offsets."""
-        n = len(vectors)
-        if taste is None:
-            tail = np.zeros((n, self.taste_.dim + 1), dtype=np.float32)
-        else:
-            tail = np.concatenate([taste, np.ones((n, 1), np.float32)], axis=1)
-        return np.concatenate([vectors, tail], axis=1).astype(np.float32)
+        n, dim = vectors.shape
+        out = np.zeros((n, dim + self.taste_.dim + 1), dtype=np.float32)
+        out[:, :dim] = vectors
+        if taste is not None:
+            out[:, dim:-1] = taste
+            out[:, -1] = 1.0
+        return out
 
     def _user_taste(self) -> np.ndarray:
         """Content tastes of every known user from their whole log (cached)."""
@@ -968,9 +969,10 @@ class HybridRecommender:
         """For each new item, the ``k`` users most likely to want it.
 
         The items are embedded and fused (without being added to the catalogue)
-        and scored against every known user ``chunk_size`` items at a time: one
-        matrix multiply and an exact top-``k`` per chunk. Memory holds one chunk
-        (about ``chunk_size x n_users`` float32 scores) whatever the number of items.
+        and scored against every known user ``chunk_size`` items at a time: an
+        exact top-``k`` by inner product (:class:`~hybrid_rec.batch.TopK`, a blocked
+        multiply feeding per-item heaps). Memory holds one chunk of items and
+        their results, whatever the number of items.
 
         Parameters
         ----------

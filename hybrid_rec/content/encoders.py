@@ -19,7 +19,6 @@ a process. Set it in the environment before importing torch for full effect.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -213,11 +212,31 @@ _TOKEN = re.compile(r"\w+")
 _EMPTY_TOKEN = "\x00<empty>"
 
 
-@functools.lru_cache(maxsize=1 << 18)
-def _feature(feature: str, dim: int) -> tuple[int, float]:
-    """Bucket and sign of one feature: blake2b, stable across runs and machines."""
-    h = int.from_bytes(hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little")
-    return h % dim, (1.0 if h >> 63 else -1.0)
+class _FeatureCodes(dict[str, int]):
+    """Feature -> bucket and sign as one int: the bucket ``b`` for sign +1, ``~b``
+    (``-b - 1``) for -1. blake2b, stable across runs and machines. Looked up as
+    ``codes[feature]``; the first :data:`_CACHED_FEATURES` features are kept."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def __missing__(self, feature: str) -> int:
+        digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+        h = int.from_bytes(digest, "little")
+        code = h % self.dim if h >> 63 else ~(h % self.dim)
+        if len(self) < _CACHED_FEATURES:
+            self[feature] = code
+        return code
+
+
+_CACHED_FEATURES = 1 << 18
+
+
+def _features(text: str) -> list[str]:
+    """Lower-cased word unigrams and bigrams of ``text`` (a fixed token when it has none)."""
+    tokens = _TOKEN.findall(text.lower()) or [_EMPTY_TOKEN]
+    return tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
 
 
 class HashingEncoder:
@@ -247,6 +266,7 @@ class HashingEncoder:
         self._dim = int(dim)
         self.normalize = normalize
         self.batch_size = batch_size
+        self._codes = _FeatureCodes(self._dim)
 
     @property
     def name(self) -> str:
@@ -281,19 +301,21 @@ class HashingEncoder:
         with bar:
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
-                for row, text in enumerate(chunk, start=start):
-                    self._fill(out[row], text)
+                out[start : start + len(chunk)] = self._counts(chunk)
                 bar.update(len(chunk))
         return _normalize_rows(out) if self.normalize else out
 
-    def _fill(self, row: np.ndarray, text: str) -> None:
-        tokens = _TOKEN.findall(text.lower()) or [_EMPTY_TOKEN]
-        features = tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
-        counts = [0.0] * self._dim  # a list: far cheaper than numpy scalar updates
-        for feature in features:
-            index, sign = _feature(feature, self._dim)
-            counts[index] += sign
-        row[:] = counts
+    def _counts(self, texts: list[str]) -> np.ndarray:
+        """Signed feature counts of ``texts``: one bincount over every feature of the batch."""
+        features = [_features(text) for text in texts]
+        flat = itertools.chain.from_iterable(features)
+        n = sum(len(f) for f in features)
+        codes = np.fromiter(map(self._codes.__getitem__, flat), np.int64, n)
+        rows = np.repeat(np.arange(len(texts)), [len(f) for f in features])
+        signed = codes >= 0
+        cells = rows * self._dim + np.where(signed, codes, ~codes)
+        counts = np.bincount(cells, np.where(signed, 1.0, -1.0), len(texts) * self._dim)
+        return counts.reshape(len(texts), self._dim)
 
 
 # ---------------------------------------------------------------------- sentence-transformers

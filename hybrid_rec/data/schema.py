@@ -88,6 +88,8 @@ def normalize_ids(values: pd.Series, *, source: str, column: str) -> pd.Series:
         out = pd.Series(arr.astype(np.int64).astype(str), index=values.index)
     elif pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         out = values.astype(np.int64).astype(str)
+    elif pd.api.types.infer_dtype(values, skipna=False) == "string":  # already strings
+        out = values
     else:
         out = values.map(_id_to_str)
     out = out.astype(str).str.strip()

@@ -202,6 +202,24 @@ def test_hashing_pins_its_values() -> None:
     np.testing.assert_array_equal(HashingEncoder(8).encode([""])[0], [0, 0, 0, 0, -1, 0, 0, 0])
 
 
+def test_hashing_counts_repeats_and_signs_like_a_per_feature_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The batched bincount equals summing each feature's signed bucket one at a time,
+    and the feature cache stays bounded without changing any vector."""
+    texts = [*TEXTS, "", "spam spam spam eggs spam", "x " * 3000, "façade 東京 tower!"]
+    monkeypatch.setattr(enc_mod, "_CACHED_FEATURES", 5)
+    enc = HashingEncoder(16, normalize=False)
+    got = enc.encode(texts, batch_size=3)
+    assert len(enc._codes) == 5
+    for text, row in zip(texts, got, strict=True):
+        want = np.zeros(16)
+        for feature in enc_mod._features(text):
+            h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+            want[h % 16] += 1.0 if h >> 63 else -1.0
+        np.testing.assert_array_equal(row, want)
+
+
 def test_hashing_shared_words_are_closer() -> None:
     enc = HashingEncoder(256)
     a, b, c = enc.encode(["red apple pie", "red apple tart", "diesel engine repair"])
