@@ -474,4 +474,14 @@ class TopK:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if len(queries) == 0:
             return np.zeros((0, self.k), np.float32), np.zeros((0, self.k), np.int64)
-        return faiss.knn(queries, self.targets, self.k, metric=faiss.METRIC_INNER_PRODUCT)
+        scores, rows = faiss.knn(queries, self.targets, self.k, metric=faiss.METRIC_INNER_PRODUCT)
+        if (rows < 0).any():  # faiss leaves a slot empty (-1) when no score beats -inf: NaN
+            bad = np.flatnonzero((rows < 0).any(axis=1))
+            raise DataValidationError(
+                f"{len(bad)} vector(s) scored NaN (first at row {int(bad[0])} of the chunk); "
+                "nothing was written for this chunk.",
+                source="scoring",
+                rows=bad,
+                fix="check the model and the inputs' content vectors for NaN or inf.",
+            )
+        return scores, rows

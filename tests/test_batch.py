@@ -59,6 +59,13 @@ def test_topk_caps_k_and_takes_empty_chunks() -> None:
     assert sorted(cols[0].tolist()) == [0, 1, 2, 3]
 
 
+def test_topk_refuses_nan_instead_of_returning_empty_slots() -> None:
+    queries = _vectors(4, 8, 4)
+    queries[2, 3] = np.nan
+    with pytest.raises(DataValidationError, match="NaN"):
+        TopK(_vectors(50, 8, 5), 5)(queries)
+
+
 def _items(n: int, start: int = 0) -> pd.DataFrame:
     ids = [f"n{i}" for i in range(start, start + n)]
     return pd.DataFrame({"item_id": ids, "x": np.arange(start, start + n, dtype=float)})
@@ -189,7 +196,7 @@ def test_frame_fingerprint_follows_content() -> None:
 
 
 def test_memory_holds_one_chunk_whatever_the_number_of_items(tmp_path: Path) -> None:
-    """Peak traced memory with 8x the items stays that of a single chunk of scores."""
+    """Peak traced memory with 8x the items stays that of a single chunk."""
     targets = _vectors(20_000, 16, 7)
 
     def peak(n_items: int, name: str) -> int:
