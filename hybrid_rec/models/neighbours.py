@@ -19,11 +19,20 @@ items keep what their behaviour taught the model. ``weight`` is chosen on
 validation (cold items ranked among cold items). On MovieLens-100k
 validation (MiniLM, 200 neighbours, temperature 0.2, weight 0.5, offsets
 re-searched) cold Recall@20 rises from 0.454 to 0.494 and all-items
-Recall@20 from 0.264 to 0.280; ``benchmarks/RESULTS.md`` has the test figures.
+Recall@20 from 0.264 to 0.280 (measured before the taper below);
+``benchmarks/RESULTS.md`` has the test figures.
 
 The neighbours are the items that had interactions when the vectors were
 last computed in full (``fit``); their fused vectors are kept unblended and
 saved with the model, so the transfer never compounds.
+
+The weights fade to zero just above the ``(neighbours + 1)``-th similarity
+(over :data:`TAPER` of cosine) instead of stopping at a hard cut, so ``t``
+is a continuous function of the item's content: a rounding-level change of a
+content vector (another batch size, another thread count, another machine)
+cannot swap a neighbour in or out at the cut and move the vector by a visible
+amount. Without the taper, scoring the same items in chunks of 7 instead of
+1,024 moved some scores by 3e-3.
 """
 
 from __future__ import annotations
@@ -39,6 +48,16 @@ __all__ = ["NeighbourTransfer", "neighbour_share"]
 
 _CHUNK = 1024  # query rows per step: bounds the (rows, neighbours, dim) gather
 _DENSE_MAX = 20_000  # base items searched by one matrix multiply per chunk (80 MB of scores)
+TAPER = 0.01  # cosine over which a neighbour's weight fades out above the cut
+_BELOW_ANY = -2.0  # a cut below every cosine: no item is cut off
+
+
+def _taper(sims: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """``clip((sims - floor) / TAPER, 0, 1)``: 0 at or below each row's ``floor`` (the
+    first similarity left out), 1 from ``TAPER`` above it; ``-inf`` similarities get 0."""
+    out = np.subtract(sims, floor, dtype=np.float32)
+    out /= TAPER
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def neighbour_share(counts: np.ndarray, weight: float) -> np.ndarray:
@@ -127,38 +146,54 @@ class NeighbourTransfer:
                 out[s : s + len(queries)] = self._indexed_mean(queries, m, own)
         return out
 
-    def _weights(self, sims: np.ndarray) -> np.ndarray:
-        """Softmax of ``sims / temperature`` per row (``-inf`` entries get 0)."""
-        logits = sims / self.temperature
-        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return weights / weights.sum(axis=1, keepdims=True)
+    def _weights(self, sims: np.ndarray, floor: np.ndarray) -> np.ndarray:
+        """Softmax of ``sims / temperature`` per row, tapered to 0 at ``floor``
+        (``-inf`` entries get 0). ``sims`` is overwritten; no other array of its size
+        is made besides the result."""
+        weights = _taper(sims, floor)
+        sims -= sims.max(axis=1, keepdims=True)
+        sims /= self.temperature
+        np.exp(sims, out=sims)
+        weights *= sims
+        total = weights.sum(axis=1, keepdims=True)
+        flat = np.flatnonzero(total[:, 0] <= 0)  # every candidate at the cut: all tied
+        if len(flat):
+            weights[flat] = sims[flat]  # the plain softmax over them
+            total[flat] = sims[flat].sum(axis=1, keepdims=True)
+        weights /= total
+        return weights
 
     def _dense_mean(self, queries: np.ndarray, m: int, own: np.ndarray | None) -> np.ndarray:
-        """Small base: every similarity at once, softmax weights on each row's top
-        ``m`` only (a partition finds the cut, no sort), then one matrix multiply."""
+        """Small base: every similarity at once; a partition finds each row's first
+        left-out similarity (no sort), then one matrix multiply."""
         sims = queries @ self._unit_coords.T
         if own is not None:
             rows = np.flatnonzero(own >= 0)
             sims[rows, own[rows]] = -np.inf
-        cut = np.partition(sims, self.size - m, axis=1)[:, self.size - m, None]
-        top = sims.max(axis=1, keepdims=True)
-        weights = np.zeros_like(sims)
-        np.exp((sims - top) / self.temperature, out=weights, where=sims >= cut)
-        weights /= weights.sum(axis=1, keepdims=True)
-        return weights @ self.vectors
+        floor = np.full((len(sims), 1), _BELOW_ANY, np.float32)
+        if m < self.size:  # the (m + 1)-th largest similarity
+            floor = np.maximum(
+                np.partition(sims, self.size - m - 1, axis=1)[:, [self.size - m - 1]], floor
+            )
+        return self._weights(sims, floor) @ self.vectors
 
     def _indexed_mean(self, queries: np.ndarray, m: int, own: np.ndarray | None) -> np.ndarray:
-        """Large base: the top ``m`` (plus the row itself) from the FAISS index."""
+        """Large base: the top ``m + 1`` (plus the row itself) from the FAISS index."""
         if self._index is None:
             self._index = VectorIndex(self._unit_coords.shape[1], self.index_config)
             self._index.build(self._unit_coords)
-        sims, rows = self._index.search(queries, m + int(own is not None))
+        extra = int(m < self.size - int(own is not None))  # the first left out, if any
+        k = m + extra
+        sims, rows = self._index.search(queries, k + int(own is not None))
         if own is not None:
             keep = rows != own[:, None]
             keep[keep.all(axis=1), -1] = False  # not among its neighbours: drop the last
-            sims, rows = sims[keep].reshape(len(rows), m), rows[keep].reshape(len(rows), m)
-        sims = np.where(rows >= 0, sims, -np.inf)
-        weights = self._weights(sims)
+            sims, rows = sims[keep].reshape(len(rows), k), rows[keep].reshape(len(rows), k)
+        sims = np.where(rows >= 0, sims, -np.inf).astype(np.float32)
+        floor = np.full((len(sims), 1), _BELOW_ANY, np.float32)
+        if extra:
+            floor = np.maximum(sims[:, -1:], floor)
+        weights = self._weights(sims, floor)
         return np.einsum("qm,qmd->qd", weights, self.vectors[np.maximum(rows, 0)])
 
     def matched_targets(

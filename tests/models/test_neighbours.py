@@ -171,3 +171,29 @@ def test_feedback_shrinks_the_borrowed_share(
     code = rec.item_ids_.to_internal([item], kind="item")[0]
     assert rec.item_info(item)["neighbour_share"] == pytest.approx(0.5 / 4)
     assert not np.allclose(rec.item_vectors_[code], before)
+
+
+@pytest.mark.parametrize("dense_max", [20_000, 0])  # the matrix path, then the FAISS path
+def test_a_neighbour_crossing_the_cut_moves_the_target_continuously(
+    monkeypatch: pytest.MonkeyPatch, dense_max: int
+) -> None:
+    """Items a and b tie for the last neighbour slot; nudging the query by 1e-6 rad
+    swaps them. With a hard cut the target would jump by about 5 (their vectors are
+    20 apart); the taper keeps the move at rounding scale."""
+    from hybrid_rec.models import neighbours
+
+    monkeypatch.setattr(neighbours, "_DENSE_MAX", dense_max)
+    angles = np.array([0.1, 0.2, 0.4, -0.4, 2.0, 2.5, 3.0])  # a = 0.4, b = -0.4
+    coords = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    vectors = np.zeros((len(angles), 2), np.float32)
+    vectors[:, 1] = 1.0
+    vectors[2, 0], vectors[3, 0] = 10.0, -10.0
+    base = NeighbourTransfer(np.arange(len(angles)), vectors, coords, neighbours=3)
+    eps = 1e-6
+    queries = np.array([[np.cos(eps), np.sin(eps)], [np.cos(eps), -np.sin(eps)]], np.float32)
+    toward_a, toward_b = base.targets(queries)
+    assert np.abs(toward_a - toward_b).max() < 0.02
+    # away from the tie each of a and b counts fully once inside the cut
+    far = np.array([[np.cos(0.05), np.sin(0.05)], [np.cos(0.05), -np.sin(0.05)]], np.float32)
+    with_a, with_b = base.targets(far)
+    assert with_a[0] > 2.0 and with_b[0] < -2.0
