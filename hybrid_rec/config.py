@@ -107,6 +107,12 @@ class ModelConfig(_Stage):
     cf_dropout: float = Field(0.5, ge=0.0, le=1.0)
     """Share of warm items whose CF input is dropped per batch (DropoutNet-style)."""
     history_len: int = Field(50, ge=1)
+    targets_per_history: int | None = Field(None, ge=1, le=64)
+    """Training samples of one user that share a pass of the user tower (their
+    history with all of their targets hidden); 1 = one pass per sample. ``None``
+    (auto): 1 below 200,000 training interactions; above, 4, with batches of twice
+    ``batch_size`` samples (3x the training throughput at MovieLens-1M's size,
+    see ``scripts/bench_fit.py``)."""
     temperature: float = Field(0.2, gt=0)
     """Softmax temperature of the training loss (on cosine scores). On MovieLens-100k
     validation 0.2 beat 0.05, 0.1, 0.15, 0.3 and 0.5: warm Recall@20 0.349 against 0.322

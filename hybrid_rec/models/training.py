@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,6 +95,7 @@ def train_model(
     if n_samples == 0:
         raise TrainingError("no training interactions.")
     n_epochs = epochs or config.epochs
+    batch_size, per_history = batching(n_samples, config)
     result = TrainResult(0, 0, None, 0.0)
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
@@ -103,11 +104,9 @@ def train_model(
     bar = tqdm(range(n_epochs), desc="training", unit="epoch", disable=quiet)
     for epoch in bar:
         model.train()
-        order = rng.permutation(n_samples)
         total, steps = 0.0, 0
-        for b in range(0, n_samples, config.batch_size):
-            idx = order[b : b + config.batch_size]
-            loss = _step(model, data, content, counts, idx, n_items, config, gen, rng)
+        for idx, group in _batches(data.users, batch_size, per_history, rng):
+            loss = _step(model, data, content, counts, idx, group, n_items, config, gen, rng)
             if loss is None:
                 continue
             if not torch.isfinite(loss):
@@ -151,25 +150,93 @@ def train_model(
     return result
 
 
+LARGE_LOG = 200_000
+"""Training interactions from which ``targets_per_history=None`` groups samples."""
+GROUPED_TARGETS = 4
+
+
+def batching(n_samples: int, config: ModelConfig) -> tuple[int, int]:
+    """``(samples per batch, samples per user-tower pass)`` for a log of ``n_samples``.
+
+    On a large log most of a step's time goes to the user tower (every sample
+    runs attention over a 50-item history) and to the item tower (every item,
+    once per step). Letting 4 samples of one user share a history pass and
+    doubling the batch cuts both per sample: 3x the training throughput at
+    MovieLens-1M's size on 2 cores. Small logs keep one pass per sample, the
+    setting every MovieLens-100k figure was measured with.
+    """
+    if config.targets_per_history is not None:
+        return config.batch_size, config.targets_per_history
+    if n_samples < LARGE_LOG:
+        return config.batch_size, 1
+    return 2 * config.batch_size, GROUPED_TARGETS
+
+
+def _batches(
+    users: np.ndarray, batch_size: int, per_history: int, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of ``(sample indices, group of each sample)`` batches in random order.
+
+    With ``per_history == 1`` every sample is its own group. Otherwise each user's
+    samples, in random order, are cut into groups of up to ``per_history``; a
+    group shares one pass of the user tower (its history with all of the group's
+    targets hidden), and batches hold whole groups, about ``batch_size`` samples.
+    """
+    n = len(users)
+    order = rng.permutation(n)
+    if per_history <= 1:
+        for b in range(0, n, batch_size):
+            idx = order[b : b + batch_size]
+            yield idx, np.arange(len(idx))
+        return
+    order = order[np.argsort(users[order], kind="stable")]  # by user, random within
+    u = users[order]
+    run_start = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+    run_of = np.repeat(np.arange(len(run_start)), np.diff(np.r_[run_start, n]))
+    rank = np.arange(n) - run_start[run_of]
+    new_group = np.r_[True, (u[1:] != u[:-1]) | (rank[1:] % per_history == 0)]
+    group_start = np.flatnonzero(new_group)
+    group_stop = np.r_[group_start[1:], n]
+    groups = rng.permutation(len(group_start))
+    per_batch = max(1, batch_size // per_history)
+    for b in range(0, len(groups), per_batch):
+        pick = groups[b : b + per_batch]
+        sizes = group_stop[pick] - group_start[pick]
+        group = np.repeat(np.arange(len(pick)), sizes)
+        offset = np.arange(len(group)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        yield order[np.repeat(group_start[pick], sizes) + offset], group
+
+
 def _step(
     model: HybridModel,
     data: TrainData,
     content: torch.Tensor,
     counts: torch.Tensor,
     idx: np.ndarray,
+    group: np.ndarray,
     n_items: int,
     config: ModelConfig,
     gen: torch.Generator,
     rng: np.random.Generator,
 ) -> torch.Tensor | None:
-    users, targets = data.users[idx], data.items[idx]
+    """The loss of one batch: samples ``idx``; samples of one ``group`` share a user
+    and one history, with every target of the group hidden from it."""
+    targets = data.items[idx]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # groups are contiguous
+    g_users = data.users[idx[starts]]
     hist = data.histories
-    h_items = hist.items[users].copy()
-    h_items[h_items == targets[:, None]] = -1  # never show the target in its own history
-    ok = (h_items >= 0).any(axis=1)
-    if not ok.any():
+    h_items = hist.items[g_users].copy()
+    hidden = h_items[group] == targets[:, None]  # never show a target in its own history
+    if len(starts) < len(group):
+        hidden = np.logical_or.reduceat(hidden, starts, axis=0)
+    h_items[hidden] = -1
+    ok_group = (h_items >= 0).any(axis=1)
+    if not ok_group.any():
         return None
-    users, targets, h_items, idx = users[ok], targets[ok], h_items[ok], idx[ok]
+    ok = ok_group[group]
+    renumber = np.cumsum(ok_group) - 1
+    group, targets, idx = renumber[group[ok]], targets[ok], idx[ok]
+    users, h_items = g_users[ok_group], h_items[ok_group]
     # CF-dropout: a share of items per batch lose their CF evidence, as if they were cold
     dropped = torch.rand(n_items, generator=gen) < config.cf_dropout
     has_cf_all = (counts > 0) & ~dropped
@@ -185,6 +252,8 @@ def _step(
     )
     col = torch.searchsorted(cand, torch.as_tensor(batch.items.clamp(min=0)))
     user_vecs, _ = model.users_forward(vecs[col], batch, need_weights=False)
+    if len(user_vecs) != len(targets):
+        user_vecs = user_vecs[torch.as_tensor(group)]
     target_col = torch.searchsorted(cand, torch.as_tensor(targets))
     weights = torch.as_tensor(data.weights[idx], dtype=torch.float32)
     loss = weighted_softmax_loss(user_vecs, vecs, target_col, weights, config.temperature)

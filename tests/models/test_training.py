@@ -1,0 +1,66 @@
+"""The training loop's batching: samples of one user sharing a pass of the user tower."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from hybrid_rec import HybridRecommender, RecommenderConfig
+from hybrid_rec.config import ModelConfig
+from hybrid_rec.content import HashingEncoder
+from hybrid_rec.data.datasets import Dataset
+from hybrid_rec.models.training import LARGE_LOG, _batches, batching
+
+
+@pytest.mark.parametrize("per_history", [1, 3, 8])
+def test_an_epoch_holds_every_sample_once_in_groups_of_one_user(per_history: int) -> None:
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 40, 2_000)
+    seen: list[np.ndarray] = []
+    for idx, group in _batches(users, 128, per_history, np.random.default_rng(1)):
+        assert len(idx) == len(group)
+        assert len(idx) <= max(128, per_history)
+        assert np.all(np.diff(group) >= 0)  # contiguous groups, numbered from 0
+        assert group[0] == 0 and set(np.diff(group)) <= {0, 1}
+        for g in np.unique(group):
+            members = idx[group == g]
+            assert len(members) <= per_history
+            assert len(np.unique(users[members])) == 1
+        seen.append(idx)
+    every = np.concatenate(seen)
+    assert np.array_equal(np.sort(every), np.arange(len(users)))
+
+
+def test_one_sample_per_history_keeps_the_plain_shuffled_order() -> None:
+    users = np.random.default_rng(0).integers(0, 40, 1_000)
+    batches = list(_batches(users, 100, 1, np.random.default_rng(5)))
+    order = np.random.default_rng(5).permutation(len(users))
+    assert np.array_equal(np.concatenate([b for b, _ in batches]), order)
+    assert all(np.array_equal(g, np.arange(len(b))) for b, g in batches)
+
+
+def test_grouped_training_learns_the_clusters(
+    clustered: Dataset, small_config: Callable[..., RecommenderConfig]
+) -> None:
+    cfg = small_config()
+    cfg.model.targets_per_history = 4
+    rec = HybridRecommender(cfg, encoder=HashingEncoder(256)).fit(
+        clustered.interactions, clustered.items, show_progress=False
+    )
+    user_cluster = clustered.info["user_cluster"]
+    item_cluster = clustered.info["item_cluster"]
+    users = list(user_cluster)[:60]
+    recs = rec.recommend(users, k=10)
+    pairs = zip(recs["user_id"], recs["item_id"], strict=True)
+    share = np.mean([item_cluster[i] == user_cluster[u] for u, i in pairs])
+    assert share > 0.8, share
+
+
+def test_batching_groups_only_large_logs_unless_told() -> None:
+    auto = ModelConfig(batch_size=512)
+    assert batching(LARGE_LOG - 1, auto) == (512, 1)
+    assert batching(LARGE_LOG, auto) == (1024, 4)
+    told = ModelConfig(batch_size=256, targets_per_history=2)
+    assert batching(10, told) == batching(10 * LARGE_LOG, told) == (256, 2)
