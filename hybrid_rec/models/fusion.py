@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["AttentionFusion", "evidence_bucket"]
+__all__ = ["AttentionFusion", "MaskBankDropout", "evidence_bucket"]
 
 N_EVIDENCE_BUCKETS = 16
 
@@ -25,6 +25,51 @@ def evidence_bucket(counts: torch.Tensor) -> torch.Tensor:
     c = counts.clamp(min=0).to(torch.float32)
     bucket = torch.where(c > 0, torch.floor(torch.log2(c.clamp(min=1))) + 1, torch.zeros_like(c))
     return bucket.clamp(max=N_EVIDENCE_BUCKETS - 1).to(torch.long)
+
+
+class MaskBankDropout(nn.Module):
+    """Inverted dropout of whole rows' elements, with each row's mask drawn from a bank.
+
+    ``nn.Dropout`` draws one Bernoulli variable per element. The item tower runs
+    every item's content vector through dropout at every training step, and at
+    MovieLens-1M's size that draw (3,706 x 384 variables) took a fifth of a step
+    on 2 CPU cores. Here each row instead takes a random row of a bank of
+    ``bank_rows`` independent masks, and the bank is redrawn every ``refresh``
+    calls: every element is still kept with probability ``1 - p`` and scaled by
+    ``1 / (1 - p)``, rows within a step are independent draws (two rows share a
+    mask only by chance), and over training every item sees fresh masks. The
+    draws come from torch's global generator, as ``nn.Dropout``'s do. Identity in
+    eval mode; no parameters or saved state.
+    """
+
+    def __init__(self, p: float, *, bank_rows: int = 8192, refresh: int = 32) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.bank_rows = bank_rows
+        self.refresh = refresh
+        self._bank: torch.Tensor | None = None
+        self._calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        bank = self._bank
+        if (
+            bank is None
+            or self._calls % self.refresh == 0
+            or bank.shape[1] != x.shape[-1]
+            or bank.dtype != x.dtype
+        ):
+            keep = torch.rand(self.bank_rows, x.shape[-1], device=x.device) >= self.p
+            bank = self._bank = keep.to(x.dtype) / (1.0 - self.p)
+        self._calls += 1
+        rows = torch.randint(0, self.bank_rows, x.shape[:-1], device=x.device)
+        return x * bank[rows]
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, bank_rows={self.bank_rows}, refresh={self.refresh}"
 
 
 class AttentionFusion(nn.Module):
@@ -61,7 +106,7 @@ class AttentionFusion(nn.Module):
         self.dim = dim
         self.use_content = use_content
         self.use_cf = use_cf
-        layers: list[nn.Module] = [nn.Dropout(content_dropout)]
+        layers: list[nn.Module] = [MaskBankDropout(content_dropout)]
         if content_hidden:
             layers += [nn.Linear(content_dim, content_hidden), nn.GELU()]
         layers.append(nn.Linear(content_hidden or content_dim, dim))

@@ -251,9 +251,12 @@ def _step(
         h_items, hist.events[users], hist.times[users], hist.ref_time[users], hist.has_time, users
     )
     col = torch.searchsorted(cand, torch.as_tensor(batch.items.clamp(min=0)))
-    user_vecs, _ = model.users_forward(vecs[col], batch, need_weights=False)
+    # index_select, not vecs[col]: its backward is an index_add_, several times faster
+    # on CPU than the accumulating index_put_ of advanced indexing
+    hist_vecs = vecs.index_select(0, col.reshape(-1)).reshape(*col.shape, -1)
+    user_vecs, _ = model.users_forward(hist_vecs, batch, need_weights=False)
     if len(user_vecs) != len(targets):
-        user_vecs = user_vecs[torch.as_tensor(group)]
+        user_vecs = user_vecs.index_select(0, torch.as_tensor(group))
     target_col = torch.searchsorted(cand, torch.as_tensor(targets))
     weights = torch.as_tensor(data.weights[idx], dtype=torch.float32)
     loss = weighted_softmax_loss(user_vecs, vecs, target_col, weights, config.temperature)

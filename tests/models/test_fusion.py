@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from hybrid_rec.models.fusion import AttentionFusion, evidence_bucket
+from hybrid_rec.models.fusion import AttentionFusion, MaskBankDropout, evidence_bucket
 from hybrid_rec.models.history import build_histories
 from hybrid_rec.models.user import context_features, recency_bucket
 
@@ -39,6 +40,47 @@ def test_ablations_force_one_token() -> None:
     assert torch.all(w[:, 1] > 0.999)
     _, w = AttentionFusion(16, 8, use_cf=False)(content, cf, counts, has_cf)
     assert torch.all(w[:, 0] > 0.999)
+
+
+def test_mask_bank_dropout_keeps_each_element_with_probability_1_minus_p() -> None:
+    torch.manual_seed(0)
+    drop = MaskBankDropout(0.2).train()  # a bank of 8,192 masks
+    out = drop(torch.ones(20_000, 384))
+    kept = out > 0
+    assert abs(kept.float().mean().item() - 0.8) < 0.005
+    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / 0.8))  # inverted scaling
+    assert abs(kept.float().mean(0) - 0.8).max() < 0.03  # no column is favoured
+    # rows draw their masks independently: 1,000 draws from 8,192 give ~941 distinct
+    assert len(torch.unique(kept[:1000], dim=0)) > 900
+
+
+def test_mask_bank_dropout_redraws_its_bank_and_is_seeded() -> None:
+    x = torch.ones(64, 32)
+    torch.manual_seed(1)
+    drop = MaskBankDropout(0.5, bank_rows=16, refresh=3).train()
+    first = [drop(x) > 0 for _ in range(3)]
+    later = [drop(x) > 0 for _ in range(3)]
+    rows = {tuple(r.tolist()) for m in first for r in m}
+    assert len(rows) <= 16  # one window: every mask comes from the 16-row bank
+    assert {tuple(r.tolist()) for m in later for r in m} - rows  # the next window has new ones
+    torch.manual_seed(1)
+    again = MaskBankDropout(0.5, bank_rows=16, refresh=3).train()
+    assert all(torch.equal(again(x) > 0, m) for m in first)
+
+
+def test_mask_bank_dropout_is_identity_in_eval_and_leaves_no_saved_state() -> None:
+    x = torch.randn(10, 8)
+    drop = MaskBankDropout(0.3)
+    drop.train()
+    drop(x)
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(MaskBankDropout(0.0).train()(x), x)
+    assert drop.state_dict() == {}
+    fusion = AttentionFusion(8, 4, content_dropout=0.3)
+    # the same keys as the nn.Dropout it replaced: models saved before load unchanged
+    assert "content_proj.1.weight" in fusion.state_dict()
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        MaskBankDropout(1.0)
 
 
 def test_histories_are_most_recent_first_and_padded() -> None:
