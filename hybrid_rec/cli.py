@@ -209,6 +209,95 @@ def fit_cmd(
     typer.echo(f"saved {rec!r} to {model_dir}")
 
 
+@app.command("evaluate")
+def evaluate_cmd(
+    interactions: Annotated[Path, typer.Argument(help="Interactions file.")],
+    items: Annotated[Path, typer.Argument(help="Item catalogue file.")],
+    methods: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: random, popularity, content-knn, lightfm (the 'bench' "
+            "extra), cf-only, hybrid; 'all' for every one."
+        ),
+    ] = "popularity,content-knn,cf-only,hybrid",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Also write quality.json, RESULTS.md and a decile plot here."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Dataset name in the outputs (default: the file's stem).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML config ([split], [content], [model], [eval]).")
+    ] = None,
+    encoder: Annotated[
+        str | None, typer.Option(help="minilm, mpnet, e5-multilingual, hashing, or a model dir.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Split seed (overrides split.seed).")] = None,
+    repeats: Annotated[
+        int, typer.Option(min=1, help="Fits per trained method, model seeds seed, seed+1, ...")
+    ] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="Torch / LightFM threads.")] = 2,
+) -> None:
+    """Cold-start evaluation on your own data: items split into warm and cold, every
+    method fitted on the training part, Recall@k and NDCG@k for cold, warm and all."""
+    from hybrid_rec.config import RecommenderConfig, load_config
+    from hybrid_rec.evaluation.benchmark import (
+        build_methods,
+        embed_items,
+        format_table,
+        run_benchmark,
+        write_results,
+    )
+
+    known = list(build_methods())
+    chosen = known if methods.strip() == "all" else [m for m in methods.split(",") if m.strip()]
+    chosen = [m.strip() for m in chosen]
+    unknown = [m for m in chosen if m not in known]
+    if unknown or not chosen:
+        raise typer.BadParameter(
+            f"unknown method(s) {unknown}; known: {', '.join(known)}", param_hint="--methods"
+        )
+    cfg = load_config(config) if config else RecommenderConfig()
+    if encoder:
+        cfg.content.encoder = encoder
+    if seed is not None:
+        cfg.split.seed = seed
+    catalogue = validate_items(read_table(items))
+    log_frame = validate_interactions(read_table(interactions), catalogue, config=cfg.data)
+    catalogue = catalogue.reset_index(drop=True)
+    content, encoder_name = embed_items(catalogue, cfg.content)
+    dataset = name or interactions.stem
+    run = run_benchmark(
+        log_frame,
+        catalogue,
+        content,
+        key=dataset,
+        dataset=dataset,
+        encoder=encoder_name,
+        methods=chosen,
+        split_config=cfg.split,
+        repeats=repeats,
+        k=cfg.eval.k,
+        long_tail_max=cfg.eval.long_tail_max_interactions,
+        threads=threads,
+        config=cfg,
+    )
+    if not run.results:
+        raise typer.BadParameter(
+            f"no method could run (missing optional dependencies: {', '.join(run.skipped)})",
+            param_hint="--methods",
+        )
+    methods_out = run.results
+    if out is not None:
+        methods_out = write_results(out, run)["methods"]
+    typer.echo(format_table(dataset, methods_out, cfg.eval.k))
+    if run.skipped:
+        typer.echo(f"skipped (missing optional dependency): {', '.join(run.skipped)}")
+    if out is not None:
+        typer.echo(f"wrote {out / 'quality.json'} and {out / 'RESULTS.md'}")
+
+
 @app.command("recommend")
 def recommend_cmd(
     users: Annotated[list[str], typer.Argument(help="User ids.")],
@@ -476,12 +565,11 @@ def main() -> None:
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # usage errors (typer vendors its own click: match by shape)
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if isinstance(exc, typer.TyperException) and callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         raise
 
 

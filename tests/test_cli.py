@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,50 @@ def test_serve_passes_its_options_to_the_app(monkeypatch: pytest.MonkeyPatch) ->
     ]
     bad = CliRunner().invoke(app, ["serve", "--explain-backend", "gpt"])
     assert bad.exit_code == 2
+
+
+@pytest.fixture(scope="module")
+def synthetic_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    from hybrid_rec.data import datasets
+
+    root = tmp_path_factory.mktemp("evaluate")
+    ds = datasets.synthetic(n_users=300, n_items=240, interactions_per_user=20, seed=3)
+    inter, items = root / "shop.csv", root / "items.csv"
+    ds.interactions.to_csv(inter, index=False)
+    ds.items.to_csv(items, index=False)
+    config = root / "quick.toml"
+    config.write_text("[content]\nencoder = 'hashing'\n\n[model]\nepochs = 3\nthreads = 1\n")
+    return inter, items, config
+
+
+def test_evaluate_on_own_files(synthetic_files: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    inter, items, config = synthetic_files
+    out = tmp_path / "bench"
+    args = ["evaluate", str(inter), str(items), "--config", str(config), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--methods", "popularity,content-knn,hybrid"])
+    assert result.exit_code == 0, result.output
+    assert "shop  (recall@20" in result.output and "hybrid" in result.output
+    data = json.loads((out / "quality.json").read_text())["shop"]
+    assert data["meta"]["encoder"].startswith("hashing")
+    assert data["meta"]["split"]["seed"] == 42
+    methods = data["methods"]
+    assert set(methods) == {"popularity", "content-knn", "hybrid"}
+    # popularity cannot rank items nobody has touched; content can
+    assert methods["content-knn"]["cold"]["recall@20"] > methods["popularity"]["cold"]["recall@20"]
+    assert methods["hybrid"]["cold"]["recall@20"] > methods["popularity"]["cold"]["recall@20"]
+    for setting in ("cold", "warm", "all"):
+        assert 0.0 <= methods["hybrid"][setting]["recall@20"] <= 1.0
+    assert "### Cold-start quality: shop" in (out / "RESULTS.md").read_text()
+    assert (out / "recall_by_decile_shop.png").stat().st_size > 0
+
+
+def test_evaluate_bad_input(synthetic_files: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    inter, items, config = synthetic_files
+    done = _cli("evaluate", str(inter), str(items), "--methods", "popularity,magic")
+    assert done.returncode == 2 and "unknown method(s) ['magic']" in done.stderr
+    broken = tmp_path / "broken.csv"
+    pd.read_csv(inter).drop(columns=["item_id"]).to_csv(broken, index=False)
+    done = _cli("evaluate", str(broken), str(items), "--config", str(config))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error:") and "item_id" in done.stderr
+    assert "Traceback" not in done.stderr

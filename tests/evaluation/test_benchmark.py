@@ -1,0 +1,81 @@
+"""The benchmark module behind scripts/evaluate.py and hybrid-rec evaluate: repeated fits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid_rec.evaluation import benchmark
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "evaluate.py"
+
+
+def _run(recall: float, ndcg: float | None, fit_s: float, decile: float) -> dict:
+    setting = {
+        "recall@20": recall,
+        "ndcg@20": ndcg,
+        "n_users": 10,
+        "coverage": recall / 2,
+        "long_tail_share": 0.1,
+        "recall_by_decile": {"d1": decile, "cold": None},
+    }
+    return {"cold": setting, "warm": dict(setting), "all": dict(setting), "fit_s": fit_s}
+
+
+def test_combine_runs_means_and_sample_sd() -> None:
+    runs = [_run(0.2, 0.1, 10.0, 0.3), _run(0.4, None, 20.0, 0.5), _run(0.3, 0.2, 30.0, 0.4)]
+    out = benchmark.combine_runs(runs, [42, 43, 44])
+    assert out["repeats"] == 3
+    assert out["cold"]["recall@20"] == pytest.approx(0.3)
+    assert out["cold"]["coverage"] == pytest.approx(0.15)
+    assert out["fit_s"] == pytest.approx(20.0)
+    assert out["cold"]["n_users"] == 10 and isinstance(out["cold"]["n_users"], int)
+    assert out["all"]["recall_by_decile"] == {"d1": pytest.approx(0.4), "cold": None}
+    # a metric missing from any run has no mean and no sd
+    assert out["warm"]["ndcg@20"] is None
+    assert out["sd"]["warm"]["ndcg@20"] is None
+    assert out["sd"]["cold"]["recall@20"] == pytest.approx(np.std([0.2, 0.4, 0.3], ddof=1))
+    assert [r["model_seed"] for r in out["runs"]] == [42, 43, 44]
+    assert out["runs"][1]["all"]["recall@20"] == 0.4
+    # one run is passed through untouched
+    single = _run(0.2, 0.1, 10.0, 0.3)
+    assert benchmark.combine_runs([single], [42]) is single
+
+
+def test_table_cells_show_sd_only_for_repeated_methods() -> None:
+    repeated = benchmark.combine_runs([_run(0.2, 0.1, 1.0, 0.3), _run(0.4, 0.3, 1.0, 0.3)], [1, 2])
+    once = _run(0.25, 0.125, 1.0, 0.3)
+    lines = benchmark.results_table({"a": repeated, "b": once}, 20)
+    assert "| a | 0.300 ± 0.141 | 0.200 ± 0.141 |" in lines[2]
+    assert lines[3].startswith("| b | 0.2500 | 0.1250 |")
+
+
+def test_repeats_on_the_command_line(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(SCRIPT), "--dataset", "synthetic", "--encoder", "hashing"]
+    cmd += ["--methods", "random", "popularity", "--repeats", "2", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    methods = json.loads((tmp_path / "quality.json").read_text())["synthetic+hashing"]["methods"]
+    assert methods["random"]["repeats"] == 2
+    seeds = [r["model_seed"] for r in methods["random"]["runs"]]
+    assert seeds == [42, 43]
+    # two seeds of random scores differ, so the spread is real
+    assert methods["random"]["sd"]["all"]["recall@20"] > 0
+    runs = [r["all"]["recall@20"] for r in methods["random"]["runs"]]
+    assert methods["random"]["all"]["recall@20"] == pytest.approx(np.mean(runs))
+    # popularity ignores the seed: fitted once, no spread reported
+    assert "repeats" not in methods["popularity"] and "sd" not in methods["popularity"]
+    md = (tmp_path / "RESULTS.md").read_text()
+    random_row = next(line for line in md.splitlines() if line.startswith("| random |"))
+    popularity_row = next(line for line in md.splitlines() if line.startswith("| popularity |"))
+    assert "±" in random_row and "±" not in popularity_row
+    assert "fitted 2 times" in md
+
+    bad = subprocess.run([*cmd[:-4], "--repeats", "0"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "--repeats must be at least 1" in bad.stderr
