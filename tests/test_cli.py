@@ -158,3 +158,10 @@ def test_evaluate_bad_input(synthetic_files: tuple[Path, Path, Path], tmp_path: 
     assert done.returncode == 2
     assert done.stderr.startswith("error:") and "item_id" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_usage_error_in_a_command_body_is_not_a_traceback(tmp_path: Path) -> None:
+    done = _cli("embed", str(tmp_path / "items.csv"), "--store", str(tmp_path), "--workers", "2")
+    assert done.returncode == 2
+    assert "--workers applies to --backend ray only" in done.stderr
+    assert "Traceback" not in done.stderr
