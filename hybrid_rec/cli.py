@@ -255,9 +255,8 @@ def evaluate_cmd(
     chosen = [m.strip() for m in chosen]
     unknown = [m for m in chosen if m not in known]
     if unknown or not chosen:
-        raise typer.BadParameter(
-            f"unknown method(s) {unknown}; known: {', '.join(known)}", param_hint="--methods"
-        )
+        what = f"unknown method(s) {unknown}" if unknown else "no method given"
+        raise typer.BadParameter(f"{what}; known: {', '.join(known)}", param_hint="--methods")
     cfg = load_config(config) if config else RecommenderConfig()
     if encoder:
         cfg.content.encoder = encoder

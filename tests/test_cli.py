@@ -152,6 +152,8 @@ def test_evaluate_bad_input(synthetic_files: tuple[Path, Path, Path], tmp_path: 
     inter, items, config = synthetic_files
     done = _cli("evaluate", str(inter), str(items), "--methods", "popularity,magic")
     assert done.returncode == 2 and "unknown method(s) ['magic']" in done.stderr
+    done = _cli("evaluate", str(inter), str(items), "--methods", " , ")
+    assert done.returncode == 2 and "no method given" in done.stderr
     broken = tmp_path / "broken.csv"
     pd.read_csv(inter).drop(columns=["item_id"]).to_csv(broken, index=False)
     done = _cli("evaluate", str(broken), str(items), "--config", str(config))
