@@ -243,20 +243,17 @@ def evaluate_cmd(
     method fitted on the training part, Recall@k and NDCG@k for cold, warm and all."""
     from hybrid_rec.config import RecommenderConfig, load_config
     from hybrid_rec.evaluation.benchmark import (
-        build_methods,
         embed_items,
         format_table,
         run_benchmark,
+        select_methods,
         write_results,
     )
 
-    known = list(build_methods())
-    chosen = known if methods.strip() == "all" else [m for m in methods.split(",") if m.strip()]
-    chosen = [m.strip() for m in chosen]
-    unknown = [m for m in chosen if m not in known]
-    if unknown or not chosen:
-        what = f"unknown method(s) {unknown}" if unknown else "no method given"
-        raise typer.BadParameter(f"{what}; known: {', '.join(known)}", param_hint="--methods")
+    try:
+        chosen = select_methods([methods])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--methods") from None
     cfg = load_config(config) if config else RecommenderConfig()
     if encoder:
         cfg.content.encoder = encoder

@@ -32,6 +32,7 @@ from hybrid_rec.evaluation.benchmark import (
     embed_items,
     format_table,
     run_benchmark,
+    select_methods,
     write_results,
 )
 
@@ -80,10 +81,10 @@ def parse_args(argv: Sequence[str] | None, known: Sequence[str]) -> argparse.Nam
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats must be at least 1, got {args.repeats}")
-    args.methods = [m for chunk in args.methods for m in chunk.split(",") if m]
-    unknown = [m for m in args.methods if m not in known]
-    if unknown:
-        p.error(f"unknown method(s) {unknown}; known: {', '.join(known)}")
+    try:
+        args.methods = select_methods(args.methods)
+    except ValueError as exc:
+        p.error(str(exc))
     return args
 
 

@@ -28,7 +28,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ __all__ = [
     "run_benchmark",
     "run_method",
     "run_repeated",
+    "select_methods",
     "update_results_md",
     "write_results",
 ]
@@ -210,6 +211,28 @@ def build_methods() -> dict[str, MethodSpec]:
         ),
     ]
     return {spec.name: spec for spec in specs}
+
+
+def select_methods(names: Iterable[str] | None = None) -> list[str]:
+    """Registered method names from ``names``: each entry may hold several, separated by
+    commas; ``all`` alone (or None) means every method, in table order.
+
+    Raises
+    ------
+    ValueError
+        A name the registry does not know, or no name at all.
+    """
+    known = list(build_methods())
+    if names is None:
+        return known
+    chosen = [m.strip() for chunk in names for m in chunk.split(",") if m.strip()]
+    if chosen == ["all"]:
+        return known
+    unknown = [m for m in chosen if m not in known]
+    if unknown or not chosen:
+        what = f"unknown method(s) {unknown}" if unknown else "no method given"
+        raise ValueError(f"{what}; known: {', '.join(known)}")
+    return chosen
 
 
 def embed_items(items: pd.DataFrame, encoder: str | ContentConfig) -> tuple[np.ndarray, str]:
@@ -464,10 +487,7 @@ def run_benchmark(
     :class:`~hybrid_rec.config.RecommenderConfig` the hybrid methods start from.
     """
     registry = build_methods()
-    names = list(methods) if methods is not None else list(registry)
-    unknown = [m for m in names if m not in registry]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(registry)}")
+    names = select_methods(methods)
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     split_config = split_config or SplitConfig()

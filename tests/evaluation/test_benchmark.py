@@ -79,3 +79,18 @@ def test_repeats_on_the_command_line(tmp_path: Path) -> None:
 
     bad = subprocess.run([*cmd[:-4], "--repeats", "0"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "--repeats must be at least 1" in bad.stderr
+
+
+def test_select_methods() -> None:
+    known = list(benchmark.build_methods())
+    assert benchmark.select_methods(None) == known
+    assert benchmark.select_methods(["all"]) == known
+    assert benchmark.select_methods(["hybrid, popularity", "lightfm"]) == [
+        "hybrid",
+        "popularity",
+        "lightfm",
+    ]
+    with pytest.raises(ValueError, match=r"unknown method\(s\) \['magic'\]"):
+        benchmark.select_methods(["popularity,magic"])
+    with pytest.raises(ValueError, match="no method given"):
+        benchmark.select_methods([" , "])
