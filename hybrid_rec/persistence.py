@@ -19,8 +19,10 @@ from hybrid_rec.errors import ModelFileError
 
 __all__ = [
     "FORMAT_VERSION",
+    "LIBRARY",
     "MANIFEST",
     "atomic_directory",
+    "check_replaceable",
     "load_npy",
     "read_manifest",
     "sha256_file",
@@ -29,18 +31,30 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+LIBRARY = "hybrid_rec"
+_SHOWN = 5  # at most this many file names are quoted in a message
 
 
 @contextlib.contextmanager
 def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` only if the body succeeds.
 
+    ``target`` must be absent, an empty directory, or a model directory written
+    by :func:`write_manifest` that holds nothing but its manifest and the files
+    it lists; anything else (a file, a folder of the user's own files) raises
+    :class:`ModelFileError` before the body runs, so nothing is ever deleted
+    that this library did not write.
+
     An existing ``target`` is moved aside, the new one renamed in, then the old
     one deleted, so a crash at any point leaves either the old or the new
     directory complete.
     """
     dest = Path(target).resolve()
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    check_replaceable(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelFileError(f"{dest.parent}: cannot create the model's folder ({exc}).") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         yield tmp
@@ -48,6 +62,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
         fsync_dir(tmp)
+        check_replaceable(dest)  # again: something may have appeared while the body ran
         old = None
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
@@ -61,24 +76,60 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_replaceable(dest: Path) -> None:
+    """Raise unless ``dest`` may be replaced without losing anything but an old saved model."""
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if not dest.is_dir():
+        raise ModelFileError(
+            f"{dest}: exists and is not a directory, so a model cannot be saved there. "
+            "Choose another path for the model, or remove that file first."
+        )
+    entries = sorted(p.name for p in dest.iterdir())
+    if not entries:
+        return
+    try:
+        manifest = _parse_manifest(dest / MANIFEST)
+        files = _manifest_files(manifest, dest / MANIFEST)
+    except ModelFileError:
+        manifest, files = None, {}
+    if manifest is None or manifest.get("library") != LIBRARY:
+        raise ModelFileError(
+            f"{dest}: directory is not empty and is not a saved hybrid_rec model (no valid "
+            f"{MANIFEST}); saving there would delete what it holds ({_quote(entries)}). "
+            "Save the model to a new or empty directory, or move those files out first."
+        )
+    extra = [n for n in entries if n != MANIFEST and n not in files and not _hidden(n)]
+    if extra:
+        raise ModelFileError(
+            f"{dest}: holds a saved model plus files that are not part of it "
+            f"({_quote(extra)}); replacing the model would delete them. "
+            "Move them out of the directory, or save the model to another directory."
+        )
+
+
 def write_manifest(directory: Path, meta: dict[str, Any]) -> None:
     """Write ``manifest.json`` with ``meta`` and the sha256 of every other file."""
     files = {f.name: sha256_file(f) for f in sorted(directory.iterdir()) if f.name != MANIFEST}
     atomic_write_json(
-        directory / MANIFEST, {**meta, "format_version": FORMAT_VERSION, "files": files}
+        directory / MANIFEST,
+        {"library": LIBRARY, **meta, "format_version": FORMAT_VERSION, "files": files},
     )
 
 
 def read_manifest(directory: str | Path, *, library_version: str) -> dict[str, Any]:
-    """Read and verify a manifest: format version, library version and every file's sha256."""
+    """Read and verify a manifest: format version, library version and every file's sha256.
+
+    Every entry of the directory (but the manifest and hidden dot-files, which no
+    loader opens) must be listed in the manifest's ``files`` and match its
+    sha256, so whatever a loader opens afterwards has been verified; listed
+    names must be plain file names.
+    """
     d = Path(directory)
     path = d / MANIFEST
     if not path.is_file():
         raise ModelFileError(f"{d}: not a hybrid_rec model directory (no {MANIFEST}).")
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{path}: unreadable manifest ({exc}).") from None
+    manifest = _parse_manifest(path)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
             f"{d}: saved with model format {manifest.get('format_version')!r}, this hybrid_rec "
@@ -89,7 +140,8 @@ def read_manifest(directory: str | Path, *, library_version: str) -> dict[str, A
         raise ModelFileError(
             f"{d}: saved by hybrid_rec {saved}, this is {library_version}; fit and save again."
         )
-    for name, digest in manifest.get("files", {}).items():
+    files = _manifest_files(manifest, path)
+    for name, digest in files.items():
         f = d / name
         if not f.is_file():
             raise ModelFileError(f"{f}: listed in the manifest but missing.")
@@ -98,7 +150,74 @@ def read_manifest(directory: str | Path, *, library_version: str) -> dict[str, A
                 f"{f}: sha256 mismatch — the file was changed or corrupted after saving. "
                 "Restore it or save the model again."
             )
+    unlisted = sorted(
+        p.name
+        for p in d.iterdir()
+        if p.name != MANIFEST and p.name not in files and not _hidden(p.name)
+    )
+    if unlisted:
+        raise ModelFileError(
+            f"{d}: {_quote(unlisted)} not listed in {MANIFEST}, so it cannot be verified "
+            "(the manifest was edited, or files were added after saving). Remove what does "
+            "not belong to the model, or save the model again."
+        )
     return manifest
+
+
+def _parse_manifest(path: Path) -> dict[str, Any]:
+    """The manifest at ``path`` as a JSON object, or a :class:`ModelFileError`."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: unreadable manifest ({exc}).") from None
+    if not isinstance(manifest, dict):
+        raise ModelFileError(
+            f"{path}: corrupt manifest (a JSON {type(manifest).__name__}, not an object). "
+            "Save the model again."
+        )
+    return manifest
+
+
+def _manifest_files(manifest: dict[str, Any], path: Path) -> dict[str, str]:
+    """The manifest's ``files`` map (plain file name -> sha256 hex), checked."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ModelFileError(
+            f"{path}: corrupt manifest ('files' must map file names to sha256 digests, got "
+            f"{type(files).__name__}). Save the model again."
+        )
+    for name, digest in files.items():
+        if not _is_plain_name(name) or name == MANIFEST:
+            raise ModelFileError(
+                f"{path}: corrupt manifest (file name {name!r} is not a plain file name inside "
+                "the model directory). Save the model again."
+            )
+        if not isinstance(digest, str):
+            raise ModelFileError(
+                f"{path}: corrupt manifest (the sha256 of {name!r} is a "
+                f"{type(digest).__name__}, not a string). Save the model again."
+            )
+    return files
+
+
+def _hidden(name: str) -> bool:
+    """Dot-files (``.DS_Store``, editor swap files) are no loader's to open: ignored."""
+    return name.startswith(".")
+
+
+def _is_plain_name(name: object) -> bool:
+    """Whether ``name`` is a bare file name: no directory part, no '..', not absolute."""
+    if not isinstance(name, str) or name in ("", ".", ".."):
+        return False
+    if any(sep in name for sep in ("/", "\\", "\0")) or os.path.isabs(name):
+        return False
+    return Path(name).name == name
+
+
+def _quote(names: list[str]) -> str:
+    """``names`` for a message: the first few, then how many in all."""
+    shown = ", ".join(names[:_SHOWN])
+    return shown if len(names) <= _SHOWN else f"{shown} ... ({len(names)} in all)"
 
 
 def load_npy(path: Path) -> np.ndarray:

@@ -1,0 +1,242 @@
+"""Model directories: saving never deletes files it did not write, and loading verifies
+every file it opens against a well-formed manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hybrid_rec import HybridRecommender, RecommenderConfig
+from hybrid_rec._version import __version__
+from hybrid_rec.cli import app
+from hybrid_rec.content import HashingEncoder
+from hybrid_rec.data.datasets import Dataset, synthetic
+from hybrid_rec.errors import HybridRecError, ModelFileError
+from hybrid_rec.persistence import MANIFEST, atomic_directory, read_manifest, write_manifest
+
+
+def _save_fake_model(target: Path, payload: bytes = b"weights") -> Path:
+    """A minimal model directory written the way ``HybridRecommender.save`` writes one."""
+    with atomic_directory(target) as tmp:
+        (tmp / "config.json").write_text("{}")
+        (tmp / "weights.bin").write_bytes(payload)
+        write_manifest(tmp, {"library_version": __version__})
+    return target
+
+
+def _read(d: Path) -> dict[str, object]:
+    return read_manifest(d, library_version=__version__)
+
+
+def _edit_manifest(d: Path, **changes: object) -> None:
+    manifest = json.loads((d / MANIFEST).read_text())
+    manifest.update(changes)
+    (d / MANIFEST).write_text(json.dumps(manifest))
+
+
+# ------------------------------------------------------------------ saving
+
+
+def _users_folder(root: Path) -> Path:
+    d = root / "sandbox"
+    d.mkdir()
+    for name in ("interactions.csv", "items.csv", "IMPORTANT.txt"):
+        (d / name).write_text(f"the user's own {name}\n")
+    return d
+
+
+def test_saving_into_a_folder_of_other_files_is_refused_and_deletes_nothing(
+    tmp_path: Path,
+) -> None:
+    d = _users_folder(tmp_path)
+    ran = False
+    refusal = "not empty and is not a saved hybrid_rec model"
+    with pytest.raises(ModelFileError, match=refusal) as e, atomic_directory(d):
+        ran = True
+    assert not ran  # refused before any work is done
+    assert str(d) in str(e.value) and "IMPORTANT.txt" in str(e.value)
+    assert sorted(p.name for p in d.iterdir()) == ["IMPORTANT.txt", "interactions.csv", "items.csv"]
+    assert (d / "IMPORTANT.txt").read_text() == "the user's own IMPORTANT.txt\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sandbox"]  # no temp dir left
+
+
+def test_a_foreign_manifest_does_not_make_a_folder_replaceable(tmp_path: Path) -> None:
+    d = _users_folder(tmp_path)
+    (d / MANIFEST).write_text(json.dumps({"files": {}, "format_version": 1}))
+    with pytest.raises(ModelFileError, match="not a saved hybrid_rec model"):
+        _save_fake_model(d)
+    (d / MANIFEST).write_text("[1, 2]")
+    with pytest.raises(ModelFileError, match="not a saved hybrid_rec model"):
+        _save_fake_model(d)
+    assert (d / "IMPORTANT.txt").exists()
+
+
+def test_saving_over_a_file_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "model"
+    f.write_text("not a directory")
+    with pytest.raises(ModelFileError, match="exists and is not a directory"):
+        _save_fake_model(f)
+    assert f.read_text() == "not a directory"
+    with pytest.raises(ModelFileError, match="cannot create"):
+        _save_fake_model(f / "inside")
+
+
+def test_an_earlier_saved_model_or_an_empty_folder_is_replaced(tmp_path: Path) -> None:
+    d = _save_fake_model(tmp_path / "m", b"old")
+    _save_fake_model(d, b"new")
+    assert (d / "weights.bin").read_bytes() == b"new"
+    _read(d)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # old copy and temp dir gone
+    (tmp_path / "empty").mkdir()
+    _read(_save_fake_model(tmp_path / "empty"))
+
+
+def test_a_failed_save_leaves_the_earlier_model_whole(tmp_path: Path) -> None:
+    d = _save_fake_model(tmp_path / "m", b"old")
+    with pytest.raises(RuntimeError, match="boom"), atomic_directory(d) as tmp:
+        (tmp / "weights.bin").write_bytes(b"half")
+        raise RuntimeError("boom")
+    assert (d / "weights.bin").read_bytes() == b"old"
+    _read(d)
+
+
+def test_a_saved_model_with_the_users_files_added_is_not_replaced(tmp_path: Path) -> None:
+    d = _save_fake_model(tmp_path / "m")
+    (d / "notes.txt").write_text("mine")
+    with pytest.raises(ModelFileError, match=r"not part of it \(notes\.txt\)"):
+        _save_fake_model(d, b"new")
+    assert (d / "notes.txt").read_text() == "mine"
+    assert (d / "weights.bin").read_bytes() == b"weights"
+
+
+# ------------------------------------------------------------------ loading
+
+
+def test_a_file_dropped_from_the_manifest_is_not_read_unchecked(tmp_path: Path) -> None:
+    d = _save_fake_model(tmp_path / "m")
+    manifest = json.loads((d / MANIFEST).read_text())
+    del manifest["files"]["weights.bin"]
+    (d / MANIFEST).write_text(json.dumps(manifest))
+    (d / "weights.bin").write_bytes(b"tampered")
+    with pytest.raises(ModelFileError, match=r"weights\.bin not listed in manifest\.json"):
+        _read(d)
+
+
+def test_a_file_added_after_saving_is_refused(tmp_path: Path) -> None:
+    d = _save_fake_model(tmp_path / "m")
+    (d / "extra.npy").write_bytes(b"x")
+    with pytest.raises(ModelFileError, match=r"extra\.npy not listed"):
+        _read(d)
+
+
+def test_hidden_files_a_desktop_adds_neither_block_loading_nor_replacing(tmp_path: Path) -> None:
+    d = _save_fake_model(tmp_path / "m")
+    (d / ".DS_Store").write_bytes(b"finder")  # no loader opens dot-files
+    _read(d)
+    _save_fake_model(d, b"new")
+    assert (d / "weights.bin").read_bytes() == b"new"
+
+
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "/etc/passwd", "..", ".", "", "sub/config.json", "a\\b"]
+)
+def test_manifest_names_outside_the_directory_are_refused(tmp_path: Path, name: str) -> None:
+    d = _save_fake_model(tmp_path / "m")
+    files = json.loads((d / MANIFEST).read_text())["files"]
+    _edit_manifest(d, files={**files, name: "0" * 64})
+    with pytest.raises(ModelFileError, match="not a plain file name"):
+        _read(d)
+
+
+@pytest.mark.parametrize(
+    ("files", "kind"), [(["config.json"], "list"), ("x", "str"), (None, "NoneType")]
+)
+def test_a_files_entry_of_the_wrong_type_is_a_corrupt_model(
+    tmp_path: Path, files: object, kind: str
+) -> None:
+    d = _save_fake_model(tmp_path / "m")
+    _edit_manifest(d, files=files)
+    with pytest.raises(ModelFileError, match=rf"corrupt manifest.*got {kind}"):
+        _read(d)
+
+
+def test_a_digest_of_the_wrong_type_is_a_corrupt_model(tmp_path: Path) -> None:
+    d = _save_fake_model(tmp_path / "m")
+    _edit_manifest(d, files={"config.json": 5, "weights.bin": None})
+    with pytest.raises(ModelFileError, match=r"corrupt manifest.*not a string"):
+        _read(d)
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '"a string"', "3", "null"])
+def test_a_manifest_that_is_not_an_object_is_a_corrupt_model(tmp_path: Path, text: str) -> None:
+    d = _save_fake_model(tmp_path / "m")
+    (d / MANIFEST).write_text(text)
+    with pytest.raises(ModelFileError, match="corrupt manifest"):
+        _read(d)
+
+
+# ------------------------------------------------------------------ through the library
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Dataset:
+    return synthetic(n_users=40, n_items=50, n_clusters=2, interactions_per_user=8, seed=3)
+
+
+def _tiny_config() -> RecommenderConfig:
+    cfg = RecommenderConfig()
+    cfg.content.encoder, cfg.content.hashing_dim = "hashing", 64
+    cfg.model.epochs, cfg.model.dim, cfg.model.history_len = 1, 16, 8
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny: Dataset) -> HybridRecommender:
+    rec = HybridRecommender(_tiny_config(), encoder=HashingEncoder(64))
+    return rec.fit(tiny.interactions, tiny.items, show_progress=False)
+
+
+def test_recommender_save_refuses_a_users_folder_and_replaces_its_own_model(
+    tiny_model: HybridRecommender, tmp_path: Path
+) -> None:
+    d = _users_folder(tmp_path)
+    with pytest.raises(ModelFileError, match="not a saved hybrid_rec model"):
+        tiny_model.save(d)
+    assert len(list(d.iterdir())) == 3
+    m = tiny_model.save(tmp_path / "m")
+    tiny_model.save(m)  # replacing an earlier save keeps working
+    HybridRecommender.load(m, encoder=HashingEncoder(64))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "sandbox"]
+
+
+def test_recommender_load_refuses_a_file_dropped_from_the_manifest(
+    tiny_model: HybridRecommender, tmp_path: Path
+) -> None:
+    d = tiny_model.save(tmp_path / "m")
+    manifest = json.loads((d / MANIFEST).read_text())
+    del manifest["files"]["meta.json"]
+    (d / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match=r"meta\.json not listed"):
+        HybridRecommender.load(d)
+    _edit_manifest(d, files=list(manifest["files"]))
+    with pytest.raises(ModelFileError, match="corrupt manifest"):
+        HybridRecommender.load(d)
+
+
+def test_cli_fit_into_the_data_folder_is_refused_and_keeps_the_data(
+    tiny: Dataset, tmp_path: Path
+) -> None:
+    d = tmp_path / "sandbox"
+    d.mkdir()
+    tiny.interactions.to_csv(d / "interactions.csv", index=False)
+    tiny.items.to_csv(d / "items.csv", index=False)
+    (d / "IMPORTANT.txt").write_text("keep me")
+    args = ["fit", str(d / "interactions.csv"), str(d / "items.csv"), "-o", str(d)]
+    result = CliRunner().invoke(app, [*args, "--encoder", "hashing", "--epochs", "1"])
+    assert isinstance(result.exception, HybridRecError), result.output
+    assert "not a saved hybrid_rec model" in str(result.exception)
+    assert sorted(p.name for p in d.iterdir()) == ["IMPORTANT.txt", "interactions.csv", "items.csv"]
+    assert (d / "IMPORTANT.txt").read_text() == "keep me"
