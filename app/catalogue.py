@@ -86,6 +86,14 @@ class Catalogue:
         cols = self.rec.items_.columns
         return next((c for c in ATTRIBUTE_COLUMNS if c in cols), None)
 
+    def other_columns(self) -> list[str]:
+        """Catalogue columns the new-item form has no field of its own for (brand, price ...)."""
+        own = {ITEM_COL, "title", "description", "year", "keywords", self.attribute_column}
+        return [str(c) for c in self.rec.items_.columns if c not in own]
+
+    def is_numeric(self, column: str) -> bool:
+        return bool(pd.api.types.is_numeric_dtype(self.rec.items_[column]))
+
     def attributes(self, item_id: str) -> list[str]:
         column = self.attribute_column
         return self._split(self.row(item_id).get(column)) if column else []

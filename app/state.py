@@ -201,8 +201,12 @@ class DemoApp:
         attributes: Sequence[str] | str | None,
         year: float | None,
         keywords: str | None,
+        others: str | None = None,
     ) -> pd.DataFrame:
-        """The one-row item frame, with the catalogue's own columns and formats."""
+        """The one-row item frame, with the catalogue's own columns and formats.
+
+        ``others`` holds the remaining columns as ``column: value`` lines
+        (``brand: Acme``, ``price: 12.5``); numeric columns take numbers."""
         lim = self.limits
         row: dict[str, Any] = {
             ITEM_COL: check_text(item_id, lim.max_id, "item id") or self._next_id(),
@@ -221,10 +225,38 @@ class DemoApp:
             words = check_text(keywords, lim.max_text, "keywords")
             parts = [w.strip() for w in words.split(",") if w.strip()]
             row["keywords"] = self.catalogue.separator.join(parts) or None
+        row.update(self._other_fields(others))
         frame = pd.DataFrame([row])
         if "year" in frame.columns:
             frame["year"] = frame["year"].astype("Int64")
         return frame
+
+    def _other_fields(self, others: str | None) -> dict[str, Any]:
+        allowed = self.catalogue.other_columns()
+        fields: dict[str, Any] = {}
+        for line in check_text(others, self.limits.max_text, "other attributes").splitlines():
+            if not line.strip():
+                continue
+            name, sep, value = line.partition(":")
+            name, value = name.strip(), value.strip()
+            if not sep or name not in allowed:
+                raise DataValidationError(
+                    f"{line.strip()[:60]!r} is not 'column: value' for a catalogue column.",
+                    source="other attributes",
+                    fix=f"one per line, columns: {', '.join(allowed) or 'none'}.",
+                )
+            if not value:
+                continue
+            if self.catalogue.is_numeric(name):
+                try:
+                    fields[name] = float(value)
+                except ValueError:
+                    raise DataValidationError(
+                        f"{name} takes a number, got {value[:40]!r}.", source="other attributes"
+                    ) from None
+            else:
+                fields[name] = check_text(value, self.limits.max_attribute, name)
+        return fields
 
     def _next_id(self) -> str:
         n = len(self.added) + 1
@@ -240,6 +272,7 @@ class DemoApp:
         attributes: Sequence[str] | str | None,
         year: float | None,
         keywords: str | None,
+        others: str | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> tuple[str, dict[str, Any]]:
         """Add an item live; return the result HTML and an update of the item picker."""
@@ -252,7 +285,9 @@ class DemoApp:
                 )
             progress(0.2, desc="Embedding and adding the item")
             with self.lock.write():  # the automatic id and the addition, atomically
-                frame = self.new_item_frame(item_id, title, description, attributes, year, keywords)
+                frame = self.new_item_frame(
+                    item_id, title, description, attributes, year, keywords, others
+                )
                 self.rec.add_items(frame)
                 new_id = str(frame[ITEM_COL].iloc[0])
                 self.added.append(new_id)

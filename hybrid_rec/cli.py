@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
-from hybrid_rec.config import DataConfig
+from hybrid_rec.config import DataConfig, RecommenderConfig
 from hybrid_rec.data.columns import Columns
 from hybrid_rec.data.io import read_table
 from hybrid_rec.data.schema import validate_interactions, validate_items
 from hybrid_rec.data.summary import summarize_interactions, summarize_items
-from hybrid_rec.errors import HybridRecError
+from hybrid_rec.errors import ConfigError, DataValidationError, HybridRecError, UnknownIdError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,8 +38,12 @@ app = typer.Typer(
     help="Hybrid recommendations for the cold start and the long tail.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: no Rich markup, so "[content]" in a help text shows as written.
+    rich_markup_mode=None,
 )
-data_app = typer.Typer(help="Inspect and validate data files.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Inspect and validate data files.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(data_app, name="data")
 
 
@@ -58,6 +64,93 @@ class Backend(StrEnum):
     ray = "ray"
 
 
+class UnknownUsers(StrEnum):
+    error = "error"
+    skip = "skip"
+    popular = "popular"
+
+
+def _load_config(
+    path: Path | None, overrides: dict[str, tuple[str, object]] | None = None
+) -> RecommenderConfig:
+    """The config at ``path`` (default settings without one) with the command line's
+    ``overrides`` applied: ``{"--epochs": ("model.epochs", 3)}``, a value of None meaning
+    the option was not given. A value the config refuses is a :class:`ConfigError` that
+    names the option, before any work."""
+    from hybrid_rec.config import load_config
+
+    cfg = load_config(path) if path is not None else RecommenderConfig()
+    for option, (field, value) in (overrides or {}).items():
+        if value is None:
+            continue
+        section, name = field.split(".")
+        stage = getattr(cfg, section)
+        try:
+            updated = type(stage).model_validate({**stage.model_dump(), name: value})
+        except ValidationError as exc:
+            raise ConfigError(f"{option} {value}: {_readable(exc, section)}") from None
+        setattr(cfg, section, updated)
+    return cfg
+
+
+def _readable(exc: ValidationError, prefix: str) -> str:
+    """A pydantic error as one line: ``model.epochs: Input should be ...``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join([prefix, *(str(x) for x in err["loc"])])
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _output_format(out: Path) -> str:
+    """The format of an output file, from its extension, checked before any work."""
+    from hybrid_rec.data.io import SUPPORTED_SUFFIXES
+
+    fmt = SUPPORTED_SUFFIXES.get(out.suffix.lower())
+    if fmt is None:
+        raise DataValidationError(
+            f"unsupported output file type {out.suffix!r}.",
+            source=str(out),
+            fix="give --out a .csv, .tsv, .parquet or .jsonl file.",
+        )
+    return fmt
+
+
+def _check_users(rec: HybridRecommender, users: list[str], policy: UnknownUsers) -> None:
+    """Refuse unknown user ids (with ``--unknown-users error``) in the CLI's own words."""
+    if policy is not UnknownUsers.error:
+        return
+    codes = rec.user_ids_.lookup(users)
+    unknown = [str(u) for u, c in zip(users, codes, strict=True) if c < 0]
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise UnknownIdError(
+            f"{len(unknown)} unknown user(s): {shown}{more}. Pass --unknown-users popular "
+            "to give them the most popular items, or --unknown-users skip to leave them out."
+        )
+
+
+_FILTER = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|==|!=|<|>|=)\s*(.*?)\s*$")
+
+
+def _parse_filters(texts: list[str]) -> dict[str, Any]:
+    """``--filter`` texts as :func:`~hybrid_rec.filters.filter_mask` filters."""
+    filters: dict[str, Any] = {}
+    for text in texts:
+        found = _FILTER.match(text)
+        if not found or not found.group(3):
+            raise typer.BadParameter(
+                f"{text!r}: expected COLUMN=VALUE or COLUMN<NUMBER (also <=, >, >=, !=).",
+                param_hint="--filter",
+            )
+        column, op, value = found.groups()
+        if column in filters:
+            raise typer.BadParameter(f"{column!r} is filtered twice.", param_hint="--filter")
+        filters[column] = value if op in ("=", "==") else f"{op}{value}"
+    return filters
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
@@ -75,7 +168,9 @@ def data_check(
     items: Annotated[
         Path | None, typer.Option(help="Item catalogue to check interaction item ids against.")
     ] = None,
-    long_tail: Annotated[int, typer.Option(help="Items with fewer interactions are tail.")] = 5,
+    long_tail: Annotated[
+        int, typer.Option(min=1, help="Items with fewer interactions are tail.")
+    ] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Validate an interactions or items file and print a summary."""
@@ -153,16 +248,13 @@ def embed_cmd(
     ] = Backend.local,
     workers: Annotated[
         int | None,
-        typer.Option(help="Ray: encoder actors (default: one per node, with all its CPUs)."),
+        typer.Option(min=1, help="Ray: encoder actors (default: one per node, with all its CPUs)."),
     ] = None,
 ) -> None:
     """Embed new and changed items into an embedding store (unchanged items are skipped)."""
-    from hybrid_rec.config import RecommenderConfig, load_config
     from hybrid_rec.content import reembed_catalog
 
-    cfg = (load_config(config) if config else RecommenderConfig()).content
-    if encoder:
-        cfg.encoder = encoder
+    cfg = _load_config(config, {"--encoder": ("content.encoder", encoder)}).content
     if backend is Backend.ray:
         from hybrid_rec.distributed import BackendOptions, ray_reembed_catalog
 
@@ -196,14 +288,14 @@ def fit_cmd(
     epochs: Annotated[int | None, typer.Option(help="Override model.epochs.")] = None,
 ) -> None:
     """Fit a model on interactions + items and save it to a directory."""
-    from hybrid_rec.config import RecommenderConfig, load_config
+    from hybrid_rec.persistence import check_replaceable
     from hybrid_rec.recommender import HybridRecommender
 
-    cfg = load_config(config) if config else RecommenderConfig()
-    if encoder:
-        cfg.content.encoder = encoder
-    if epochs:
-        cfg.model.epochs = epochs
+    cfg = _load_config(
+        config,
+        {"--encoder": ("content.encoder", encoder), "--epochs": ("model.epochs", epochs)},
+    )
+    check_replaceable(model_dir.resolve())  # a folder of the user's files: refused before the fit
     rec = HybridRecommender(cfg).fit(read_table(interactions), read_table(items))
     rec.save(model_dir)
     typer.echo(f"saved {rec!r} to {model_dir}")
@@ -216,8 +308,9 @@ def evaluate_cmd(
     methods: Annotated[
         str,
         typer.Option(
-            help="Comma-separated: random, popularity, content-knn, lightfm (the 'bench' "
-            "extra), cf-only, hybrid; 'all' for every one."
+            help="Comma-separated: random, popularity, content-knn, lightfm (not a "
+            "dependency: `make bench-deps` or scripts/install_lightfm.sh installs it), "
+            "cf-only, hybrid; 'all' for every one."
         ),
     ] = "popularity,content-knn,cf-only,hybrid",
     out: Annotated[
@@ -233,7 +326,9 @@ def evaluate_cmd(
     encoder: Annotated[
         str | None, typer.Option(help="minilm, mpnet, e5-multilingual, hashing, or a model dir.")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Split seed (overrides split.seed).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Split seed (overrides split.seed).")
+    ] = None,
     repeats: Annotated[
         int, typer.Option(min=1, help="Fits per trained method, model seeds seed, seed+1, ...")
     ] = 1,
@@ -241,7 +336,6 @@ def evaluate_cmd(
 ) -> None:
     """Cold-start evaluation on your own data: items split into warm and cold, every
     method fitted on the training part, Recall@k and NDCG@k for cold, warm and all."""
-    from hybrid_rec.config import RecommenderConfig, load_config
     from hybrid_rec.evaluation.benchmark import (
         embed_items,
         format_table,
@@ -254,11 +348,9 @@ def evaluate_cmd(
         chosen = select_methods([methods])
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--methods") from None
-    cfg = load_config(config) if config else RecommenderConfig()
-    if encoder:
-        cfg.content.encoder = encoder
-    if seed is not None:
-        cfg.split.seed = seed
+    cfg = _load_config(
+        config, {"--encoder": ("content.encoder", encoder), "--seed": ("split.seed", seed)}
+    )
     catalogue = validate_items(read_table(items))
     log_frame = validate_interactions(read_table(interactions), catalogue, config=cfg.data)
     catalogue = catalogue.reset_index(drop=True)
@@ -286,7 +378,7 @@ def evaluate_cmd(
         )
     methods_out = run.results
     if out is not None:
-        methods_out = write_results(out, run)["methods"]
+        methods_out = write_results(out, run, generator="hybrid-rec evaluate")["methods"]
     typer.echo(format_table(dataset, methods_out, cfg.eval.k))
     if run.skipped:
         typer.echo(f"skipped (missing optional dependency): {', '.join(run.skipped)}")
@@ -298,22 +390,49 @@ def evaluate_cmd(
 def recommend_cmd(
     users: Annotated[list[str], typer.Argument(help="User ids.")],
     model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
-    k: Annotated[int, typer.Option("-k", help="How many items per user.")] = 10,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many items per user.")] = 10,
     out: Annotated[Path | None, typer.Option(help="Write CSV/Parquet/JSONL instead.")] = None,
+    unknown_users: Annotated[
+        UnknownUsers,
+        typer.Option(
+            help="Users not in the model: error, skip them, or give them the most popular items."
+        ),
+    ] = UnknownUsers.error,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="Attribute filter, repeatable: 'category=Tea' (value, or one of a "
+            "list cell), 'price<20', 'rating>=4', 'brand!=Acme'.",
+        ),
+    ] = None,
 ) -> None:
     """Top-k items for known users."""
     from hybrid_rec.data.io import write_table
     from hybrid_rec.recommender import HybridRecommender
 
+    if out is not None:
+        _output_format(out)
+    _parse_filters(filter_ or [])  # a malformed filter fails before the model loads
     rec = HybridRecommender.load(model_dir)
-    frame = rec.recommend(users, k=k)
+    _check_users(rec, users, unknown_users)
+    filters = _parse_filters(filter_ or [])
+    frame = rec.recommend(users, k=k, unknown_users=unknown_users.value, filters=filters)
     frame = frame.merge(rec.items_, on=Columns.item, how="left")
-    if out:
+    if out is not None:
         write_table(frame, out)
         typer.echo(f"wrote {len(frame)} rows to {out}")
         return
+    if frame.empty:
+        typer.echo("no recommendations (every user was unknown and skipped)", err=True)
+        return
     cols = [c for c in ("user_id", "rank", "item_id", "score", "title") if c in frame.columns]
     typer.echo(frame[cols].to_string(index=False))
+
+
+class AddExisting(StrEnum):
+    error = "error"
+    skip = "skip"
 
 
 class OnExisting(StrEnum):
@@ -331,8 +450,63 @@ Resume = Annotated[
         "--resume/--no-resume", help="Continue an unfinished run into the same Parquet file."
     ),
 ]
-ChunkSize = Annotated[int, typer.Option("--chunk-size", help="Rows scored per chunk.")]
+ChunkSize = Annotated[int, typer.Option("--chunk-size", min=1, help="Rows scored per chunk.")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar.")]
+
+
+@app.command("add-items")
+def add_items_cmd(
+    items: Annotated[Path, typer.Argument(help="New items: item_id plus text/attribute columns.")],
+    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", "-o", help="Save the grown model here (default: in place)."),
+    ] = None,
+    on_existing: Annotated[
+        AddExisting,
+        typer.Option(help="Items already in the model: error, or skip them."),
+    ] = AddExisting.error,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="Embedding store (from `hybrid-rec embed`, same encoder): items whose text "
+            "it holds are read from it, not encoded again.",
+        ),
+    ] = None,
+) -> None:
+    """Make new items recommendable now: embed them, add them to a saved model, save it.
+
+    No refit: the items are placed by their content alone, and `recommend`,
+    `recommend-batch` and the app return them at once. The model directory is
+    replaced atomically (a crash leaves the old or the new model whole).
+    """
+    from hybrid_rec.persistence import check_replaceable
+    from hybrid_rec.recommender import HybridRecommender
+
+    target = out_dir if out_dir is not None else model_dir
+    check_replaceable(target.resolve())
+    rec = HybridRecommender.load(model_dir)
+    frame = validate_items(read_table(items), source=str(items))
+    known = frame[Columns.item].isin(rec.item_ids_.external_ids)
+    if known.any() and on_existing is AddExisting.error:
+        shown = ", ".join(map(repr, frame[Columns.item][known].tolist()[:5]))
+        raise DataValidationError(
+            f"{int(known.sum())} item(s) already in the model, e.g. {shown}.",
+            source=str(items),
+            column=Columns.item,
+            fix="pass --on-existing skip to add only the new ones.",
+        )
+    frame = frame[~known.to_numpy()]
+    if frame.empty:
+        typer.echo(f"nothing to add: all {int(known.sum())} item(s) are already in the model")
+        return
+    rec.add_items(frame, store=store)
+    rec.save(target)
+    skipped = f", {int(known.sum())} already there skipped" if known.any() else ""
+    typer.echo(
+        f"added {len(frame)} item(s){skipped}; {len(rec.item_ids_)} in all; saved to {target}"
+    )
 
 
 @app.command("score-cold")
@@ -346,7 +520,7 @@ def score_cold_cmd(
             ".csv or .jsonl is written at the end."
         ),
     ],
-    k: Annotated[int, typer.Option("-k", "--k", help="Users per item.")] = 100,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Users per item.")] = 100,
     chunk_size: ChunkSize = 1024,
     on_existing: Annotated[
         OnExisting,
@@ -363,7 +537,7 @@ def score_cold_cmd(
         ),
     ] = Backend.local,
     workers: Annotated[
-        int | None, typer.Option(help="Ray: scoring actors (default: one per node).")
+        int | None, typer.Option(min=1, help="Ray: scoring actors (default: one per node).")
     ] = None,
     store: Annotated[
         Path | None,
@@ -377,20 +551,21 @@ def score_cold_cmd(
     """For each new item, the k users most likely to want it (bounded memory, resumable)."""
     from hybrid_rec.recommender import HybridRecommender
 
-    rec = HybridRecommender.load(model_dir)
     if backend is Backend.ray:
         if store is not None:
             raise typer.BadParameter("--store applies to --backend local only.")
-        _score_cold_on_ray(
-            rec, items, model_dir, out, k, chunk_size, on_existing, overwrite, workers
-        )
-        return
-    if workers is not None:
+    elif workers is not None:
         raise typer.BadParameter("--workers applies to --backend ray only.")
+    parquet = _check_output(out, overwrite, always_new=backend is Backend.ray)
+    rec = HybridRecommender.load(model_dir)
+    if backend is Backend.ray:
+        _score_cold_on_ray(rec, items, model_dir, out, k, chunk_size, on_existing, workers)
+        return
     _run_batch(
         rec.score_cold_items,
         out,
         "(item, user)",
+        parquet=parquet,
         overwrite=overwrite,
         resume=resume,
         new_items=items,
@@ -410,17 +585,14 @@ def _score_cold_on_ray(
     k: int,
     chunk_size: int,
     on_existing: OnExisting,
-    overwrite: bool,
     workers: int | None,
 ) -> None:
-    """``score-cold --backend ray``: existing ids are handled here, on the driver."""
+    """``score-cold --backend ray``: existing ids are handled here, on the driver
+    (the output was checked by :func:`_check_output`)."""
     import pandas as pd
 
     from hybrid_rec.distributed import BackendOptions, ray_score_cold_items
-    from hybrid_rec.errors import BatchOutputError, DataValidationError
 
-    if out.exists() and not overwrite:
-        raise BatchOutputError(f"{out}: already exists. Pass --overwrite to replace it.")
     frame = read_table(items)
     known = frame[Columns.item].astype(str).isin(pd.Index(rec.item_ids_.external_ids))
     if known.any() and on_existing is OnExisting.error:
@@ -448,10 +620,17 @@ def recommend_batch_cmd(
         Path | None,
         typer.Option(help="File with a user_id column (default: every known user)."),
     ] = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="Items per user.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Items per user.")] = 10,
     chunk_size: ChunkSize = 1024,
+    unknown_users: Annotated[
+        UnknownUsers | None,
+        typer.Option(
+            help="Users not in the model: error (the default), skip them, or give them the "
+            "most popular items."
+        ),
+    ] = None,
     skip_unknown: Annotated[
-        bool, typer.Option(help="Leave out unknown users instead of failing.")
+        bool, typer.Option(help="Leave out unknown users (same as --unknown-users skip).")
     ] = False,
     overwrite: Overwrite = False,
     resume: Resume = True,
@@ -461,44 +640,62 @@ def recommend_batch_cmd(
     from hybrid_rec.data.io import read_column
     from hybrid_rec.recommender import HybridRecommender
 
+    if skip_unknown and unknown_users not in (None, UnknownUsers.skip):
+        raise typer.BadParameter(
+            f"--skip-unknown contradicts --unknown-users {unknown_users}; give one of them."
+        )
+    policy = UnknownUsers.error if unknown_users is None else unknown_users
+    if skip_unknown:
+        policy = UnknownUsers.skip
+    parquet = _check_output(out, overwrite)
     rec = HybridRecommender.load(model_dir)
     ids = None if users is None else [str(u) for u in read_column(users, Columns.user)]
-    policy: Literal["skip", "error"] = "skip" if skip_unknown else "error"
+    if ids is not None:
+        _check_users(rec, ids, policy)
     _run_batch(
         rec.recommend_batch,
         out,
         "(user, item)",
+        parquet=parquet,
         overwrite=overwrite,
         resume=resume,
         users=ids,
         k=k,
         chunk_size=chunk_size,
-        unknown_users=policy,
+        unknown_users=policy.value,
         show_progress=progress,
     )
 
 
 def _run_batch(
-    job: Callable[..., Any], out: Path, what: str, *, overwrite: bool, resume: bool, **kwargs: Any
+    job: Callable[..., Any],
+    out: Path,
+    what: str,
+    *,
+    parquet: bool,
+    overwrite: bool,
+    resume: bool,
+    **kwargs: Any,
 ) -> None:
     """Run a batch job into ``out``: Parquet chunk by chunk (resumable), any other
     format from the finished frame."""
-    if _is_parquet(out, overwrite):
+    if parquet:
         _echo_report(job(output=out, overwrite=overwrite, resume=resume, **kwargs), what)
     else:
         _write_frame(job(**kwargs), out, what)
 
 
-def _is_parquet(out: Path, overwrite: bool) -> bool:
-    """Parquet output is written chunk by chunk (the library checks it); other formats
-    are written at the end, and an existing file is refused here, before any work."""
+def _check_output(out: Path, overwrite: bool, *, always_new: bool = False) -> bool:
+    """Check a batch job's output before any work; True if it is Parquet, written chunk
+    by chunk (the library checks an existing file: it may be a run to resume). Other
+    formats (and every format with ``always_new``) are written at the end, and an
+    existing file is refused here."""
     from hybrid_rec.errors import BatchOutputError
 
-    if out.suffix.lower() in (".parquet", ".pq"):
-        return True
-    if out.exists() and not overwrite:
+    parquet = _output_format(out) == "parquet"
+    if (always_new or not parquet) and out.exists() and not overwrite:
         raise BatchOutputError(f"{out}: already exists. Pass --overwrite to replace it.")
-    return False
+    return parquet
 
 
 def _echo_report(report: BatchReport, what: str) -> None:
@@ -556,6 +753,10 @@ def main() -> None:
         app(standalone_mode=False)
     except HybridRecError as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:  # a setting no command check caught: still one line
+        section = exc.title.removesuffix("Config").lower()
+        typer.echo(f"error: invalid setting: {_readable(exc, section)}", err=True)
         sys.exit(2)
     except typer.Abort:
         sys.exit(1)

@@ -48,13 +48,26 @@ class DataConfig(_Stage):
     """How raw interaction and item frames are read and cleaned."""
 
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    """Training weight per event type. Weights given here are merged over the defaults
+    (``view`` 1, ``click`` 2, ``add_to_cart`` 3, ``rating`` 3, ``review`` 4, ``purchase`` 5),
+    so ``[data.event_weights] wishlist = 1.5`` adds one type and keeps the others."""
     unknown_event: Literal["error", "default"] = "error"
     default_event_weight: float = 1.0
     unknown_items: Literal["error", "drop"] = "error"
     """Interactions whose item is not in the catalogue: raise, or drop them with a warning."""
     min_rating: float | None = None
-    """If set, explicit ratings below it are dropped (e.g. 4 to keep only 'liked')."""
+    """If set, explicit ratings below it are dropped (e.g. 4 to keep only 'liked').
+    Rows without a rating (NaN) are kept. A rating does not scale the training weight
+    by itself: put a ``weight`` column in the log for that."""
     timestamp_unit: Literal["s", "ms", "auto"] = "auto"
+
+    @field_validator("event_weights", mode="before")
+    @classmethod
+    def _merge_defaults(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            given = {str(k).strip().lower(): v for k, v in value.items()}
+            return {**DEFAULT_EVENT_WEIGHTS, **given}
+        return value
 
     @field_validator("event_weights")
     @classmethod
@@ -130,6 +143,11 @@ class ModelConfig(_Stage):
     taste_dim: int = Field(64, ge=0)
     """Width of the content-taste term (principal components of the content
     vectors; 0 turns it off). Its weight is chosen on validation."""
+    cold_offset: float | None = Field(None, ge=-1.0, le=1.0)
+    """Score offset of items without interactions when they compete with known ones
+    (on cosine scores). None (default): chosen on validation to maximise all-items
+    Recall@k. A number fixes it: 0 promotes new items no more than their content
+    earns, a negative value holds them back."""
     neighbours: int = Field(200, ge=0)
     """Content neighbours an item with little evidence borrows vectors from
     (:mod:`hybrid_rec.models.neighbours`; 0 turns it off). The weight is chosen on validation."""

@@ -39,7 +39,7 @@ from hybrid_rec.content.encoders import encode_queries
 from hybrid_rec.content.store import EmbeddingStore
 from hybrid_rec.content.text import new_item_texts
 from hybrid_rec.data.columns import Columns
-from hybrid_rec.data.idmap import IdMap
+from hybrid_rec.data.idmap import IdMap, id_list
 from hybrid_rec.data.io import atomic_write_json
 from hybrid_rec.data.schema import validate_interactions, validate_items
 from hybrid_rec.errors import (
@@ -263,7 +263,8 @@ class HybridRecommender:
 
         A model trained on behaviour learns a popularity prior that pushes
         items without evidence below every warm item; one scalar, chosen on
-        validation (never test), puts them back in competition. The taste
+        validation (never test), puts them back in competition
+        (``config.model.cold_offset`` fixes it instead). The taste
         weight scales the content-taste term (:mod:`hybrid_rec.models.taste`); the prior
         weight scales each cold item's predicted popularity
         (:mod:`hybrid_rec.models.prior`), added to its offset. With
@@ -283,10 +284,13 @@ class HybridRecommender:
                 drop = rng.choice(np.flatnonzero(is_cold), int(is_cold.sum()) - want, replace=False)
                 val = val.drop(val.index[drop])
         items = self.item_ids_.to_internal(val[C.item], kind="item")
+        fixed = self.config.model.cold_offset
         if len(items) == 0:
-            return 0.0, 0.0, 0.0
+            return float(fixed or 0.0), 0.0, 0.0
         has_cold = bool(cold[items].any()) and not bool(cold[items].all())
         biases = sorted(np.round(np.arange(-0.3, 0.61, 0.05), 2), key=abs) if has_cold else [0.0]
+        if fixed is not None:  # the user's choice: only the taste and prior weights are searched
+            biases = [fixed]
         weights = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5] if self.taste_.dim else [0.0]
         priors = [0.0, 0.02, 0.05, 0.1] if has_cold and self.item_prior_.any() else [0.0]
         grid = [  # simplest first
@@ -601,10 +605,20 @@ class HybridRecommender:
             raise NotFittedError("this HybridRecommender is not fitted: call fit() or load().")
 
     def _check_k(self, k: int, n: int) -> int:
-        if not isinstance(k, int | np.integer) or k <= 0:
+        """``k`` checked and capped at the ``n`` candidates (0: nothing passes the
+        filters, and the caller returns an empty frame)."""
+        if not isinstance(k, int | np.integer) or isinstance(k, bool) or k <= 0:
             raise DataValidationError(f"k must be a positive integer, got {k!r}.", source="k")
-        if k > n:
-            log.warning("k=%d is larger than the %d candidate items; returning %d.", k, n, n)
+        if n == 0:
+            log.warning("no item passes the candidates/filters given; the result is empty.")
+        elif k > n:
+            log.warning(
+                "k=%d is larger than the %d candidate items; at most %d per query "
+                "(fewer where seen or liked items are left out).",
+                k,
+                n,
+                n,
+            )
         return int(min(k, n))
 
     def _user_vectors_for(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -706,7 +720,7 @@ class HybridRecommender:
             ``user_id, item_id, score, rank``.
         """
         self._check_fitted()
-        user_list = [users] if isinstance(users, str) else [str(u) for u in users]
+        user_list = id_list(users)
         codes = self.user_ids_.lookup(user_list)
         unknown = [u for u, c in zip(user_list, codes, strict=True) if c < 0]
         if unknown and unknown_users == "error":
@@ -717,10 +731,10 @@ class HybridRecommender:
             )
         allowed = self._allowed(candidates, filters)
         n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_)
-        k = self._check_k(k, max(1, n_cand))
+        k = self._check_k(k, n_cand)
         known = codes >= 0
         frames = []
-        if known.any():
+        if known.any() and k:
             q_users = codes[known]
             uvecs = self._cached_user_vectors(q_users)
             exclude = [self._seen.row(int(u)) for u in q_users] if exclude_seen else None
@@ -740,7 +754,7 @@ class HybridRecommender:
                     self.item_ids_,
                 )
             )
-        if unknown and unknown_users == "popular":
+        if unknown and unknown_users == "popular" and k:
             frames.append(self._popular_for(np.asarray(unknown, dtype=object), k, allowed))
         if not frames:
             return pd.DataFrame({C.user: [], C.item: [], C.score: [], C.rank: []})
@@ -803,7 +817,7 @@ class HybridRecommender:
             ``item_id, score, rank``.
         """
         self._check_fitted()
-        liked = [str(x) for x in liked_items]
+        liked = id_list(liked_items)
         text = (text or "").strip()
         if not liked and not text:
             raise DataValidationError(
@@ -834,7 +848,9 @@ class HybridRecommender:
         uvec, _ = self.model_.encode_users(table, batch)
         allowed = self._allowed(None, filters)
         n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_)
-        k = self._check_k(k, max(1, n_cand))
+        k = self._check_k(k, n_cand)
+        if not k:
+            return pd.DataFrame({C.item: [], C.score: [], C.rank: []})
         exclude = [np.unique(liked_codes)] if exclude_liked and len(liked_codes) else None
         taste = taste / max(float(np.linalg.norm(taste)), 1e-12)
         scores, ids = self.index_.search(
@@ -890,13 +906,17 @@ class HybridRecommender:
             )
         return opened
 
-    def add_items(self, new_items: pd.DataFrame) -> np.ndarray:
+    def add_items(
+        self, new_items: pd.DataFrame, *, store: EmbeddingStore | str | Path | None = None
+    ) -> np.ndarray:
         """Add brand-new items: embedded, fused and retrievable at once, with no refit.
 
         Returns the new items' internal ids. Ids already in the catalogue are an error.
+        With a ``store`` (as in :meth:`score_cold_items`), items whose text it holds are
+        read from it instead of being encoded again.
         """
         self._check_fitted()
-        frame, content = self._embed_new_items(new_items)
+        frame, content = self._embed_new_items(new_items, self._check_store(store))
         dup = frame[C.item].isin(pd.Index(self.item_ids_.external_ids)).to_numpy()
         if dup.any():
             raise DataValidationError(
@@ -1139,7 +1159,7 @@ class HybridRecommender:
         if users is None:
             ids = self.user_ids_.external_ids.astype(str)
         else:
-            ids = np.asarray([users] if isinstance(users, str) else list(users), dtype=str)
+            ids = np.asarray(id_list(users), dtype=str)
         unknown = ids[self.user_ids_.lookup(list(ids)) < 0]
         if len(unknown) and unknown_users == "error":
             raise UnknownIdError(
@@ -1214,10 +1234,13 @@ class HybridRecommender:
         Returns ``item_id, similar_item_id, score, rank``.
         """
         self._check_fitted()
-        ids = [item_ids] if isinstance(item_ids, str) else [str(i) for i in item_ids]
+        ids = id_list(item_ids)
         codes = self.item_ids_.to_internal(ids, kind="item")
         allowed = self._allowed(None, filters)
-        k = self._check_k(k, max(1, len(self.item_ids_) - 1))
+        n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_) - 1
+        k = self._check_k(k, n_cand)
+        if not k:
+            return pd.DataFrame({C.item: [], "similar_item_id": [], C.score: [], C.rank: []})
         scores, found = self.index_.search(
             self._as_query(self.item_vectors_[codes]),
             k,

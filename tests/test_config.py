@@ -14,7 +14,10 @@ def test_defaults_and_toml(tmp_path: Path) -> None:
     path.write_text("[model]\ndim = 32\n[data]\nevent_weights = {view = 1, buy = 7}\n")
     cfg = load_config(path)
     assert cfg.model.dim == 32
-    assert cfg.data.event_weights == {"view": 1.0, "buy": 7.0}
+    # given weights are merged over the defaults: one new type keeps the others
+    assert cfg.data.event_weights["view"] == 1.0
+    assert cfg.data.event_weights["buy"] == 7.0
+    assert cfg.data.event_weights["purchase"] == 5.0
     assert cfg.split.seed == 42
 
 

@@ -11,12 +11,14 @@ __all__ = ["new_item_tab"]
 
 
 def new_item_tab(state: DemoApp, liked: gr.Dropdown) -> None:
-    """The form shows the catalogue's own columns: an attribute list, year, keywords.
+    """The form shows the catalogue's own columns: an attribute list, year, keywords,
+    and a ``column: value`` box for the rest (brand, price ...).
 
     ``liked`` is the new-user tab's picker: an added item joins its choices.
     """
     column = state.catalogue.attribute_column
     cols = state.rec.items_.columns
+    others = state.catalogue.other_columns()
     limits = state.limits
     with gr.Tab("New item", id="new-item"), gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
@@ -46,6 +48,14 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown) -> None:
                     max_length=limits.max_text,
                     visible="keywords" in cols,
                     elem_id="item-kw",
+                ),
+                gr.Textbox(
+                    label=f"Other attributes, one 'column: value' per line ({', '.join(others)})",
+                    placeholder="\n".join(f"{c}: …" for c in others[:3]),
+                    lines=max(2, min(len(others), 4)),
+                    max_length=limits.max_text,
+                    visible=bool(others),
+                    elem_id="item-other",
                 ),
             ]
             go = gr.Button("Add to the catalogue", variant="primary", elem_id="item-go")

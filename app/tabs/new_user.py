@@ -26,7 +26,7 @@ def new_user_tab(state: DemoApp) -> gr.Dropdown:
             )
             taste = gr.Textbox(
                 label="Your taste, in words",
-                placeholder="e.g. slow, quiet space dramas about loneliness",
+                placeholder="what they like, in their own words",
                 lines=3,
                 max_length=state.limits.max_text,
                 elem_id="taste",

@@ -17,7 +17,33 @@ import pandas as pd
 from hybrid_rec.data.io import atomic_write_json
 from hybrid_rec.errors import DataValidationError, ModelFileError, UnknownIdError
 
-__all__ = ["IdMap"]
+__all__ = ["IdMap", "id_list"]
+
+
+def id_list(ids: object) -> list[str]:
+    """One id or many as a list of external (string) ids.
+
+    A single ``str``, ``int`` or numpy scalar is one id (``"SKU-1"`` is not five
+    ids); a float holding a whole number reads like the integer it holds, as
+    :func:`~hybrid_rec.data.schema.normalize_ids` stores it (``7.0`` → ``"7"``).
+    """
+    if isinstance(ids, str | bytes | int | float | np.generic):
+        ids = [ids]
+    elif not isinstance(ids, Iterable):
+        raise DataValidationError(
+            f"expected an id or a list of ids, got {type(ids).__name__}.", source="ids"
+        )
+    return [_one_id(x) for x in ids]
+
+
+def _one_id(value: object) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 class IdMap:

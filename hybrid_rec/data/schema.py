@@ -112,26 +112,50 @@ def _id_to_str(value: object) -> str:
 
 
 def _numeric(
-    frame: pd.DataFrame, column: str, source: str, *, allow_zero: bool = True
+    frame: pd.DataFrame,
+    column: str,
+    source: str,
+    *,
+    allow_zero: bool = True,
+    allow_nan: bool = False,
 ) -> np.ndarray:
+    """``column`` as float64, refusing text, inf and negatives (and NaN unless
+    ``allow_nan``: an empty cell, kept as NaN)."""
     raw = frame[column]
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values) | (values < 0) | ((values == 0) & (not allow_zero))
+    empty = raw.isna().to_numpy() if allow_nan else np.zeros(len(raw), dtype=bool)
+    bad = (~np.isfinite(values) & ~empty) | (values < 0) | ((values == 0) & (not allow_zero))
     if bad.any():
         rows = np.flatnonzero(bad)
-        example = raw.iloc[int(rows[0])]
+        example = _plain(raw.iloc[int(rows[0])])
         raise DataValidationError(
             f"{column} must be a finite number >= 0; found {example!r}.",
             source=source,
             column=column,
             rows=rows,
-            fix=f"fix or drop those rows; {column} cannot be NaN, inf, negative or text.",
+            fix=f"fix or drop those rows; {column} cannot be "
+            + (
+                "inf, negative or text (leave it empty for none)."
+                if allow_nan
+                else "NaN, inf, negative or text."
+            ),
         )
     return values
 
 
 def _timestamps(frame: pd.DataFrame, source: str, unit: str) -> np.ndarray:
     raw = frame[C.timestamp]
+    missing = raw.isna().to_numpy()
+    if missing.any():
+        raise DataValidationError(
+            "missing timestamp.",
+            source=source,
+            column=C.timestamp,
+            rows=np.flatnonzero(missing),
+            fix="fill those timestamps or drop those rows (a log has times on every row or none).",
+        )
+    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(raw):
+        return _epoch_seconds(pd.to_datetime(raw, utc=True))
     numeric = pd.to_numeric(raw, errors="coerce")
     if numeric.notna().all():
         values = numeric.to_numpy(dtype=np.float64)
@@ -147,14 +171,25 @@ def _timestamps(frame: pd.DataFrame, source: str, unit: str) -> np.ndarray:
     if bad.any():
         rows = np.flatnonzero(bad)
         raise DataValidationError(
-            f"cannot parse timestamp {raw.iloc[int(rows[0])]!r}.",
+            f"cannot parse timestamp {_plain(raw.iloc[int(rows[0])])!r}.",
             source=source,
             column=C.timestamp,
             rows=rows,
             fix="use unix seconds/milliseconds or ISO 8601 (2024-05-01T12:00:00Z).",
         )
+    return _epoch_seconds(parsed)
+
+
+def _epoch_seconds(times: pd.Series) -> np.ndarray:
+    """Whole seconds since 1970 of tz-aware times, whatever their resolution (s … ns)."""
     epoch = pd.Timestamp(0, tz="UTC")
-    return ((parsed - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+    return ((times - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, for readable messages."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and isinstance(value, np.generic) else value
 
 
 def _event_weights(frame: pd.DataFrame, source: str, config: DataConfig) -> np.ndarray:
@@ -177,8 +212,8 @@ def _event_weights(frame: pd.DataFrame, source: str, config: DataConfig) -> np.n
                 source=source,
                 column=C.event,
                 rows=np.flatnonzero(unknown),
-                fix=f"use one of {sorted(config.event_weights)} or add a weight for it in "
-                "DataConfig.event_weights.",
+                fix=f"use one of {sorted(config.event_weights)}, or give it a weight: "
+                "[data.event_weights] in the TOML config (DataConfig.event_weights in Python).",
             )
         mapped = mapped.fillna(config.default_event_weight)
     return mapped.to_numpy(dtype=np.float64)
@@ -272,12 +307,13 @@ def validate_interactions(
         out[C.event] = frame[C.event].astype(str).str.strip().str.lower()
     if C.weight in frame.columns:
         weight *= _numeric(frame, C.weight, src)
-    if C.rating in frame.columns:
-        out[C.rating] = _numeric(frame, C.rating, src).astype(np.float32)
+    if C.rating in frame.columns:  # NaN: no rating (e.g. a view, or a purchase never reviewed)
+        out[C.rating] = _numeric(frame, C.rating, src, allow_nan=True).astype(np.float32)
     out[C.weight] = weight.astype(np.float32)
 
     if cfg.min_rating is not None and C.rating in out.columns:
-        keep = out[C.rating].to_numpy() >= cfg.min_rating
+        ratings = out[C.rating].to_numpy()
+        keep = np.isnan(ratings) | (ratings >= cfg.min_rating)
         rep.dropped_low_rating = int((~keep).sum())
         out = out[keep]
     if items is not None:

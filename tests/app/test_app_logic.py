@@ -200,6 +200,11 @@ def test_add_item_builds_the_catalogue_columns(state: DemoApp) -> None:
     row = frame.iloc[0].to_dict()
     assert row["item_id"] == "x1" and row["title"] == "A title"
     assert row["category"] == "space|cooking" and row["description"] is None
+    assert state.catalogue.other_columns() == ["price"]
+    priced = state.new_item_frame("x2", "T", "", [], None, None, "price: 12.5\n\n")
+    assert priced["price"].iloc[0] == 12.5
+    page, _ = state.add_item("x3", "Priced", "a kettle", [], None, None, "price: 9")
+    assert "hr-error" not in page and state.rec.items_.set_index("item_id").loc["x3", "price"] == 9
 
 
 @pytest.mark.parametrize(
@@ -209,6 +214,8 @@ def test_add_item_builds_the_catalogue_columns(state: DemoApp) -> None:
         (("u0-item", "", "", [], None, None), "have no text at all"),
         (("i0", "Duplicate", "", [], None, None), "already in the catalogue"),
         (("", "t" * 201, "", [], None, None), "title: is 201 characters long"),
+        (("", "T", "", [], None, None, "colour: red"), "columns: price"),
+        (("", "T", "", [], None, None, "price: cheap"), "price takes a number"),
     ],
 )
 def test_add_item_errors_are_readable(

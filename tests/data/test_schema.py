@@ -77,13 +77,48 @@ def test_empty_frame() -> None:
         validate_items(pd.DataFrame({"item_id": []}))
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -1.0, "lots"])
-@pytest.mark.parametrize("column", ["weight", "rating"])
+@pytest.mark.parametrize(
+    ("column", "bad"),
+    [("weight", np.nan), *((c, b) for c in ("weight", "rating") for b in (np.inf, -1.0, "lots"))],
+)
 def test_bad_weight_or_rating(bad: object, column: str) -> None:
     frame = pd.DataFrame({"user_id": ["u", "v"], "item_id": ["a", "b"], column: [1.0, bad]})
     with pytest.raises(DataValidationError) as info:
         validate_interactions(frame)
     assert info.value.column == column and info.value.rows == [1]
+
+
+def test_missing_rating_means_unrated_and_survives_min_rating() -> None:
+    # a shop log: only some purchases were reviewed
+    frame = pd.DataFrame(
+        {"user_id": ["u", "v", "w"], "item_id": ["a", "b", "c"], "rating": [5.0, np.nan, 2.0]}
+    )
+    out = validate_interactions(frame)
+    assert np.isnan(out["rating"].iloc[1]) and out["rating"].iloc[0] == 5.0
+    liked = validate_interactions(frame, config=DataConfig(min_rating=4))
+    assert liked["item_id"].tolist() == ["a", "b"]
+
+
+def test_datetime_timestamps_are_seconds_at_any_resolution_and_zone() -> None:
+    times = pd.to_datetime(["2024-01-01 10:00", "2024-03-01 10:00"])
+    expected = [1704103200, 1709287200]
+    base = {"user_id": ["u", "v"], "item_id": ["a", "b"]}
+    for unit in ("s", "ms", "us", "ns"):
+        frame = pd.DataFrame({**base, "timestamp": times.as_unit(unit)})
+        assert validate_interactions(frame)["timestamp"].tolist() == expected, unit
+    berlin = times.tz_localize("Europe/Berlin")  # 10:00 in Berlin is 09:00 UTC
+    out = validate_interactions(pd.DataFrame({**base, "timestamp": berlin}))
+    assert out["timestamp"].tolist() == [t - 3600 for t in expected]
+
+
+@pytest.mark.parametrize("gap", [np.nan, None, pd.NaT])
+def test_missing_timestamp_names_only_its_row(gap: object) -> None:
+    frame = pd.DataFrame(
+        {"user_id": ["u", "v", "w"], "item_id": ["a", "b", "c"], "timestamp": [1.7e9, gap, 1.7e9]}
+    )
+    with pytest.raises(DataValidationError, match="missing timestamp") as info:
+        validate_interactions(frame)
+    assert info.value.rows == [1]
 
 
 def test_timestamps_seconds_millis_and_iso() -> None:

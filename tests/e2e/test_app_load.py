@@ -61,6 +61,7 @@ def test_concurrent_item_additions_stay_consistent(served: Any) -> None:
             [],
             None,
             "",
+            "",
             api_name="/add_item",
         )
 

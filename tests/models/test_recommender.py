@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybrid_rec import HybridRecommender
+from hybrid_rec import HybridRecommender, RecommenderConfig
 from hybrid_rec.content import HashingEncoder
 from hybrid_rec.data.datasets import Dataset, synthetic_new_items
 from hybrid_rec.errors import (
@@ -148,6 +148,50 @@ def test_filters_and_candidates(fitted: HybridRecommender, clustered: Dataset) -
     assert set(restricted["item_id"]) <= set(cands) and len(restricted) == 7
     with pytest.raises(DataValidationError, match="unknown column"):
         fitted.recommend([user], filters={"colour": "red"})
+
+
+def test_one_id_of_any_type_is_one_id(fitted: HybridRecommender, clustered: Dataset) -> None:
+    user = clustered.interactions["user_id"].iloc[0]
+    item = clustered.items["item_id"].iloc[0]
+    pd.testing.assert_frame_equal(fitted.recommend(user, k=3), fitted.recommend([user], k=3))
+    liked = fitted.recommend_for_new_user(liked_items=item, k=3)  # not one id per character
+    pd.testing.assert_frame_equal(liked, fitted.recommend_for_new_user(liked_items=[item], k=3))
+    with pytest.raises(UnknownIdError, match="'12345'"):
+        fitted.recommend(12345, k=3)  # an int is an id, not an iterable
+    with pytest.raises(UnknownIdError, match="'7'"):
+        fitted.recommend([np.float64(7.0)], k=3)  # read as the integer id, as the log stores it
+
+
+def test_nothing_passes_the_filters_gives_an_empty_frame(
+    fitted: HybridRecommender, clustered: Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = clustered.interactions["user_id"].iloc[0]
+    none = {"category": "no such category"}
+    with caplog.at_level("WARNING", logger="hybrid_rec"):
+        out = fitted.recommend([user], k=5, filters=none)
+    assert out.empty and list(out.columns) == ["user_id", "item_id", "score", "rank"]
+    assert "no item passes" in caplog.text and "1 candidate" not in caplog.text
+    assert fitted.recommend_for_new_user(text="anything", k=5, filters=none).empty
+    assert fitted.similar_items(clustered.items["item_id"].iloc[0], k=5, filters=none).empty
+    popular = fitted.recommend(["nobody"], k=5, filters=none, unknown_users="popular")
+    assert popular.empty
+
+
+def test_a_fixed_cold_offset_is_used_instead_of_the_tuned_one(
+    small_config: Callable[..., RecommenderConfig], clustered: Dataset
+) -> None:
+    new = set(clustered.items["item_id"].iloc[::10])  # 30 items with no interactions
+    log = clustered.interactions[~clustered.interactions["item_id"].isin(new)]
+    users = log["user_id"].unique()[:40].tolist()
+    shares = {}
+    for offset in (-1.0, 1.0):
+        cfg = small_config(epochs=2)
+        cfg.model.cold_offset = offset
+        rec = HybridRecommender(cfg, encoder=HashingEncoder(256))
+        rec.fit(log, clustered.items, show_progress=False)
+        assert rec.cold_bias_ == offset
+        shares[offset] = rec.recommend(users, k=10)["item_id"].isin(new).mean()
+    assert shares[-1.0] < 0.05 < 0.5 < shares[1.0]
 
 
 def test_partial_fit_moves_user_toward_new_feedback(

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from hybrid_rec.errors import DataValidationError
+from hybrid_rec.filters import filter_mask
+
+
+def _items(price_as_text: bool = False) -> pd.DataFrame:
+    prices = [5.5, 19.99, 106.32, 157.0, 20.0]
+    return pd.DataFrame(
+        {
+            "item_id": list("abcde"),
+            "category": ["Tea", "Coffee|Tea", "Kitchen", "Kitchen", "Tea"],
+            "tags": [["green"], ["dark", "bold"], [], ["steel"], ["green"]],
+            "price": [str(p) for p in prices] if price_as_text else prices,
+            "released": ["2024-01-05", "2024-03-01", "2023-12-31", "2024-02-10", None],
+        }
+    )
+
+
+def _picked(items: pd.DataFrame, filters: dict) -> list[str]:
+    mask = filter_mask(items, filters)
+    assert mask is not None
+    return items["item_id"][mask].tolist()
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+@pytest.mark.parametrize("threshold", [20, 20.0, "20", " 20 "])
+def test_price_below_compares_numbers_whatever_the_types(as_text: bool, threshold: object) -> None:
+    # "106.32" < "20" as strings; a form's "20" or a CSV's text column must not do that
+    assert _picked(_items(as_text), {"price": ("<", threshold)}) == ["a", "b"]
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+def test_operator_strings_and_numeric_equality(as_text: bool) -> None:
+    items = _items(as_text)
+    assert _picked(items, {"price": "<20"}) == ["a", "b"]
+    assert _picked(items, {"price": ">= 106.32"}) == ["c", "d"]
+    assert _picked(items, {"price": 19.99}) == ["b"]
+    assert _picked(items, {"price": "!=20"}) == ["a", "b", "c", "d"]
+
+
+def test_text_values_membership_lists_and_dates() -> None:
+    items = _items()
+    assert _picked(items, {"category": "tea"}) == ["a", "b", "e"]
+    assert _picked(items, {"tags": "green", "category": ["Tea", "Kitchen"]}) == ["a", "e"]
+    assert _picked(items, {"released": (">=", "2024-02-01")}) == ["b", "d"]
+
+
+def test_numeric_comparison_on_a_text_column_is_an_error() -> None:
+    with pytest.raises(DataValidationError, match="holds no numbers"):
+        filter_mask(_items(), {"category": ("<", 20)})
+    with pytest.raises(DataValidationError, match="unknown column 'colour'"):
+        filter_mask(_items(), {"colour": "red"})
