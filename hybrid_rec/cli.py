@@ -298,6 +298,16 @@ def fit_cmd(
     check_replaceable(model_dir.resolve())  # a folder of the user's files: refused before the fit
     rec = HybridRecommender(cfg).fit(read_table(interactions), read_table(items))
     rec.save(model_dir)
+    run = rec.train_result_
+    score = (
+        ""
+        if run.best_score is None
+        else f", validation recall@{cfg.eval.k} {run.best_score:.4f}, warm and cold averaged"
+    )
+    typer.echo(
+        f"trained {run.epochs_run} epoch(s) in {run.seconds:.0f} s (best: epoch "
+        f"{run.best_epoch}{score}); new items' score offset {rec.cold_bias_:+.2f}"
+    )
     typer.echo(f"saved {rec!r} to {model_dir}")
 
 

@@ -709,7 +709,8 @@ class HybridRecommender:
         unknown_users
             ``"error"`` (default) raises :class:`UnknownIdError`; ``"popular"``
             serves unknown users the most popular allowed items (the new-user
-            path with no information); ``"skip"`` leaves them out.
+            path with no information; their score is the item's interaction count
+            over the top item's, in [0, 1]); ``"skip"`` leaves them out.
         explain
             ``True`` (top 3 per user) or a number of ranks: adds an ``explanation``
             column, generated in one batch where the backend allows.
@@ -787,7 +788,11 @@ class HybridRecommender:
             pop = np.where(allowed, pop, -np.inf)
         top = np.argsort(-pop, kind="stable")[:k]
         top = top[np.isfinite(pop[top])]
-        scores = np.log1p(np.maximum(pop[top], 0)).astype(np.float32)
+        # in [0, 1] like the cosine scores beside them: each item's interactions as a
+        # share of the most popular allowed item's
+        scores = (np.maximum(pop[top], 0) / max(float(pop[top[:1]].max(initial=0)), 1.0)).astype(
+            np.float32
+        )
         return self._frame(
             users,
             np.tile(scores, (len(users), 1)),

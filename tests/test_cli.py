@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -277,6 +278,7 @@ def model_dir(
     args = ["fit", str(inter), str(items), "-o", str(out), "--config", str(config)]
     result = runner.invoke(app, [*args, "--epochs", "2"])
     assert result.exit_code == 0, result.output
+    assert re.search(r"trained [12] epoch\(s\) .*validation recall@20 0\.\d{4}", result.output)
     return out
 
 

@@ -19,6 +19,7 @@ a process. Set it in the environment before importing torch for full effect.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
@@ -487,12 +488,29 @@ def _load_sentence_transformer(directory: Path, device: str) -> Any:
     except ImportError as exc:  # pragma: no cover - a core dependency
         raise EncoderError(f"sentence-transformers is not installed ({exc}).") from None
     try:
-        return SentenceTransformer(str(directory), device=device, local_files_only=True)
+        with _quiet_weight_loading():
+            return SentenceTransformer(str(directory), device=device, local_files_only=True)
     except Exception as exc:  # any loader failure is the same user-facing error
         raise EncoderError(
             f"{directory}: could not load the sentence-transformers model "
             f"({type(exc).__name__}: {exc}). Check that the directory is complete."
         ) from exc
+
+
+@contextlib.contextmanager
+def _quiet_weight_loading() -> Iterator[None]:
+    """No "Loading weights" bar from transformers unless progress is logged (INFO):
+    a library's model load is not the user's progress to watch."""
+    from transformers.utils import logging as hf_logging
+
+    if progress_enabled(None) or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def _embedding_dimension(model: Any) -> int:

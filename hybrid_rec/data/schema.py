@@ -45,19 +45,96 @@ def _source(frame: object, default: str) -> str:
     return str(attrs.get("source", default)) if isinstance(attrs, dict) else default
 
 
+_ALIASES: dict[str, tuple[str, ...]] = {
+    C.user: (
+        "user",
+        "userid",
+        "customer",
+        "customerid",
+        "customer_id",
+        "client",
+        "client_id",
+        "member",
+        "member_id",
+        "visitor",
+        "visitor_id",
+        "account",
+        "account_id",
+        "uid",
+    ),
+    C.item: (
+        "item",
+        "itemid",
+        "product",
+        "productid",
+        "product_id",
+        "sku",
+        "article",
+        "article_id",
+        "movie",
+        "movie_id",
+        "movieid",
+        "book",
+        "book_id",
+        "asin",
+        "iid",
+    ),
+    C.timestamp: ("ts", "time", "date", "datetime", "event_time", "created_at", "time_stamp"),
+    C.event: (
+        "event_type",
+        "eventtype",
+        "action",
+        "behavior",
+        "behaviour",
+        "type",
+        "interaction",
+        "interaction_type",
+    ),
+}
+
+
+def _lookalikes(frame: pd.DataFrame, canonical: str) -> list[str]:
+    """Columns of ``frame`` that probably mean ``canonical`` (``customer_id`` → ``user_id``)."""
+    names = _ALIASES.get(canonical, ())
+    return [str(c) for c in frame.columns if str(c).strip().lower() in names]
+
+
 def _require_columns(
     frame: pd.DataFrame, required: tuple[str, ...], source: str, kind: str
 ) -> None:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         have = ", ".join(map(str, frame.columns[:12]))
+        renames = [f"{a} → {c}" for c in missing for a in _lookalikes(frame, c)[:1]]
+        if len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in ";|\t"):
+            fix = "the file looks delimited by ';' or '|' (an Excel export?): save it as a "
+            fix += "comma-separated CSV."
+        elif renames:
+            fix = f"rename {', '.join(renames)}."
+        else:
+            fix = f"rename your columns so that {kind} have {', '.join(required)}."
         raise DataValidationError(
             f"missing required column(s) {', '.join(repr(c) for c in missing)} for {kind} "
             f"(columns present: {have}).",
             source=source,
             column=missing[0],
-            fix=f"rename your columns so that {kind} have {', '.join(required)}.",
+            fix=fix,
         )
+
+
+def _warn_ignored_lookalikes(frame: pd.DataFrame, source: str) -> None:
+    """A ``ts`` or ``event_type`` column is not read: say so, instead of training without it."""
+    for canonical in (C.timestamp, C.event):
+        if canonical in frame.columns:
+            continue
+        for alias in _lookalikes(frame, canonical):
+            log.warning(
+                "%s: column %r is not read; rename it to %r if it holds the %s.",
+                source,
+                alias,
+                canonical,
+                "interaction times" if canonical == C.timestamp else "event types",
+            )
 
 
 def normalize_ids(values: pd.Series, *, source: str, column: str) -> pd.Series:
@@ -292,6 +369,7 @@ def validate_interactions(
             fix="pass at least one (user_id, item_id) row.",
         )
     _require_columns(interactions, C.interaction_required, src, "interactions")
+    _warn_ignored_lookalikes(interactions, src)
     frame = interactions.reset_index(drop=True)
     out = pd.DataFrame(
         {

@@ -8,6 +8,8 @@ import importlib.metadata
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -396,3 +398,21 @@ def test_split_zip_with_wrong_weights_leaves_nothing_behind(tmp_path: Path) -> N
         join_split_zip(parts, target, member_prefix="m/", expected_sha256="0" * 64)
     assert not target.exists()
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_loading_minilm_draws_no_progress_bar_unless_info_is_logged() -> None:
+    code = (
+        "import logging, sys; from hybrid_rec.content.encoders import SentenceTransformerEncoder;"
+        "logging.basicConfig(level=logging.INFO if sys.argv[1] == 'info' else logging.WARNING);"
+        "SentenceTransformerEncoder()"
+    )
+    runs = {
+        level: subprocess.run(
+            [sys.executable, "-c", code, level], capture_output=True, text=True, timeout=300
+        )
+        for level in ("warning", "info")
+    }
+    assert all(run.returncode == 0 for run in runs.values()), runs["info"].stderr[-2000:]
+    assert "Loading weights" not in runs["warning"].stderr
+    assert "Loading weights" in runs["info"].stderr  # the switch, not a vanished bar

@@ -179,3 +179,21 @@ def test_items_keep_attribute_columns() -> None:
 def test_not_a_frame() -> None:
     with pytest.raises(DataValidationError, match="DataFrame"):
         validate_items([1, 2, 3])  # type: ignore[arg-type]
+
+
+def test_missing_ids_suggest_the_likely_column_or_the_delimiter() -> None:
+    shop = pd.DataFrame({"customer_id": ["c1"], "sku": ["s1"]})
+    with pytest.raises(DataValidationError, match=r"rename customer_id → user_id, sku → item_id"):
+        validate_interactions(shop)
+    excel = pd.DataFrame({"user_id;item_id;timestamp": ["u;i;1"]})
+    with pytest.raises(DataValidationError, match="delimited by ';'"):
+        validate_interactions(excel)
+
+
+def test_an_unread_time_or_event_column_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    raw = pd.DataFrame({"user_id": ["u"], "item_id": ["a"], "ts": [1.7e9], "event_type": ["buy"]})
+    with caplog.at_level("WARNING", logger="hybrid_rec"):
+        out = validate_interactions(raw)
+    assert "timestamp" not in out.columns
+    assert "'ts' is not read; rename it to 'timestamp'" in caplog.text
+    assert "'event_type' is not read; rename it to 'event'" in caplog.text

@@ -310,6 +310,8 @@ def test_bad_input(fitted: HybridRecommender, clustered: Dataset) -> None:
         fitted.recommend(["nobody"])
     pop = fitted.recommend(["nobody", user], k=3, unknown_users="popular")
     assert set(pop["user_id"]) == {"nobody", user}
+    fallback = pop.loc[pop["user_id"] == "nobody", "score"]
+    assert fallback.iloc[0] == 1.0 and fallback.between(0, 1).all()  # on the cosine scale
     assert fitted.recommend(["nobody"], unknown_users="skip").empty
     for k in (0, -3):
         with pytest.raises(DataValidationError, match="positive"):
