@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from hybrid_rec.config import DataConfig, RecommenderConfig
 from hybrid_rec.data.columns import Columns
+from hybrid_rec.data.idmap import id_list
 from hybrid_rec.data.io import read_table
 from hybrid_rec.data.schema import validate_interactions, validate_items
 from hybrid_rec.data.summary import summarize_interactions, summarize_items
@@ -104,16 +105,9 @@ def _readable(exc: ValidationError, prefix: str) -> str:
 
 def _output_format(out: Path) -> str:
     """The format of an output file, from its extension, checked before any work."""
-    from hybrid_rec.data.io import SUPPORTED_SUFFIXES
+    from hybrid_rec.data.io import format_of
 
-    fmt = SUPPORTED_SUFFIXES.get(out.suffix.lower())
-    if fmt is None:
-        raise DataValidationError(
-            f"unsupported output file type {out.suffix!r}.",
-            source=str(out),
-            fix="give --out a .csv, .tsv, .parquet or .jsonl file.",
-        )
-    return fmt
+    return format_of(out, kind="output file")
 
 
 def _check_users(rec: HybridRecommender, users: list[str], policy: UnknownUsers) -> None:
@@ -121,7 +115,7 @@ def _check_users(rec: HybridRecommender, users: list[str], policy: UnknownUsers)
     if policy is not UnknownUsers.error:
         return
     codes = rec.user_ids_.lookup(users)
-    unknown = [str(u) for u, c in zip(users, codes, strict=True) if c < 0]
+    unknown = [u for u, c in zip(id_list(users), codes, strict=True) if c < 0]
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
@@ -146,8 +140,10 @@ def _parse_filters(texts: list[str]) -> dict[str, Any]:
             )
         column, op, value = found.groups()
         if column in filters:
-            raise typer.BadParameter(f"{column!r} is filtered twice.", param_hint="--filter")
-        filters[column] = value if op in ("=", "==") else f"{op}{value}"
+            raise typer.BadParameter(
+                f"{column!r} is filtered twice; one filter per column.", param_hint="--filter"
+            )
+        filters[column] = ("==" if op == "=" else op, value)
     return filters
 
 
@@ -412,8 +408,9 @@ def recommend_cmd(
         list[str] | None,
         typer.Option(
             "--filter",
-            help="Attribute filter, repeatable: 'category=Tea' (value, or one of a "
-            "list cell), 'price<20', 'rating>=4', 'brand!=Acme'.",
+            help="Attribute filter, repeatable, one per column: 'category=Tea' (the value, "
+            "any case, or one of a list cell's values), 'brand!=Acme', 'price<20', "
+            "'released>=2024-01-01'.",
         ),
     ] = None,
 ) -> None:
@@ -423,10 +420,9 @@ def recommend_cmd(
 
     if out is not None:
         _output_format(out)
-    _parse_filters(filter_ or [])  # a malformed filter fails before the model loads
+    filters = _parse_filters(filter_ or [])  # a malformed filter fails before the model loads
     rec = HybridRecommender.load(model_dir)
     _check_users(rec, users, unknown_users)
-    filters = _parse_filters(filter_ or [])
     frame = rec.recommend(users, k=k, unknown_users=unknown_users.value, filters=filters)
     frame = frame.merge(rec.items_, on=Columns.item, how="left")
     if out is not None:
@@ -434,7 +430,8 @@ def recommend_cmd(
         typer.echo(f"wrote {len(frame)} rows to {out}")
         return
     if frame.empty:
-        typer.echo("no recommendations (every user was unknown and skipped)", err=True)
+        why = "no item passes the filters" if filters else "every user was unknown and skipped"
+        typer.echo(f"no recommendations ({why})", err=True)
         return
     cols = [c for c in ("user_id", "rank", "item_id", "score", "title") if c in frame.columns]
     typer.echo(frame[cols].to_string(index=False))
@@ -659,7 +656,7 @@ def recommend_batch_cmd(
         policy = UnknownUsers.skip
     parquet = _check_output(out, overwrite)
     rec = HybridRecommender.load(model_dir)
-    ids = None if users is None else [str(u) for u in read_column(users, Columns.user)]
+    ids = None if users is None else id_list(read_column(users, Columns.user))
     if ids is not None:
         _check_users(rec, ids, policy)
     _run_batch(

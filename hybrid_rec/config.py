@@ -146,8 +146,9 @@ class ModelConfig(_Stage):
     cold_offset: float | None = Field(None, ge=-1.0, le=1.0)
     """Score offset of items without interactions when they compete with known ones
     (on cosine scores). None (default): chosen on validation to maximise all-items
-    Recall@k. A number fixes it: 0 promotes new items no more than their content
-    earns, a negative value holds them back."""
+    Recall@k, together with a share of each new item's predicted popularity. A number
+    fixes the offset and drops the popularity term: 0 ranks new items by how well their
+    content matches the user, a negative value holds them back."""
     neighbours: int = Field(200, ge=0)
     """Content neighbours an item with little evidence borrows vectors from
     (:mod:`hybrid_rec.models.neighbours`; 0 turns it off). The weight is chosen on validation."""

@@ -31,18 +31,21 @@ def filter_mask(items: pd.DataFrame, filters: Filters | None) -> np.ndarray | No
 
     Each value may be
     - a string: equality, or membership for multi-valued cells (``"A|B"`` or lists);
-      a string that starts with an operator (``"<20"``, ``">= 4.5"``) is that comparison;
+      a string of an operator and a number (``"<20"``, ``">= 4.5"``) is that comparison;
     - a number or bool: equality (numerically, also against a column read as text);
     - a list/set/tuple of values (not starting with an operator): any of them;
     - ``(op, value)`` with op in ``< <= > >= == !=``: a comparison; a threshold that
       reads as a number (``20`` or ``"20"``) compares numerically, so a column read
-      from CSV as text still compares as numbers;
+      from CSV as text still compares as numbers; on a datetime column the threshold
+      is a date; ``("==", "Tea")`` / ``("!=", "Tea")`` are the value match above and
+      its negation;
     - a callable taking the column (a Series) and returning a bool Series.
 
     Raises
     ------
     DataValidationError
-        An unknown column, or a numeric comparison on a column with no numbers.
+        An unknown column, a number compared with a text column (or text with a
+        numeric one), or a date that does not parse.
     """
     if not filters:
         return None
@@ -65,7 +68,8 @@ _OP_TEXT = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
 def _one(col: pd.Series, cond: Any, column: str) -> np.ndarray:
     if callable(cond):
         return np.asarray(cond(col), dtype=bool)
-    if isinstance(cond, str) and (parsed := _OP_TEXT.match(cond)):
+    parsed = _OP_TEXT.match(cond) if isinstance(cond, str) else None
+    if parsed and _as_number(parsed.group(2)) is not None:  # "<20"; "<3 Love" stays a value
         cond = (parsed.group(1), parsed.group(2))
     if isinstance(cond, tuple) and len(cond) == 2 and isinstance(cond[0], str) and cond[0] in _OPS:
         return _compare(col, cond[0], cond[1], column)
@@ -79,28 +83,58 @@ def _one(col: pd.Series, cond: Any, column: str) -> np.ndarray:
         target = cond.strip().lower()
         return np.fromiter((_contains(v, target) for v in col), dtype=bool, count=len(col))
     if _is_number(cond) and not pd.api.types.is_numeric_dtype(col):
-        return np.asarray(pd.to_numeric(col, errors="coerce") == cond, dtype=bool)
-    return np.asarray(col == cond, dtype=bool)
+        return _bools(pd.to_numeric(col, errors="coerce") == cond)
+    return _bools(col == cond)
 
 
 def _compare(col: pd.Series, op: str, value: Any, column: str) -> np.ndarray:
+    """``col op value``: as times on a datetime column, as numbers when ``value`` reads
+    as one, else ``==`` / ``!=`` as the (case-insensitive, list-aware) value match and
+    the ordering operators on text (ISO dates in a text column compare correctly)."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return _bools(_OPS[op](col, _timestamp(value, col, column)))
     number = _as_number(value)
-    if number is None:  # text against text (ISO dates compare correctly this way)
-        values: Any = col.astype("string") if not pd.api.types.is_string_dtype(col) else col
-        target: Any = str(value)
-    else:
-        values = pd.to_numeric(col, errors="coerce")
-        target = number
-        if len(col) and values.isna().all() and col.notna().any():
-            raise DataValidationError(
-                f"cannot compare column {column!r} with {op} {value!r}: it holds no numbers.",
-                source="filters",
-                column=column,
-                fix="filter it by value instead, or compare a numeric column.",
-            )
-    with np.errstate(invalid="ignore"):
-        out = _OPS[op](values, target)
-    return np.asarray(pd.Series(out).fillna(False), dtype=bool)
+    numbers = pd.to_numeric(col, errors="coerce") if number is not None else None
+    if numbers is not None and (numbers.notna().any() or col.isna().all()):
+        with np.errstate(invalid="ignore"):
+            return _bools(_OPS[op](numbers, number))
+    if op in ("==", "!="):
+        match = _one(col, str(value), column)
+        return match if op == "==" else ~match
+    if number is not None or pd.api.types.is_numeric_dtype(col):
+        what = "holds no numbers" if number is not None else "holds numbers"
+        raise DataValidationError(
+            f"cannot compare column {column!r} with {op} {value!r}: it {what}.",
+            source="filters",
+            column=column,
+            fix="compare a numeric column with a number, or filter a text column by value.",
+        )
+    return _bools(_OPS[op](col.astype("string"), str(value)))
+
+
+def _timestamp(value: Any, col: pd.Series, column: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        stamp = pd.NaT
+    if pd.isna(stamp):
+        raise DataValidationError(
+            f"cannot compare date column {column!r} with {value!r}: not a date.",
+            source="filters",
+            column=column,
+            fix="give a date such as 2024-05-01 or 2024-05-01T12:00.",
+        )
+    zone = getattr(col.dtype, "tz", None)
+    if zone is not None and stamp.tzinfo is None:
+        return stamp.tz_localize(zone)
+    if zone is None and stamp.tzinfo is not None:
+        return stamp.tz_convert(None)
+    return stamp
+
+
+def _bools(values: Any) -> np.ndarray:
+    """A comparison's result as a plain bool array, missing values as False."""
+    return np.asarray(pd.Series(values).fillna(False).astype(bool), dtype=bool)
 
 
 def _as_number(value: Any) -> float | None:

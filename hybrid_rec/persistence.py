@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -28,6 +29,8 @@ __all__ = [
     "sha256_file",
     "write_manifest",
 ]
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -65,19 +68,27 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         check_replaceable(dest)  # again: something may have appeared while the body ran
         old = None
         if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            aside = tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent)
+            old = Path(aside) / dest.name
             os.replace(dest, old)
         os.replace(tmp, dest)
         fsync_dir(dest.parent)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            try:  # once more, on the moved folder: a file written into it since the check
+                check_replaceable(old)
+            except ModelFileError:
+                log.warning("%s: kept, with files written during the save in it", old.parent)
+            else:
+                shutil.rmtree(old.parent, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def check_replaceable(dest: Path) -> None:
-    """Raise unless ``dest`` may be replaced without losing anything but an old saved model."""
+def check_replaceable(dest: str | Path) -> None:
+    """Raise unless ``dest`` may be replaced without losing anything but an old saved model
+    (and the files a desktop drops everywhere: ``.DS_Store``, ``Thumbs.db`` ...)."""
+    dest = Path(dest)
     if not dest.exists() and not dest.is_symlink():
         return
     if not dest.is_dir():
@@ -85,7 +96,7 @@ def check_replaceable(dest: Path) -> None:
             f"{dest}: exists and is not a directory, so a model cannot be saved there. "
             "Choose another path for the model, or remove that file first."
         )
-    entries = sorted(p.name for p in dest.iterdir())
+    entries = sorted(p.name for p in dest.iterdir() if not _desktop_junk(p.name))
     if not entries:
         return
     try:
@@ -99,7 +110,7 @@ def check_replaceable(dest: Path) -> None:
             f"{MANIFEST}); saving there would delete what it holds ({_quote(entries)}). "
             "Save the model to a new or empty directory, or move those files out first."
         )
-    extra = [n for n in entries if n != MANIFEST and n not in files and not _hidden(n)]
+    extra = [n for n in entries if n != MANIFEST and n not in files]
     if extra:
         raise ModelFileError(
             f"{dest}: holds a saved model plus files that are not part of it "
@@ -120,8 +131,8 @@ def write_manifest(directory: Path, meta: dict[str, Any]) -> None:
 def read_manifest(directory: str | Path, *, library_version: str) -> dict[str, Any]:
     """Read and verify a manifest: format version, library version and every file's sha256.
 
-    Every entry of the directory (but the manifest and hidden dot-files, which no
-    loader opens) must be listed in the manifest's ``files`` and match its
+    Every entry of the directory (but the manifest and the files a desktop drops
+    into folders, such as ``.DS_Store``) must be listed in the manifest's ``files`` and match its
     sha256, so whatever a loader opens afterwards has been verified; listed
     names must be plain file names.
     """
@@ -153,7 +164,7 @@ def read_manifest(directory: str | Path, *, library_version: str) -> dict[str, A
     unlisted = sorted(
         p.name
         for p in d.iterdir()
-        if p.name != MANIFEST and p.name not in files and not _hidden(p.name)
+        if p.name != MANIFEST and p.name not in files and not _desktop_junk(p.name)
     )
     if unlisted:
         raise ModelFileError(
@@ -200,9 +211,12 @@ def _manifest_files(manifest: dict[str, Any], path: Path) -> dict[str, str]:
     return files
 
 
-def _hidden(name: str) -> bool:
-    """Dot-files (``.DS_Store``, editor swap files) are no loader's to open: ignored."""
-    return name.startswith(".")
+_DESKTOP_JUNK = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".directory"})
+
+
+def _desktop_junk(name: str) -> bool:
+    """Files a desktop drops into any folder it shows; no loader opens them."""
+    return name in _DESKTOP_JUNK or name.startswith("._")
 
 
 def _is_plain_name(name: object) -> bool:

@@ -216,6 +216,8 @@ class HybridRecommender:
             self.cold_bias_, self.taste_weight_, self.prior_weight_ = self._tune_offsets(
                 validation, natural_share=natural
             )
+        elif cfg.model.cold_offset is not None:  # too few interactions to hold any out
+            self.cold_bias_ = float(cfg.model.cold_offset)
         if holdout is not None:  # fold the early-stopping interactions back in
             self._absorb(holdout, fold_in=True, refresh=False)
         self._refresh_vectors()  # the pseudo-cold items, folded in, join the neighbour base
@@ -289,10 +291,10 @@ class HybridRecommender:
             return float(fixed or 0.0), 0.0, 0.0
         has_cold = bool(cold[items].any()) and not bool(cold[items].all())
         biases = sorted(np.round(np.arange(-0.3, 0.61, 0.05), 2), key=abs) if has_cold else [0.0]
-        if fixed is not None:  # the user's choice: only the taste and prior weights are searched
-            biases = [fixed]
         weights = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5] if self.taste_.dim else [0.0]
         priors = [0.0, 0.02, 0.05, 0.1] if has_cold and self.item_prior_.any() else [0.0]
+        if fixed is not None:  # the user's choice, with no predicted-popularity term on top
+            biases, priors = [fixed], [0.0]
         grid = [  # simplest first
             (float(b), float(w), float(p)) for p in priors for w in weights for b in biases
         ]
@@ -681,6 +683,18 @@ class HybridRecommender:
             }
         )
 
+    def _empty_frame(self, query_col: str, result_col: str) -> pd.DataFrame:
+        """No results, with the columns and dtypes of :meth:`_frame`'s."""
+        none = np.zeros((0, 0), dtype=np.int64)
+        return self._frame(
+            np.zeros(0, dtype=object),
+            none.astype(np.float32),
+            none,
+            query_col,
+            result_col,
+            self.item_ids_,
+        )
+
     # ================================================================ serving
 
     def recommend(
@@ -758,7 +772,8 @@ class HybridRecommender:
         if unknown and unknown_users == "popular" and k:
             frames.append(self._popular_for(np.asarray(unknown, dtype=object), k, allowed))
         if not frames:
-            return pd.DataFrame({C.user: [], C.item: [], C.score: [], C.rank: []})
+            out = self._empty_frame(C.user, C.item)
+            return out.assign(explanation=pd.Series(dtype=object)) if explain else out
         out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         if explain and unknown_users != "popular":
             from hybrid_rec.explain import add_explanations
@@ -788,8 +803,8 @@ class HybridRecommender:
             pop = np.where(allowed, pop, -np.inf)
         top = np.argsort(-pop, kind="stable")[:k]
         top = top[np.isfinite(pop[top])]
-        # in [0, 1] like the cosine scores beside them: each item's interactions as a
-        # share of the most popular allowed item's
+        # on a scale like the cosine scores beside them, not log counts: each item's
+        # interactions as a share of the most popular allowed item's, in [0, 1]
         scores = (np.maximum(pop[top], 0) / max(float(pop[top[:1]].max(initial=0)), 1.0)).astype(
             np.float32
         )
@@ -855,7 +870,7 @@ class HybridRecommender:
         n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_)
         k = self._check_k(k, n_cand)
         if not k:
-            return pd.DataFrame({C.item: [], C.score: [], C.rank: []})
+            return self._empty_frame(C.user, C.item).drop(columns=[C.user])
         exclude = [np.unique(liked_codes)] if exclude_liked and len(liked_codes) else None
         taste = taste / max(float(np.linalg.norm(taste)), 1e-12)
         scores, ids = self.index_.search(
@@ -1245,7 +1260,7 @@ class HybridRecommender:
         n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_) - 1
         k = self._check_k(k, n_cand)
         if not k:
-            return pd.DataFrame({C.item: [], "similar_item_id": [], C.score: [], C.rank: []})
+            return self._empty_frame(C.item, "similar_item_id")
         scores, found = self.index_.search(
             self._as_query(self.item_vectors_[codes]),
             k,
@@ -1398,8 +1413,7 @@ class HybridRecommender:
             )
             write_manifest(
                 tmp,
-                {
-                    "library": "hybrid_rec",
+                {  # write_manifest adds "library": "hybrid_rec"
                     "library_version": __version__,
                     "encoder": getattr(self.encoder, "name", "unknown"),
                     "encoder_dim": int(self.content_.shape[1]),

@@ -54,3 +54,46 @@ def test_numeric_comparison_on_a_text_column_is_an_error() -> None:
         filter_mask(_items(), {"category": ("<", 20)})
     with pytest.raises(DataValidationError, match="unknown column 'colour'"):
         filter_mask(_items(), {"colour": "red"})
+
+
+def test_dates_compare_as_dates_on_a_datetime_column() -> None:
+    times = pd.to_datetime(
+        ["2024-04-30 00:00", "2024-05-01 00:00", "2024-05-01 12:00", "2024-05-02 00:00"]
+    )
+    for column in (pd.Series(times), pd.Series(times.tz_localize("UTC"))):
+        items = pd.DataFrame({"item_id": list("abcd"), "date": column})
+        assert _picked(items, {"date": (">", "2024-05-01")}) == ["c", "d"]
+        assert _picked(items, {"date": ("<=", "2024-05-01")}) == ["a", "b"]
+    with pytest.raises(DataValidationError, match="not a date"):
+        filter_mask(pd.DataFrame({"item_id": ["a"], "date": times[:1]}), {"date": ("<", "soon")})
+
+
+def test_values_that_only_look_like_operators_stay_values() -> None:
+    items = pd.DataFrame({"item_id": ["a", "b"], "title": ["<3 Love", "1984"]})
+    assert _picked(items, {"title": "<3 Love"}) == ["a"]
+    assert _picked(items, {"title": ("==", "<3 love")}) == ["a"]
+
+
+def test_not_equal_is_the_negation_of_the_value_match() -> None:
+    items = pd.DataFrame(
+        {
+            "item_id": list("abcd"),
+            "brand": ["Acme", "acme", "Zen", None],
+            "genres": ["Drama", "Comedy|Drama", "Comedy", "War"],
+        }
+    )
+    assert _picked(items, {"brand": ("==", "ACME")}) == ["a", "b"]
+    assert _picked(items, {"brand": ("!=", "acme")}) == ["c", "d"]
+    assert _picked(items, {"genres": ("!=", "Drama")}) == ["c", "d"]
+
+
+def test_a_text_threshold_on_a_numeric_column_is_an_error() -> None:
+    for threshold in ("20 EUR", "abc", "1,000"):
+        with pytest.raises(DataValidationError, match="it holds numbers"):
+            filter_mask(_items(), {"price": ("<", threshold)})
+
+
+def test_numeric_equality_on_a_nullable_integer_column() -> None:
+    items = pd.DataFrame({"item_id": list("abc"), "year": pd.array([1990, None, 1995], "Int64")})
+    assert _picked(items, {"year": 1990}) == ["a"]
+    assert _picked(items, {"year": ">1991"}) == ["c"]

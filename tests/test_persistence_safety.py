@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hybrid_rec import HybridRecommender, RecommenderConfig
+from hybrid_rec import HybridRecommender, RecommenderConfig, persistence
 from hybrid_rec._version import __version__
 from hybrid_rec.cli import app
 from hybrid_rec.content import HashingEncoder
@@ -132,12 +132,43 @@ def test_a_file_added_after_saving_is_refused(tmp_path: Path) -> None:
         _read(d)
 
 
-def test_hidden_files_a_desktop_adds_neither_block_loading_nor_replacing(tmp_path: Path) -> None:
+def test_desktop_junk_is_ignored_but_other_dot_files_are_kept(tmp_path: Path) -> None:
     d = _save_fake_model(tmp_path / "m")
-    (d / ".DS_Store").write_bytes(b"finder")  # no loader opens dot-files
+    (d / ".DS_Store").write_bytes(b"finder")  # no loader opens it
     _read(d)
     _save_fake_model(d, b"new")
     assert (d / "weights.bin").read_bytes() == b"new"
+    (d / ".git").mkdir()  # the user's own, even if hidden: never deleted, never loaded
+    (d / ".git" / "HEAD").write_text("ref")
+    with pytest.raises(ModelFileError, match=r"\.git"):
+        _read(d)
+    with pytest.raises(ModelFileError, match=r"not part of it \(\.git\)"):
+        _save_fake_model(d, b"newer")
+    assert (d / ".git" / "HEAD").read_text() == "ref"
+    junk_only = tmp_path / "fresh"
+    junk_only.mkdir()
+    (junk_only / ".DS_Store").write_bytes(b"finder")
+    _save_fake_model(junk_only)  # as good as empty
+
+
+def test_a_file_written_into_the_old_model_during_a_save_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = _save_fake_model(tmp_path / "m")
+    real = persistence.check_replaceable
+    calls = []
+
+    def late_writer(dest: Path) -> None:
+        real(dest)
+        calls.append(dest)
+        if len(calls) == 2:  # after the last check, before the swap
+            (Path(dest) / "report.csv").write_text("mine")
+
+    monkeypatch.setattr(persistence, "check_replaceable", late_writer)
+    _save_fake_model(d, b"new")
+    kept = list(tmp_path.glob(".m.*.old/m/report.csv"))
+    assert (d / "weights.bin").read_bytes() == b"new"
+    assert len(kept) == 1 and kept[0].read_text() == "mine"
 
 
 @pytest.mark.parametrize(

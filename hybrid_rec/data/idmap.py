@@ -8,6 +8,7 @@ or user arrives.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pandas as pd
 from hybrid_rec.data.io import atomic_write_json
 from hybrid_rec.errors import DataValidationError, ModelFileError, UnknownIdError
 
-__all__ = ["IdMap", "id_list"]
+__all__ = ["IdMap", "id_list", "id_text"]
 
 
 def id_list(ids: object) -> list[str]:
@@ -33,17 +34,22 @@ def id_list(ids: object) -> list[str]:
         raise DataValidationError(
             f"expected an id or a list of ids, got {type(ids).__name__}.", source="ids"
         )
-    return [_one_id(x) for x in ids]
+    return [id_text(x) for x in ids]
 
 
-def _one_id(value: object) -> str:
+def id_text(value: object) -> str:
+    """The external (string) form of one id, as the validators store it: stripped,
+    numpy scalars as their Python value, whole floats and bools as integers
+    (``7.0`` → ``"7"``, ``True`` → ``"1"``), bytes decoded."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+        value = value.decode("utf-8", errors="replace")
+    elif isinstance(value, bool):
+        value = int(value)
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = f"{value:.0f}"
+    return str(value).strip()
 
 
 class IdMap:
@@ -98,9 +104,9 @@ class IdMap:
 
     def to_internal(self, ids: Sequence[object] | pd.Series, *, kind: str = "id") -> np.ndarray:
         """Internal ids for ``ids``; unknown ids raise :class:`UnknownIdError`."""
-        codes = self._index.get_indexer(pd.Index([str(x) for x in ids], dtype=object))
+        codes = self._index.get_indexer(pd.Index([id_text(x) for x in ids], dtype=object))
         if (codes < 0).any():
-            missing = [str(x) for x, c in zip(ids, codes, strict=True) if c < 0]
+            missing = [id_text(x) for x, c in zip(ids, codes, strict=True) if c < 0]
             shown = ", ".join(repr(m) for m in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise UnknownIdError(f"unknown {kind}(s): {shown}{more}.")
@@ -108,7 +114,7 @@ class IdMap:
 
     def lookup(self, ids: Sequence[object] | pd.Series) -> np.ndarray:
         """Internal ids for ``ids`` with ``-1`` for unknown ones (no error)."""
-        return self._index.get_indexer(pd.Index([str(x) for x in ids], dtype=object)).astype(
+        return self._index.get_indexer(pd.Index([id_text(x) for x in ids], dtype=object)).astype(
             np.int64
         )
 

@@ -27,6 +27,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
+    "format_of",
     "fsync_dir",
     "iter_table",
     "read_column",
@@ -45,11 +46,13 @@ SUPPORTED_SUFFIXES = {
 }
 
 
-def _format_of(path: Path) -> str:
+def format_of(path: Path, *, kind: str = "file") -> str:
+    """The table format of ``path`` from its extension (``csv``, ``tsv``, ``parquet``,
+    ``jsonl``), or a :class:`DataValidationError` naming the ``kind`` of file."""
     fmt = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise DataValidationError(
-            f"unsupported file type {path.suffix!r}.",
+            f"unsupported {kind} type {path.suffix!r}.",
             source=str(path),
             fix="use .csv, .tsv, .parquet or .jsonl (JSON Lines: one JSON object per line).",
         )
@@ -58,7 +61,7 @@ def _format_of(path: Path) -> str:
 
 def _check_readable(path: Path) -> str:
     """The format of ``path``, after the checks :func:`read_table` makes on every file."""
-    fmt = _format_of(path)
+    fmt = format_of(path)
     if not path.exists():
         raise DataValidationError("file not found.", source=str(path), fix="check the path.")
     if path.is_dir():
@@ -320,7 +323,7 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write a frame as CSV, Parquet or JSON Lines (by extension), atomically."""
     p = Path(path)
-    fmt = _format_of(p)
+    fmt = format_of(p)
     with atomic_path(p) as tmp:
         if fmt == "parquet":
             frame.to_parquet(tmp, index=False)

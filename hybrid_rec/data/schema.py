@@ -9,7 +9,7 @@ source, the column, the rows and the fix. The caller's frame is never changed.
 from __future__ import annotations
 
 import logging
-import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +17,7 @@ import pandas as pd
 
 from hybrid_rec.config import DataConfig
 from hybrid_rec.data.columns import Columns
+from hybrid_rec.data.idmap import id_text
 from hybrid_rec.errors import DataValidationError
 
 __all__ = [
@@ -96,7 +97,12 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 def _lookalikes(frame: pd.DataFrame, canonical: str) -> list[str]:
     """Columns of ``frame`` that probably mean ``canonical`` (``customer_id`` → ``user_id``)."""
     names = _ALIASES.get(canonical, ())
-    return [str(c) for c in frame.columns if str(c).strip().lower() in names]
+    return [str(c) for c in frame.columns if _name_key(c) in names]
+
+
+def _name_key(column: object) -> str:
+    """``"Customer ID"``, ``"customer-id"`` → ``"customer_id"``."""
+    return re.sub(r"[\s\-.]+", "_", str(column).strip().lower())
 
 
 def _require_columns(
@@ -107,7 +113,7 @@ def _require_columns(
         have = ", ".join(map(str, frame.columns[:12]))
         renames = [f"{a} → {c}" for c in missing for a in _lookalikes(frame, c)[:1]]
         if len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in ";|\t"):
-            fix = "the file looks delimited by ';' or '|' (an Excel export?): save it as a "
+            fix = "the file looks delimited by ';', '|' or tabs (an Excel export?): save it as a "
             fix += "comma-separated CSV."
         elif renames:
             fix = f"rename {', '.join(renames)}."
@@ -162,13 +168,16 @@ def normalize_ids(values: pd.Series, *, source: str, column: str) -> pd.Series:
                 column=column,
                 rows=bad,
             )
-        out = pd.Series(arr.astype(np.int64).astype(str), index=values.index)
+        if len(arr) and np.abs(arr).max() >= 2**53:  # past int64/exact floats: one by one
+            out = pd.Series([id_text(v) for v in arr], index=values.index)
+        else:
+            out = pd.Series(arr.astype(np.int64).astype(str), index=values.index)
     elif pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         out = values.astype(np.int64).astype(str)
     elif pd.api.types.infer_dtype(values, skipna=False) == "string":  # already strings
         out = values
     else:
-        out = values.map(_id_to_str)
+        out = values.map(id_text)
     out = out.astype(str).str.strip()
     empty = (out == "").to_numpy()
     if empty.any():
@@ -180,12 +189,6 @@ def normalize_ids(values: pd.Series, *, source: str, column: str) -> pd.Series:
             fix="every row needs a non-empty id.",
         )
     return out
-
-
-def _id_to_str(value: object) -> str:
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _numeric(
@@ -200,7 +203,11 @@ def _numeric(
     ``allow_nan``: an empty cell, kept as NaN)."""
     raw = frame[column]
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    empty = raw.isna().to_numpy() if allow_nan else np.zeros(len(raw), dtype=bool)
+    if allow_nan:  # an empty cell, or one of spaces, is no value
+        blank = raw.astype("string").str.strip().eq("").fillna(False)
+        empty = (raw.isna() | blank).to_numpy(dtype=bool)
+    else:
+        empty = np.zeros(len(raw), dtype=bool)
     bad = (~np.isfinite(values) & ~empty) | (values < 0) | ((values == 0) & (not allow_zero))
     if bad.any():
         rows = np.flatnonzero(bad)

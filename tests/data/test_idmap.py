@@ -3,9 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from hybrid_rec.data.idmap import IdMap
+from hybrid_rec.data.idmap import IdMap, id_list
+from hybrid_rec.data.schema import normalize_ids
 from hybrid_rec.errors import DataValidationError, ModelFileError, UnknownIdError
 
 
@@ -49,3 +51,16 @@ def test_save_load(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(ModelFileError, match=r"bad\.json"):
         IdMap.load(tmp_path / "bad.json")
+
+
+def test_every_entry_point_reads_an_id_as_the_validators_store_it() -> None:
+    raw = pd.Series([7.0, np.float32(8.0), True, " 42", b"ab", 1e20], dtype=object)
+    stored = normalize_ids(raw, source="ids", column="item_id").tolist()
+    assert stored == ["7", "8", "1", "42", "ab", "100000000000000000000"]
+    assert id_list(raw.tolist()) == stored
+    ids = IdMap(stored)
+    assert ids.to_internal(raw.tolist()).tolist() == list(range(6))
+    assert ids.lookup([np.int64(7), 8, "x"]).tolist() == [0, 1, -1]
+    assert id_list("SKU-1") == ["SKU-1"] and id_list(12) == ["12"]
+    with pytest.raises(DataValidationError, match="an id or a list"):
+        id_list(None)

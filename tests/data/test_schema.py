@@ -93,6 +93,8 @@ def test_missing_rating_means_unrated_and_survives_min_rating() -> None:
     frame = pd.DataFrame(
         {"user_id": ["u", "v", "w"], "item_id": ["a", "b", "c"], "rating": [5.0, np.nan, 2.0]}
     )
+    spaces = frame.astype({"rating": object}).assign(rating=["5", "  ", "2"])  # a CSV's blank
+    assert np.isnan(validate_interactions(spaces)["rating"].iloc[1])
     out = validate_interactions(frame)
     assert np.isnan(out["rating"].iloc[1]) and out["rating"].iloc[0] == 5.0
     liked = validate_interactions(frame, config=DataConfig(min_rating=4))
@@ -182,8 +184,8 @@ def test_not_a_frame() -> None:
 
 
 def test_missing_ids_suggest_the_likely_column_or_the_delimiter() -> None:
-    shop = pd.DataFrame({"customer_id": ["c1"], "sku": ["s1"]})
-    with pytest.raises(DataValidationError, match=r"rename customer_id → user_id, sku → item_id"):
+    shop = pd.DataFrame({"Customer ID": ["c1"], "sku": ["s1"]})
+    with pytest.raises(DataValidationError, match=r"rename Customer ID → user_id, sku → item_id"):
         validate_interactions(shop)
     excel = pd.DataFrame({"user_id;item_id;timestamp": ["u;i;1"]})
     with pytest.raises(DataValidationError, match="delimited by ';'"):

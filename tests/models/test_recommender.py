@@ -169,10 +169,19 @@ def test_nothing_passes_the_filters_gives_an_empty_frame(
     none = {"category": "no such category"}
     with caplog.at_level("WARNING", logger="hybrid_rec"):
         out = fitted.recommend([user], k=5, filters=none)
-    assert out.empty and list(out.columns) == ["user_id", "item_id", "score", "rank"]
-    assert "no item passes" in caplog.text and "1 candidate" not in caplog.text
-    assert fitted.recommend_for_new_user(text="anything", k=5, filters=none).empty
-    assert fitted.similar_items(clustered.items["item_id"].iloc[0], k=5, filters=none).empty
+    assert out.empty and "no item passes" in caplog.text and "1 candidate" not in caplog.text
+    item = clustered.items["item_id"].iloc[0]
+    pairs = [  # (empty, normal): same columns, same dtypes
+        (out, fitted.recommend([user], k=5)),
+        (
+            fitted.recommend_for_new_user(text="anything", k=5, filters=none),
+            fitted.recommend_for_new_user(text="anything", k=5),
+        ),
+        (fitted.similar_items(item, k=5, filters=none), fitted.similar_items(item, k=5)),
+    ]
+    for empty, normal in pairs:
+        assert empty.empty and len(normal)
+        pd.testing.assert_series_equal(empty.dtypes, normal.dtypes)
     popular = fitted.recommend(["nobody"], k=5, filters=none, unknown_users="popular")
     assert popular.empty
 
@@ -189,9 +198,15 @@ def test_a_fixed_cold_offset_is_used_instead_of_the_tuned_one(
         cfg.model.cold_offset = offset
         rec = HybridRecommender(cfg, encoder=HashingEncoder(256))
         rec.fit(log, clustered.items, show_progress=False)
-        assert rec.cold_bias_ == offset
+        assert rec.cold_bias_ == offset and rec.prior_weight_ == 0.0
         shares[offset] = rec.recommend(users, k=10)["item_id"].isin(new).mean()
     assert shares[-1.0] < 0.05 < 0.5 < shares[1.0]
+    # a log too small to hold anything out for validation still honours it
+    cfg = small_config(epochs=1)
+    cfg.model.cold_offset = -0.5
+    tiny = HybridRecommender(cfg, encoder=HashingEncoder(64))
+    tiny.fit(log.head(30), clustered.items, show_progress=False)
+    assert tiny.cold_bias_ == -0.5
 
 
 def test_partial_fit_moves_user_toward_new_feedback(
