@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -1444,8 +1445,27 @@ class HybridRecommender:
 
     @classmethod
     def load(cls, directory: str | Path, *, encoder: Encoder | None = None) -> HybridRecommender:
-        """Load a directory written by :meth:`save`, verifying every file's sha256."""
+        """Load a directory written by :meth:`save`, verifying every file's sha256.
+
+        A save (``hybrid-rec add-items`` in place, say) replaces the whole directory
+        with one rename; a load that overlapped it, and so may have checked one
+        version and read another, is started again.
+        """
         d = Path(directory)
+        for _ in range(3):
+            before = _identity(d)
+            try:
+                rec = cls._load_once(d, encoder)
+            except ModelFileError:
+                if _identity(d) == before:
+                    raise
+                continue
+            if _identity(d) == before:
+                return rec
+        raise ModelFileError(f"{d}: the model kept being replaced while it loaded; try again.")
+
+    @classmethod
+    def _load_once(cls, d: Path, encoder: Encoder | None) -> HybridRecommender:
         manifest = read_manifest(d, library_version=__version__)
         config = RecommenderConfig.model_validate_json((d / "config.json").read_text())
         rec = cls(config, encoder=encoder)
@@ -1606,6 +1626,15 @@ class HybridRecommender:
             f"HybridRecommender(users={len(self.user_ids_)}, items={len(self.item_ids_)}, "
             f"dim={self.config.model.dim}, index={self.index_.factory})"
         )
+
+
+def _identity(directory: Path) -> tuple[int, int] | None:
+    """Which directory ``directory`` names now (device, inode): a save swaps in a new one."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _internal_holdout(

@@ -289,6 +289,29 @@ def test_save_load_gives_identical_recommendations(
     assert not list((tmp_path / "m").glob("*.pkl"))
 
 
+def test_a_load_overlapping_a_save_starts_again(
+    fitted: HybridRecommender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybrid_rec import recommender as module
+
+    d = tmp_path / "m"
+    fitted.save(d)
+    grown = HybridRecommender.load(d, encoder=HashingEncoder(256))
+    grown.add_items(synthetic_new_items(2, cluster=0, seed=3, start_id=30_000))
+    real, calls = module.read_manifest, []
+
+    def swapped_after_the_check(directory: Path, **kwargs: Any) -> dict[str, Any]:
+        manifest = real(directory, **kwargs)
+        calls.append(directory)
+        if len(calls) == 1:  # `hybrid-rec add-items` saving in place, mid-load
+            grown.save(d)
+        return manifest
+
+    monkeypatch.setattr(module, "read_manifest", swapped_after_the_check)
+    loaded = HybridRecommender.load(d, encoder=HashingEncoder(256))
+    assert len(calls) == 2 and len(loaded.item_ids_) == len(fitted.item_ids_) + 2
+
+
 def test_load_rejects_tampered_or_foreign_directories(
     fitted: HybridRecommender, tmp_path: Path
 ) -> None:
