@@ -442,6 +442,37 @@ class AddExisting(StrEnum):
     skip = "skip"
 
 
+@app.command("recommend-new")
+def recommend_new_cmd(
+    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    liked: Annotated[
+        list[str] | None, typer.Option("--liked", help="An item the new user likes (repeatable).")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option(help="Their taste in words, e.g. 'loose green tea'.")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many items.")] = 10,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="Attribute filter, as for `recommend` (repeatable)."),
+    ] = None,
+) -> None:
+    """Top-k items for someone with no history: a few liked items and/or a taste in words."""
+    from hybrid_rec.recommender import HybridRecommender
+
+    filters = _parse_filters(filter_ or [])
+    if not liked and not (text or "").strip():
+        raise typer.BadParameter("give --liked ITEM (repeatable) and/or --text.")
+    rec = HybridRecommender.load(model_dir)
+    frame = rec.recommend_for_new_user(liked_items=liked or [], text=text, k=k, filters=filters)
+    if frame.empty:
+        typer.echo("no recommendations (no item passes the filters)", err=True)
+        return
+    frame = frame.merge(rec.items_, on=Columns.item, how="left")
+    cols = [c for c in ("rank", "item_id", "score", "title") if c in frame.columns]
+    typer.echo(frame[cols].to_string(index=False))
+
+
 class OnExisting(StrEnum):
     error = "error"
     skip = "skip"

@@ -50,7 +50,8 @@ class DataConfig(_Stage):
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     """Training weight per event type. Weights given here are merged over the defaults
     (``view`` 1, ``click`` 2, ``add_to_cart`` 3, ``rating`` 3, ``review`` 4, ``purchase`` 5),
-    so ``[data.event_weights] wishlist = 1.5`` adds one type and keeps the others."""
+    so ``[data.event_weights] wishlist = 1.5`` adds one type and keeps the others.
+    A weight of 0 ignores a type: its rows are dropped when the log is read."""
     unknown_event: Literal["error", "default"] = "error"
     default_event_weight: float = 1.0
     unknown_items: Literal["error", "drop"] = "error"
@@ -72,9 +73,9 @@ class DataConfig(_Stage):
     @field_validator("event_weights")
     @classmethod
     def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = {k: v for k, v in value.items() if not (v > 0 and v < float("inf"))}
+        bad = {k: v for k, v in value.items() if not (v >= 0 and v < float("inf"))}
         if bad:
-            raise ValueError(f"event weights must be positive and finite, got {bad}")
+            raise ValueError(f"event weights must be finite and >= 0, got {bad}")
         return {k.strip().lower(): float(v) for k, v in value.items()}
 
 

@@ -918,10 +918,13 @@ class HybridRecommender:
         if store is None:
             return None
         opened = store if isinstance(store, EmbeddingStore) else EmbeddingStore.open(store)
-        if opened.encoder_name != self.encoder.name:
+        # a loaded model knows its encoder's name without building it: a store that holds
+        # every new item then spares the model load too
+        name = self._saved_encoder if self._encoder is None else None
+        if opened.encoder_name != (name or self.encoder.name):
             raise EmbeddingStoreError(
                 f"{opened.directory}: its vectors come from encoder {opened.encoder_name!r}, "
-                f"but this model embeds with {self.encoder.name!r}; vectors from different "
+                f"but this model embeds with {name or self.encoder.name!r}; vectors from different "
                 "encoders cannot be mixed. Fix: re-embed with the model's encoder "
                 "(`hybrid-rec embed`), or leave the store out."
             )

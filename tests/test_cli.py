@@ -381,3 +381,20 @@ def test_recommend_filter_option(
     assert (recs["category"].astype(str) == category).all() and (recs["price"] < 20).all()
     bad = _cli("recommend", user, "--model-dir", str(model_dir), "--filter", "price")
     assert bad.returncode == 2 and "COLUMN=VALUE" in bad.stderr
+
+
+def test_recommend_new_from_liked_items_and_text(
+    model_dir: Path, synthetic_files: tuple[Path, ...]
+) -> None:
+    items = pd.read_csv(synthetic_files[1])
+    liked = [str(i) for i in items["item_id"].iloc[:2]]
+    args = ["recommend-new", "--model-dir", str(model_dir), "-k", "4"]
+    done = _cli(*args, "--liked", liked[0], "--liked", liked[1], "--text", "a quiet kettle")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.strip().splitlines()[1:]]
+    assert [r[0] for r in rows] == ["1", "2", "3", "4"]
+    assert not {r[1] for r in rows} & set(liked)  # liked items are left out
+    nothing = _cli("recommend-new", "--model-dir", str(model_dir))
+    assert nothing.returncode == 2 and "--liked" in nothing.stderr
+    unknown = _cli(*args, "--liked", "no-such-item")
+    assert unknown.returncode == 2 and "no-such-item" in unknown.stderr

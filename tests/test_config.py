@@ -26,7 +26,7 @@ def test_defaults_and_toml(tmp_path: Path) -> None:
     [
         ("[model]\ndim = -1\n", "model.dim"),
         ("[model]\nflavour = 1\n", "flavour"),
-        ("[data]\nevent_weights = {view = -2}\n", "positive"),
+        ("[data]\nevent_weights = {view = -2}\n", ">= 0"),
         ("not toml [", "not valid TOML"),
     ],
 )

@@ -38,6 +38,8 @@ class ValidationReport:
 
     dropped_unknown_items: int = 0
     dropped_low_rating: int = 0
+    dropped_ignored_events: int = 0
+    """Rows of event types whose weight is 0 (``[data.event_weights] view = 0``)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -387,8 +389,11 @@ def validate_interactions(
     weight = np.ones(len(frame), dtype=np.float64)
     if C.timestamp in frame.columns:
         out[C.timestamp] = _timestamps(frame, src, cfg.timestamp_unit)
+    ignored = np.zeros(len(frame), dtype=bool)
     if C.event in frame.columns:
-        weight *= _event_weights(frame, src, cfg)
+        event_weight = _event_weights(frame, src, cfg)
+        ignored = event_weight == 0
+        weight *= event_weight
         out[C.event] = frame[C.event].astype(str).str.strip().str.lower()
     if C.weight in frame.columns:
         weight *= _numeric(frame, C.weight, src)
@@ -396,6 +401,9 @@ def validate_interactions(
         out[C.rating] = _numeric(frame, C.rating, src, allow_nan=True).astype(np.float32)
     out[C.weight] = weight.astype(np.float32)
 
+    if ignored.any():
+        rep.dropped_ignored_events = int(ignored.sum())
+        out = out[~ignored]
     if cfg.min_rating is not None and C.rating in out.columns:
         ratings = out[C.rating].to_numpy()
         keep = np.isnan(ratings) | (ratings >= cfg.min_rating)
@@ -407,7 +415,7 @@ def validate_interactions(
         raise DataValidationError(
             "no interactions left after cleaning.",
             source=src,
-            fix="check min_rating and that item ids match the catalogue.",
+            fix="check min_rating, event weights of 0, and that item ids match the catalogue.",
         )
     return out.reset_index(drop=True)
 

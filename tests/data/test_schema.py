@@ -199,3 +199,15 @@ def test_an_unread_time_or_event_column_is_warned_about(caplog: pytest.LogCaptur
     assert "timestamp" not in out.columns
     assert "'ts' is not read; rename it to 'timestamp'" in caplog.text
     assert "'event_type' is not read; rename it to 'event'" in caplog.text
+
+
+def test_an_event_weight_of_zero_ignores_that_type() -> None:
+    raw = pd.DataFrame(
+        {"user_id": ["u", "u", "v"], "item_id": ["a", "b", "c"], "event": ["view", "buy", "view"]}
+    )
+    report = ValidationReport()
+    cfg = DataConfig(event_weights={"view": 0, "buy": 4})
+    out = validate_interactions(raw, config=cfg, report=report)
+    assert out["item_id"].tolist() == ["b"] and report.dropped_ignored_events == 2
+    with pytest.raises(DataValidationError, match="event weights of 0"):
+        validate_interactions(raw[raw["event"] == "view"], config=cfg)

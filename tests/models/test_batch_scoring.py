@@ -281,3 +281,19 @@ def test_a_store_spares_the_encoder_and_gives_the_same_scores(
     other = EmbeddingStore.for_encoder(tmp_path / "other", HashingEncoder(64))
     with pytest.raises(EmbeddingStoreError, match="hashing-v1-d64"):
         rec.score_cold_items(new, k=6, store=other)
+
+
+def test_a_store_holding_every_new_item_spares_building_the_encoder(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    rec = HybridRecommender.load(model_dir, encoder=HashingEncoder(256))
+    new = synthetic_new_items(12, cluster=2, seed=9, start_id=80_000)
+    store = EmbeddingStore.for_encoder(tmp_path / "vectors", rec.encoder)
+    store.sync(item_texts(new, rec.config.content), rec.encoder)
+    want = rec.score_cold_items(new, k=5)
+    fresh = HybridRecommender.load(model_dir)  # the encoder comes from the config, lazily
+    got = fresh.score_cold_items(new, k=5, store=tmp_path / "vectors")
+    assert fresh._encoder is None  # never built: every vector came from the store
+    pd.testing.assert_frame_equal(got, want)
+    fresh.add_items(new, store=tmp_path / "vectors")
+    assert fresh._encoder is None and len(fresh.similar_items(new["item_id"].iloc[0], k=3)) == 3
