@@ -101,8 +101,8 @@ def train_model(
     stale = 0
     start = time.perf_counter()
     quiet = _progress_disabled() if show_progress is None else not show_progress
-    bar = tqdm(range(n_epochs), desc="training", unit="epoch", disable=quiet)
-    for epoch in bar:
+    bar = tqdm(total=n_epochs, desc="training", unit="epoch", disable=quiet)
+    for epoch in range(n_epochs):
         model.train()
         total, steps = 0.0, 0
         for idx, group in _batches(data.users, batch_size, per_history, rng):
@@ -124,12 +124,15 @@ def train_model(
         result.losses.append(epoch_loss)
         result.epochs_run = epoch + 1
         if validate is None:
-            bar.set_postfix(loss=f"{epoch_loss:.4f}")
+            bar.set_postfix(loss=f"{epoch_loss:.4f}", refresh=False)
+            bar.update(1)
             continue
         model.eval()
         score = float(validate(model))
         result.scores.append(score)
-        bar.set_postfix(loss=f"{epoch_loss:.4f}", val=f"{score:.4f}")
+        # the bar counts an epoch once it is done, validation included, as the log does
+        bar.set_postfix(loss=f"{epoch_loss:.4f}", val=f"{score:.4f}", refresh=False)
+        bar.update(1)
         log.info("epoch %d: loss %.4f, validation %.4f", epoch + 1, epoch_loss, score)
         if result.best_score is None or score > result.best_score:
             result.best_score, result.best_epoch, stale = score, epoch + 1, 0

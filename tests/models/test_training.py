@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -64,3 +65,18 @@ def test_batching_groups_only_large_logs_unless_told() -> None:
     assert batching(LARGE_LOG, auto) == (1024, 4)
     told = ModelConfig(batch_size=256, targets_per_history=2)
     assert batching(10, told) == batching(10 * LARGE_LOG, told) == (256, 2)
+
+
+def test_the_progress_bar_counts_the_epochs_that_ran(
+    clustered: Dataset,
+    small_config: Callable[..., RecommenderConfig],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = small_config(epochs=30)
+    cfg.model.patience = 1  # stops early: a bar driven by the loop would read one short
+    rec = HybridRecommender(cfg, encoder=HashingEncoder(64)).fit(
+        clustered.interactions.head(2_000), clustered.items, show_progress=True
+    )
+    assert rec.train_result_.epochs_run < 30
+    shown = re.findall(r"(\d+)/30 \[", capsys.readouterr().err)
+    assert shown and int(shown[-1]) == rec.train_result_.epochs_run
