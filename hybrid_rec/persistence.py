@@ -110,7 +110,7 @@ def check_replaceable(dest: str | Path) -> None:
             f"{MANIFEST}); saving there would delete what it holds ({_quote(entries)}). "
             "Save the model to a new or empty directory, or move those files out first."
         )
-    extra = [n for n in entries if n != MANIFEST and n not in files]
+    extra = _unlisted(dest, files)
     if extra:
         raise ModelFileError(
             f"{dest}: holds a saved model plus files that are not part of it "
@@ -161,11 +161,7 @@ def read_manifest(directory: str | Path, *, library_version: str) -> dict[str, A
                 f"{f}: sha256 mismatch — the file was changed or corrupted after saving. "
                 "Restore it or save the model again."
             )
-    unlisted = sorted(
-        p.name
-        for p in d.iterdir()
-        if p.name != MANIFEST and p.name not in files and not _desktop_junk(p.name)
-    )
+    unlisted = _unlisted(d, files)
     if unlisted:
         raise ModelFileError(
             f"{d}: {_quote(unlisted)} not listed in {MANIFEST}, so it cannot be verified "
@@ -209,6 +205,16 @@ def _manifest_files(manifest: dict[str, Any], path: Path) -> dict[str, str]:
                 f"{type(digest).__name__}, not a string). Save the model again."
             )
     return files
+
+
+def _unlisted(directory: Path, files: dict[str, str]) -> list[str]:
+    """Entries of ``directory`` that are neither the manifest, nor listed in it, nor
+    desktop junk: what a replace would delete and a load could not verify."""
+    return sorted(
+        p.name
+        for p in directory.iterdir()
+        if p.name != MANIFEST and p.name not in files and not _desktop_junk(p.name)
+    )
 
 
 _DESKTOP_JUNK = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".directory"})

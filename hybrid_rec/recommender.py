@@ -205,7 +205,7 @@ class HybridRecommender:
             show_progress=show_progress,
         )
         self._fitted = True
-        self.cold_bias_ = 0.0
+        self.cold_bias_ = float(cfg.model.cold_offset or 0.0)  # tuning may choose another
         self.neighbour_weight_ = 0.0
         # the tuning steps read the vectors, not the index: it is built once, at the end
         self._refresh_vectors(build_index=False)
@@ -217,8 +217,6 @@ class HybridRecommender:
             self.cold_bias_, self.taste_weight_, self.prior_weight_ = self._tune_offsets(
                 validation, natural_share=natural
             )
-        elif cfg.model.cold_offset is not None:  # too few interactions to hold any out
-            self.cold_bias_ = float(cfg.model.cold_offset)
         if holdout is not None:  # fold the early-stopping interactions back in
             self._absorb(holdout, fold_in=True, refresh=False)
         self._refresh_vectors()  # the pseudo-cold items, folded in, join the neighbour base
@@ -920,11 +918,11 @@ class HybridRecommender:
         opened = store if isinstance(store, EmbeddingStore) else EmbeddingStore.open(store)
         # a loaded model knows its encoder's name without building it: a store that holds
         # every new item then spares the model load too
-        name = self._saved_encoder if self._encoder is None else None
-        if opened.encoder_name != (name or self.encoder.name):
+        expected = (self._saved_encoder if self._encoder is None else None) or self.encoder.name
+        if opened.encoder_name != expected:
             raise EmbeddingStoreError(
                 f"{opened.directory}: its vectors come from encoder {opened.encoder_name!r}, "
-                f"but this model embeds with {name or self.encoder.name!r}; vectors from different "
+                f"but this model embeds with {expected!r}; vectors from different "
                 "encoders cannot be mixed. Fix: re-embed with the model's encoder "
                 "(`hybrid-rec embed`), or leave the store out."
             )
