@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -69,6 +70,10 @@ from hybrid_rec.persistence import atomic_directory, load_npy, read_manifest, wr
 __all__ = ["HybridRecommender"]
 
 log = logging.getLogger(__name__)
+
+# Set while recommend_batch runs its chunks: it has warned about k once already.
+_K_WARNED = contextvars.ContextVar("hybrid_rec_k_warned", default=False)
+
 C = Columns
 
 # Special event tokens of the user tower (index 0 is padding).
@@ -610,9 +615,9 @@ class HybridRecommender:
         filters, and the caller returns an empty frame)."""
         if not isinstance(k, int | np.integer) or isinstance(k, bool) or k <= 0:
             raise DataValidationError(f"k must be a positive integer, got {k!r}.", source="k")
-        if n == 0:
+        if n == 0 and not _K_WARNED.get():
             log.warning("no item passes the candidates/filters given; the result is empty.")
-        elif k > n:
+        elif k > n and not _K_WARNED.get():
             log.warning(
                 "k=%d is larger than the %d candidate items; at most %d per query "
                 "(fewer where seen or liked items are left out).",
@@ -1190,17 +1195,23 @@ class HybridRecommender:
             )
         if not len(ids) and output is None:
             return self.recommend([], k)
+        allowed = self._allowed(candidates, filters)
+        self._check_k(k, int(allowed.sum()) if allowed is not None else len(self.item_ids_))
         table = InputTable(pd.DataFrame({C.user: ids}))
 
         def process(chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
-            return self.recommend(
-                list(chunk[C.user]),
-                k,
-                candidates=candidates,
-                exclude_seen=exclude_seen,
-                filters=filters,
-                unknown_users=unknown_users,
-            )
+            token = _K_WARNED.set(True)  # warned once above, not once per chunk
+            try:
+                return self.recommend(
+                    list(chunk[C.user]),
+                    k,
+                    candidates=candidates,
+                    exclude_seen=exclude_seen,
+                    filters=filters,
+                    unknown_users=unknown_users,
+                )
+            finally:
+                _K_WARNED.reset(token)
 
         if output is None:
             return collect(table, process, chunk_size=chunk_size, show_progress=show_progress)

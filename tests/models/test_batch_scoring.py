@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -182,6 +183,25 @@ def test_recommend_batch_equals_recommend(
         [*users, "nobody"], 3, unknown_users="skip", output=tmp_path / "s.parquet"
     )
     assert skipped.skipped == 1 and skipped.rows == 23 * 3
+
+
+def test_recommend_batch_warns_once_not_per_chunk(
+    fitted: HybridRecommender, clustered: Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    users = list(clustered.info["user_cluster"])[:23]
+    with caplog.at_level(logging.WARNING, logger="hybrid_rec.recommender"):
+        empty = fitted.recommend_batch(users, 3, chunk_size=5, filters={"title": "no such"})
+    assert empty.empty and caplog.text.count("no item passes") == 1
+    caplog.clear()
+    n = len(fitted.item_ids_)
+    with caplog.at_level(logging.WARNING, logger="hybrid_rec.recommender"):
+        full = fitted.recommend_batch(users, n + 5, chunk_size=5)
+    assert caplog.text.count(f"k={n + 5} is larger") == 1
+    assert full.groupby("user_id").size().max() <= n
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hybrid_rec.recommender"):
+        fitted.recommend(users[:1], n + 5)  # the flag does not outlive the batch
+    assert caplog.text.count(f"k={n + 5} is larger") == 1
 
 
 def test_index_recall_is_saved_for_approximate_indexes_only(
