@@ -381,6 +381,23 @@ def results_table(methods: dict[str, Any], k: int) -> list[str]:
     return lines
 
 
+def fewer_users(methods: dict[str, Any]) -> str:
+    """A sentence naming the methods scored on fewer users than the others (a method
+    that cannot score users without training history leaves them out), or ``""``.
+    Their means are over other users, so such rows do not compare like for like."""
+    gaps = []
+    for s in SETTINGS:
+        most = max((m[s]["n_users"] for m in methods.values()), default=0)
+        gaps += [
+            f"{name} {s} {res[s]['n_users']} of {most}"
+            for name, res in methods.items()
+            if res[s]["n_users"] < most
+        ]
+    if not gaps:
+        return ""
+    return f"Scored on fewer users (users without training history left out): {'; '.join(gaps)}."
+
+
 def results_section(
     key: str, entry: dict[str, Any], *, generator: str = "scripts/evaluate.py"
 ) -> str:
@@ -412,6 +429,7 @@ def results_section(
         "",
         *results_table(entry["methods"], k),
         "",
+        *([gap, ""] if (gap := fewer_users(entry["methods"])) else []),
         f"![recall by popularity decile](recall_by_decile_{key}.png)",
         f"<!-- quality:{key}:end -->",
     ]
@@ -449,6 +467,8 @@ def format_table(key: str, methods: dict[str, Any], k: int) -> str:
             f"{name:<14}{cells}{_fmt(res['all']['coverage'], 2):>7}"
             f"{_fmt(res['all']['long_tail_share'], 2):>7}{_fmt(res.get('fit_s'), 1):>8}"
         )
+    if gap := fewer_users(methods):
+        lines.append(gap)
     return "\n".join(lines)
 
 

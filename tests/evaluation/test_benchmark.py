@@ -56,6 +56,27 @@ def test_table_cells_show_sd_only_for_repeated_methods() -> None:
     assert lines[3].startswith("| b | 0.2500 | 0.1250 |")
 
 
+def test_methods_scored_on_fewer_users_are_named() -> None:
+    full, short = _run(0.3, 0.2, 1.0, 0.3), _run(0.5, 0.4, 1.0, 0.3)
+    short["cold"] = {**short["cold"], "n_users": 7}
+    methods = {"hybrid": full, "knn": short}
+    gap = benchmark.fewer_users(methods)
+    assert gap.endswith("knn cold 7 of 10.") and "hybrid" not in gap
+    assert benchmark.fewer_users({"hybrid": full, "b": _run(0.1, 0.1, 1.0, 0.3)}) == ""
+    assert gap in benchmark.format_table("x", methods, 20)
+    entry = {
+        "meta": {
+            "k": 20,
+            "split": {"seed": 42, "n_warm_items": 8, "n_cold_items": 2},
+            "encoder": "hashing",
+            "long_tail_max": 5,
+            "date": "2026-12-06",
+        },
+        "methods": methods,
+    }
+    assert gap in benchmark.results_section("x", entry)
+
+
 def test_repeats_on_the_command_line(tmp_path: Path) -> None:
     cmd = [sys.executable, str(SCRIPT), "--dataset", "synthetic", "--encoder", "hashing"]
     cmd += ["--methods", "random", "popularity", "--repeats", "2", "--out", str(tmp_path)]
