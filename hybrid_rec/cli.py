@@ -415,7 +415,6 @@ def recommend_cmd(
     ] = None,
 ) -> None:
     """Top-k items for known users."""
-    from hybrid_rec.data.io import write_table
     from hybrid_rec.recommender import HybridRecommender
 
     if out is not None:
@@ -424,17 +423,26 @@ def recommend_cmd(
     rec = HybridRecommender.load(model_dir)
     _check_users(rec, users, unknown_users)
     frame = rec.recommend(users, k=k, unknown_users=unknown_users.value, filters=filters)
+    why = "no item passes the filters" if filters else "every user was unknown and skipped"
+    _show_items(frame, rec, out, empty_because=why)
+
+
+def _show_items(
+    frame: pd.DataFrame, rec: HybridRecommender, out: Path | None, *, empty_because: str
+) -> None:
+    """Recommendations joined to the item table: written to ``out``, or printed
+    (rank, item, score, title; the user too where there is one)."""
+    from hybrid_rec.data.io import write_table
+
     frame = frame.merge(rec.items_, on=Columns.item, how="left")
     if out is not None:
         write_table(frame, out)
         typer.echo(f"wrote {len(frame)} rows to {out}")
-        return
-    if frame.empty:
-        why = "no item passes the filters" if filters else "every user was unknown and skipped"
-        typer.echo(f"no recommendations ({why})", err=True)
-        return
-    cols = [c for c in ("user_id", "rank", "item_id", "score", "title") if c in frame.columns]
-    typer.echo(frame[cols].to_string(index=False))
+    elif frame.empty:
+        typer.echo(f"no recommendations ({empty_because})", err=True)
+    else:
+        cols = ("user_id", "rank", "item_id", "score", "title")
+        typer.echo(frame[[c for c in cols if c in frame.columns]].to_string(index=False))
 
 
 class AddExisting(StrEnum):
@@ -456,21 +464,19 @@ def recommend_new_cmd(
         list[str] | None,
         typer.Option("--filter", help="Attribute filter, as for `recommend` (repeatable)."),
     ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write CSV/Parquet/JSONL instead.")] = None,
 ) -> None:
     """Top-k items for someone with no history: a few liked items and/or a taste in words."""
     from hybrid_rec.recommender import HybridRecommender
 
+    if out is not None:
+        _output_format(out)
     filters = _parse_filters(filter_ or [])
     if not liked and not (text or "").strip():
         raise typer.BadParameter("give --liked ITEM (repeatable) and/or --text.")
     rec = HybridRecommender.load(model_dir)
     frame = rec.recommend_for_new_user(liked_items=liked or [], text=text, k=k, filters=filters)
-    if frame.empty:
-        typer.echo("no recommendations (no item passes the filters)", err=True)
-        return
-    frame = frame.merge(rec.items_, on=Columns.item, how="left")
-    cols = [c for c in ("rank", "item_id", "score", "title") if c in frame.columns]
-    typer.echo(frame[cols].to_string(index=False))
+    _show_items(frame, rec, out, empty_because="no item passes the filters")
 
 
 class OnExisting(StrEnum):

@@ -398,3 +398,11 @@ def test_recommend_new_from_liked_items_and_text(
     assert nothing.returncode == 2 and "--liked" in nothing.stderr
     unknown = _cli(*args, "--liked", "no-such-item")
     assert unknown.returncode == 2 and "no-such-item" in unknown.stderr
+    out = model_dir.parent / "new_user.csv"
+    written = _cli(*args, "--liked", liked[0], "--out", str(out))
+    assert written.returncode == 0 and f"wrote 4 rows to {out}" in written.stdout
+    table = pd.read_csv(out, dtype={"item_id": str})
+    assert list(table["rank"]) == [1, 2, 3, 4] and "title" in table.columns
+    assert liked[0] not in set(table["item_id"])
+    bad_out = _cli(*args, "--liked", liked[0], "--out", str(out.with_suffix(".txt")))
+    assert bad_out.returncode == 2 and not out.with_suffix(".txt").exists()
