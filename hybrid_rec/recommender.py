@@ -1412,6 +1412,7 @@ class HybridRecommender:
                         "has_time": self._has_time,
                         "content_dim": int(self.content_.shape[1]),
                         "cold_bias": self.cold_bias_,
+                        "index_factory": self.index_.factory,
                         "taste_weight": self.taste_weight_,
                         "prior_weight": self.prior_weight_,
                         "neighbour_weight": self.neighbour_weight_,
@@ -1537,7 +1538,10 @@ class HybridRecommender:
         rec._derive()
         rec.cold_bias_ = float(meta.get("cold_bias", 0.0))
         rec.index_ = VectorIndex.load(
-            d / "items.faiss", rec._index_vectors(np.arange(len(rec.item_vectors_))), config.index
+            d / "items.faiss",
+            rec._index_vectors(np.arange(len(rec.item_vectors_))),
+            config.index,
+            factory=meta.get("index_factory"),
         )
         if encoder is not None and encoder.name != manifest.get("encoder"):
             raise ModelFileError(

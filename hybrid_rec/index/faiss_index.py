@@ -102,7 +102,7 @@ class VectorIndex:
     @property
     def kind(self) -> str:
         """The factory string, or the FAISS class name of a loaded index."""
-        if self.factory and self.factory != "loaded":
+        if self.factory:
             return self.factory
         return type(self._index).__name__ if self._index is not None else "empty"
 
@@ -261,9 +261,18 @@ class VectorIndex:
 
     @classmethod
     def load(
-        cls, path: str | Path, vectors: np.ndarray, config: IndexConfig | None = None
+        cls,
+        path: str | Path,
+        vectors: np.ndarray,
+        config: IndexConfig | None = None,
+        factory: str | None = None,
     ) -> VectorIndex:
-        """Read an index written by :meth:`save`, with the vectors it was built from."""
+        """Read an index written by :meth:`save`, with the vectors it was built from.
+
+        ``factory`` is the string the index was built with. It is needed only to rebuild
+        (when updated items are folded in before a save); without it a rebuild picks the
+        factory by catalogue size, as :meth:`build` does for a new index.
+        """
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
@@ -276,7 +285,7 @@ class VectorIndex:
         out = cls(index.d, config)
         out._index = index
         out._vectors = _as_matrix(vectors, index.d).copy()
-        out.factory = "loaded"
+        out.factory = factory
         return out
 
 

@@ -78,6 +78,20 @@ def test_save_load_roundtrip(tmp_path: Path) -> None:
         VectorIndex.load(tmp_path / "bad.faiss", x)
 
 
+@pytest.mark.parametrize("factory", ["Flat", "HNSW16,Flat", None])
+def test_a_loaded_index_with_updates_saves_again(tmp_path: Path, factory: str | None) -> None:
+    """Load, update, save: the fold-in rebuild needs a real factory, not a placeholder."""
+    x = _unit(300, 8, 12)
+    VectorIndex(8, factory=factory or "Flat").build(x).save(tmp_path / "a.faiss")
+    loaded = VectorIndex.load(tmp_path / "a.faiss", x, factory=factory)
+    target = _unit(1, 8, 13)
+    loaded.update(np.array([5]), target)
+    loaded.save(tmp_path / "b.faiss")  # raised a raw FAISS RuntimeError before
+    again = VectorIndex.load(tmp_path / "b.faiss", loaded.vectors, factory=factory)
+    assert again.search(target, 1)[1][0, 0] == 5
+    assert again.kind == (factory or "IndexFlatIP")
+
+
 def test_factory_by_memory_falls_back_to_ivf_pq() -> None:
     roomy = IndexConfig(exact_max_items=1000, memory_budget_gb=1.0)
     tight = IndexConfig(exact_max_items=1000, memory_budget_gb=0.001)  # about 1 MB

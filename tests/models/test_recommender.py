@@ -289,6 +289,24 @@ def test_save_load_gives_identical_recommendations(
     assert not list((tmp_path / "m").glob("*.pkl"))
 
 
+def test_load_partial_fit_save_load(
+    fitted: HybridRecommender, clustered: Dataset, tmp_path: Path
+) -> None:
+    """The nightly cycle: load yesterday's model, fold in today's feedback, save it again."""
+    fitted.save(tmp_path / "m")
+    rec = HybridRecommender.load(tmp_path / "m", encoder=HashingEncoder(256))
+    users = _cluster_users(clustered, 1)[:10]
+    item = clustered.interactions["item_id"].iloc[0]
+    t0 = int(clustered.interactions["timestamp"].max()) + 100
+    rec.partial_fit(
+        pd.DataFrame({"user_id": users, "item_id": item, "event": "purchase", "timestamp": t0})
+    )
+    rec.save(tmp_path / "m")
+    again = HybridRecommender.load(tmp_path / "m", encoder=HashingEncoder(256))
+    pd.testing.assert_frame_equal(rec.recommend(users, k=10), again.recommend(users, k=10))
+    assert again.index_.kind == fitted.index_.kind
+
+
 def test_a_load_overlapping_a_save_starts_again(
     fitted: HybridRecommender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
