@@ -8,7 +8,9 @@ turn every error into a readable message, never a traceback.
 
 from __future__ import annotations
 
+import datetime
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,7 +20,7 @@ import gradio as gr
 import pandas as pd
 
 from app.benchmarks import read_benchmarks
-from app.catalogue import ITEM_COL, USER_COL, Catalogue, cell_text
+from app.catalogue import ITEM_COL, USER_COL, Catalogue
 from app.explainer import Explainer, ExplanationView
 from app.locks import ReadWriteLock
 from app.render import (
@@ -220,7 +222,7 @@ class DemoApp:
             clean = [check_text(v, lim.max_attribute, column) for v in values]
             row[column] = self.catalogue.separator.join(v for v in clean if v) or None
         if "year" in cols:
-            row["year"] = None if year is None or cell_text(year) is None else int(year)
+            row["year"] = _check_year(year)
         if "keywords" in cols:
             words = check_text(keywords, lim.max_text, "keywords")
             parts = [w.strip() for w in words.split(",") if w.strip()]
@@ -339,3 +341,18 @@ class DemoApp:
         with self.lock.read():
             catalogue = self.catalogue_html()
         return catalogue, quality, gr.update(value=plot, visible=plot is not None), markdown
+
+
+def _check_year(year: float | None) -> int | None:
+    """A whole year from 1000 to ten years ahead; blank means unknown."""
+    if year is None or math.isnan(year):
+        return None
+    latest = datetime.date.today().year + 10
+    if not math.isfinite(year) or year != int(year) or not 1000 <= year <= latest:
+        raise DataValidationError(
+            f"year {year:g} is not a whole year from 1000 to {latest}.",
+            source="new item",
+            column="year",
+            fix="leave it blank if the year is unknown.",
+        )
+    return int(year)

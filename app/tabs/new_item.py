@@ -42,7 +42,12 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown) -> None:
                     visible=column is not None,
                     elem_id="item-attr",
                 ),
-                gr.Number(label="Year", precision=0, visible="year" in cols, elem_id="item-year"),
+                gr.Number(
+                    label="Year",
+                    value=None,  # blank, not 0: an untouched form has no year
+                    visible="year" in cols,
+                    elem_id="item-year",
+                ),
                 gr.Textbox(
                     label="Keywords (comma-separated)",
                     max_length=limits.max_text,

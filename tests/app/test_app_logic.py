@@ -21,7 +21,7 @@ from app.explainer import ExplanationView  # noqa: E402
 from app.locks import ReadWriteLock  # noqa: E402
 from app.render import render_error  # noqa: E402
 from app.server import use_explain_backend, warm_up_explanations  # noqa: E402
-from app.state import DemoApp  # noqa: E402
+from app.state import DemoApp, _check_year  # noqa: E402
 from hybrid_rec import HybridRecError, HybridRecommender, RecommenderConfig  # noqa: E402
 from hybrid_rec.data.datasets import Dataset, synthetic, synthetic_new_items  # noqa: E402
 from hybrid_rec.errors import ModelFileError  # noqa: E402
@@ -226,6 +226,26 @@ def test_add_item_errors_are_readable(
     assert "hr-error" in page and message in page, page
     assert picker == {"__type__": "update"}  # the picker is left alone
     assert len(state.catalogue) == n_before and not state.added
+
+
+@pytest.mark.parametrize("year", [0, -5, 1e20, float("inf"), 2026.7, 999, 9999])
+def test_a_new_item_year_must_be_a_whole_plausible_year(year: float) -> None:
+    with pytest.raises(HybridRecError, match="not a whole year"):
+        _check_year(year)
+
+
+def test_a_new_item_year_may_be_blank_or_whole() -> None:
+    assert _check_year(None) is None and _check_year(float("nan")) is None
+    assert _check_year(1997.0) == 1997
+
+
+def test_the_year_field_starts_blank(model_dir: Path, tmp_path: Path) -> None:
+    """An untouched year used to be 0, which made an empty form a valid item."""
+    rec = HybridRecommender.load(model_dir)
+    rec.items_ = rec.items_.assign(year=1990)  # a catalogue with a year column shows the field
+    demo = build_app(rec, max_k=5, benchmarks_dir=tmp_path)
+    years = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "item-year"]
+    assert len(years) == 1 and years[0].value is None and years[0].visible
 
 
 def test_added_items_are_escaped(state: DemoApp) -> None:
