@@ -178,9 +178,13 @@ def render_history(title_of: Callable[[str], str], history: pd.DataFrame) -> str
         if ts is not None and cell_text(ts) is not None:
             when = " · " + time.strftime("%Y-%m-%d", time.gmtime(int(ts)))
         title = escape(title_of(str(rec.item_id)))
+        what = str(rec.event)
+        rating = getattr(rec, "rating", None)
+        if rating is not None and cell_text(rating) is not None:
+            what += f" {rating:g}" if what == "rating" else f" · rated {rating:g}"
         rows.append(
             f'<div class="hr-hist-row"><span class="hr-hist-title" title="{title}">{title}'
-            f"<small>{escape(rec.event)}{escape(when)}</small></span>"
+            f"<small>{escape(what)}{escape(when)}</small></span>"
             f"{_bar(float(rec.attention) / top)}"
             f'<span class="hr-num">{float(rec.attention):.1%}</span></div>'
         )

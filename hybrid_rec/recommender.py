@@ -361,6 +361,7 @@ class HybridRecommender:
                 "i": self.item_ids_.to_internal(inter[C.item], kind="item"),
                 "w": inter[C.weight].to_numpy(np.float32),
                 "e": self._event_ids(inter),
+                "r": _ratings(inter),
             }
         )
         self._has_time = C.timestamp in inter.columns
@@ -1344,6 +1345,7 @@ class HybridRecommender:
                 "i": self.item_ids_.to_internal(inter[C.item], kind="item"),
                 "w": inter[C.weight].to_numpy(np.float32),
                 "e": self._event_ids(inter),
+                "r": _ratings(inter),
             }
         )
         last = int(self._log["t"].max()) if len(self._log) else 0
@@ -1520,6 +1522,8 @@ class HybridRecommender:
         rec.event_vocab_ = list(meta["event_vocab"])
         rec._has_time = bool(meta["has_time"])
         rec._log = pd.read_parquet(d / "interactions.parquet")
+        if "r" not in rec._log.columns:  # saved before ratings were kept
+            rec._log["r"] = np.float32(np.nan)
         rec.model_ = HybridModel(
             int(meta["content_dim"]),
             len(rec.item_ids_),
@@ -1578,34 +1582,51 @@ class HybridRecommender:
         """The user's latest history items (most recent first) with the user tower's
         attention weight on each: which past items drive this user's vector.
 
-        Returns ``item_id, event, timestamp, attention`` (timestamp is None without times).
+        Returns ``item_id, event, timestamp, rating, attention``: timestamp is None
+        without times; rating is the user's latest rating of the item, NaN where the
+        log has none (implicit feedback).
         """
         self._check_fitted()
         code = self.user_ids_.to_internal([user_id], kind="user")
         _, weights = self._user_vectors_for(code)
         items = self.histories_.items[code[0]]
         valid = items >= 0
+        rows = self._log[self._log["u"].to_numpy() == code[0]]
+        rated = rows.dropna(subset=["r"]).sort_values("t", kind="stable")
+        latest = rated.drop_duplicates("i", keep="last").set_index("i")["r"]
         return pd.DataFrame(
             {
                 C.item: self.item_ids_.to_external(items[valid]).astype(str),
                 C.event: [self.event_vocab_[e] for e in self.histories_.events[code[0]][valid]],
                 C.timestamp: self.histories_.times[code[0]][valid] if self._has_time else None,
+                C.rating: latest.reindex(items[valid]).to_numpy(np.float32),
                 "attention": weights[0][valid].astype(np.float32),
             }
         )
+
+    @property
+    def rating_range(self) -> tuple[float, float] | None:
+        """Lowest and highest rating in the interaction log; None without ratings."""
+        self._check_fitted()
+        r = self._log["r"].to_numpy()
+        r = r[~np.isnan(r)]
+        return (float(r.min()), float(r.max())) if len(r) else None
 
     def contributions(self, user_id: str, item_id: str) -> pd.DataFrame:
         """How much each history item supports recommending ``item_id`` to ``user_id``:
         attention weight x cosine(history item, item). Sorted, largest first.
 
-        Returns ``item_id, attention, similarity, contribution``.
+        Returns ``item_id, rating, attention, similarity, contribution`` (rating as in
+        :meth:`user_history`).
         """
         hist = self.user_history(user_id)
         target = self.item_vectors_[self.item_ids_.to_internal([item_id], kind="item")[0]]
         sims = self.item_vectors_[self.item_ids_.to_internal(hist[C.item], kind="item")] @ target
-        out = hist[[C.item, "attention"]].assign(similarity=sims.astype(np.float32))
+        out = hist[[C.item, C.rating, "attention"]].assign(similarity=sims.astype(np.float32))
         out = out.groupby(C.item, sort=False, as_index=False).agg(
-            attention=("attention", "sum"), similarity=("similarity", "first")
+            rating=(C.rating, "first"),
+            attention=("attention", "sum"),
+            similarity=("similarity", "first"),
         )  # an item seen twice counts once, with its summed attention
         out["contribution"] = out["attention"] * out["similarity"]
         return out.sort_values("contribution", ascending=False, kind="stable").reset_index(
@@ -1681,6 +1702,13 @@ def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
             if safe[col].dtype == object:
                 safe[col] = safe[col].map(lambda v: None if v is None else str(v))
         safe.to_parquet(path, index=False)
+
+
+def _ratings(inter: pd.DataFrame) -> np.ndarray:
+    """The rating column as float32, NaN where absent (kept for explanations, not training)."""
+    if C.rating not in inter.columns:
+        return np.full(len(inter), np.nan, dtype=np.float32)
+    return pd.to_numeric(inter[C.rating], errors="coerce").to_numpy(np.float32)
 
 
 def _digest(values: Sequence[str]) -> str:

@@ -162,6 +162,7 @@ class _Sequential:
 _EN = {
     "because": "You might like {title} because you enjoyed {items}.",
     "because_picked": "You might like {title} because you picked {items}.",
+    "because_history": "You might like {title} because of {items} in your history.",
     "shared": "Like {items}, it has the {label} {value}.",
     "shared_more": "Like {items}, it has the {label} {value}, and like {items2}, {label2}{value2}.",
     "taste_match": "Its {label} {value} fits the taste you described.",
@@ -180,6 +181,7 @@ _EN = {
 _ZH = {
     "because": "推荐{title}，因为你喜欢{items}。",
     "because_picked": "推荐{title}，因为你选择了{items}。",
+    "because_history": "推荐{title}，因为你的历史记录里有{items}。",
     "shared": "它和{items}一样，{label}是{value}。",
     "shared_more": "它和{items}一样，{label}是{value}；和{items2}一样，{label2}是{value2}。",
     "taste_match": "它的{label}是{value}，符合你描述的口味。",
@@ -253,7 +255,10 @@ def _lead_sentence(facts: Facts, phrases: dict[str, str], language: str, used: l
     if not items:
         return phrases["lead"].format(title=title)
     used.extend(f.id for f in items)
-    key = "because_picked" if items[0].kind == "picked_item" else "because"
+    if items[0].kind == "picked_item":
+        key = "because_picked"
+    else:  # "enjoyed" only when every item named was a positive signal
+        key = "because" if all(f.liked is not False for f in items) else "because_history"
     names = _join([_quote(f.title, language) for f in items], language)
     return phrases[key].format(title=title, items=names)
 

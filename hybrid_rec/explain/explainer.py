@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import re
@@ -144,6 +145,12 @@ _CLAIM = re.compile(
     re.IGNORECASE,
 )
 """Claims about reception, people or plot that facts never hold (allowed when they do)."""
+_LIKING = re.compile(
+    r"\byou(?:'ve| have)? (?:really |also )?(?:enjoyed|liked|loved|adored)\b|\byour favou?rites?\b"
+    r"|你喜欢过|因为你喜欢|你很喜欢",
+    re.IGNORECASE,
+)
+"""Phrases that say the user liked an item: wrong about an item they rated low."""
 _NAME_WORD = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*$|^[A-Z]\.?$|^Mc[A-Z][a-z]+$")
 _STARTERS = frozenset(
     [
@@ -323,6 +330,8 @@ def _fact_line(fact: Fact, facts: Facts) -> str:
     label = attribute_label(fact.attribute)
     by_id = facts.by_id()
     if fact.kind == "history_item":
+        if fact.liked is False:
+            return f"{_q(fact.title)} is in your history, though you rated it only {fact.value:g}"
         return f"you liked {_q(fact.title)}"
     if fact.kind == "picked_item":
         return f"you picked {_q(fact.title)} as something you like"
@@ -718,7 +727,27 @@ def check_explanation(
     claims = [w for w in dict.fromkeys(_CLAIM.findall(text)) if w.lower() not in known_text]
     if claims:
         problems.append(f"claims what the facts do not say ({', '.join(claims[:3])})")
+    problems.extend(_check_liking(text, facts))
     return CheckResult(not problems, tuple(problems), tuple(m.surface for m in found))
+
+
+def _sentences(text: str) -> list[str]:
+    cuts = [0, *(m.end() for m in _SENTENCE_END.finditer(text)), len(text)]
+    return [text[a:b] for a, b in itertools.pairwise(cuts) if text[a:b].strip()]
+
+
+def _check_liking(text: str, facts: Facts) -> list[str]:
+    """No sentence says the user liked a history item they rated low."""
+    low = [f.title for f in facts.of_kind("history_item") if f.liked is False and f.title]
+    if not low:
+        return []
+    return [
+        f"says you liked {title!r}, which you rated low"
+        for sentence in _sentences(text)
+        if _LIKING.search(sentence)
+        for title in low
+        if title.lower() in sentence.lower()
+    ]
 
 
 _CUES: dict[str, tuple[str, ...]] = {

@@ -68,6 +68,9 @@ FREE_TEXT_COLUMNS = ("description", "overview", "summary", "reviews", "text", "p
 """Free text: shown to the model (quoted, cut) for the recommended item only, never a fact."""
 PLACEHOLDERS = frozenset({"", "unknown", "nan", "none", "n/a", "na", "null", "other", "misc"})
 """Cell values that say nothing and never become facts."""
+LIKED_SHARE = 0.7
+"""A rating counts as liked from this share of the way up the log's rating range
+(4 and 5 on a 1-5 scale, 8 and up on 1-10)."""
 
 MAX_TITLE_CHARS = 80
 MAX_DESCRIPTION_CHARS = 160
@@ -110,10 +113,16 @@ class Fact:
     attribute, value
         Column and value for attribute facts (``"genres"``, ``"Drama"``); the
         number for popularity (interactions) and content-share facts.
+        For a history item, the user's rating of it (``None`` without one).
     weight
         How much the fact supports the recommendation (contribution, similarity, share).
     related
         Ids of the facts it relates to (the history items sharing an attribute).
+    liked
+        For a history item: whether the signal was positive. An implicit event
+        (view, purchase ...) is; a rating is when it is in the top part of the
+        log's rating range (:data:`LIKED_SHARE`), so an explanation never says
+        "you enjoyed" an item the user rated low. ``None`` for other facts.
     """
 
     id: str
@@ -124,6 +133,7 @@ class Fact:
     value: str | int | float | None = None
     weight: float | None = None
     related: tuple[str, ...] = ()
+    liked: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``related`` as a list)."""
@@ -461,15 +471,19 @@ def build_facts(
     target = _item(rec, item_id, columns, withhold)
     contrib = rec.contributions(str(user_id), str(item_id))
     contrib = contrib[(contrib[C.item] != target.item_id) & (contrib["contribution"] > 0)]
+    liked_from = _liked_from(rec.rating_range)
     history: list[tuple[Fact, _Item]] = []
     for n, row in enumerate(contrib.head(max_history).itertuples(index=False), start=1):
         item = _item(rec, str(getattr(row, C.item)), columns)
+        rating = float(getattr(row, C.rating))
         fact = Fact(
             id=f"h{n}",
             kind="history_item",
             item_id=item.item_id,
             title=item.title,
+            value=None if np.isnan(rating) else round(rating, 2),
             weight=round(float(row.contribution), 4),
+            liked=bool(np.isnan(rating) or rating >= liked_from),
         )
         history.append((fact, item))
     shared = _shared_facts(target, history, max_shared)
@@ -488,6 +502,14 @@ def build_facts(
         item_attributes=target.attributes,
         withheld=target.withheld,
     )
+
+
+def _liked_from(rating_range: tuple[float, float] | None) -> float:
+    """The lowest rating that counts as liked (any, when the log has one rating value)."""
+    if rating_range is None or rating_range[1] <= rating_range[0]:
+        return -np.inf
+    low, high = rating_range
+    return low + LIKED_SHARE * (high - low)
 
 
 def build_new_user_facts(

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +21,7 @@ from app.benchmarks import read_benchmarks  # noqa: E402
 from app.blocks import build_app  # noqa: E402
 from app.explainer import ExplanationView  # noqa: E402
 from app.locks import ReadWriteLock  # noqa: E402
-from app.render import render_error  # noqa: E402
+from app.render import render_error, render_history  # noqa: E402
 from app.server import use_explain_backend, warm_up_explanations  # noqa: E402
 from app.state import DemoApp, _check_year  # noqa: E402
 from hybrid_rec import HybridRecError, HybridRecommender, RecommenderConfig  # noqa: E402
@@ -435,3 +437,18 @@ def test_header_and_catalogue_tiles_render_plain_numbers(state: DemoApp) -> None
     assert "<b>50.0%</b> of the catalogue is cold or long tail" in tiles
     assert "2 added in this session" in tiles and "long tail (1–4)" in tiles
     assert state.header_html().startswith('<div class="hr-header">')
+
+
+def test_the_history_panel_shows_ratings() -> None:
+    history = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "event": ["rating", "purchase", "view"],
+            "timestamp": [0, 86_400, 2 * 86_400],
+            "rating": [2.0, 4.5, np.nan],
+            "attention": [0.5, 0.3, 0.2],
+        }
+    )
+    page = render_history(str.upper, history)
+    assert "rating 2 · 1970-01-01" in page and "purchase · rated 4.5" in page
+    assert "view · 1970-01-03" in page and "nan" not in page

@@ -281,3 +281,37 @@ def test_schema_bounds_everything() -> None:
     text_only = output_schema(["h1", "a1"], 200, cite=False)
     assert set(text_only["properties"]) == {"explanation"} == set(text_only["required"])
     assert text_only["properties"]["explanation"]["maxLength"] == 200
+
+
+@pytest.fixture(scope="module")
+def rated_low() -> Facts:
+    """As :func:`facts`, but the user rated Alien 3 low."""
+    return Facts(
+        item_id="2",
+        title="Aliens",
+        user_id="u",
+        item_attributes={"year": ("1986",), "genres": ("Action", "Sci-Fi", "Thriller")},
+        facts=(
+            Fact("h1", "history_item", item_id="1", title="Alien", value=5.0, liked=True),
+            Fact("h2", "history_item", item_id="3", title="Alien 3", value=1.0, liked=False),
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("You enjoyed Alien 3, so you might like Aliens.", False),
+        ("Because you liked Alien and Alien 3, try Aliens.", False),
+        ("Alien 3 is one of your favourites, and Aliens is its prequel.", False),
+        ("You enjoyed Alien. Alien 3 is in your history too.", True),
+        ("You might like Aliens because of Alien 3 in your history.", True),
+        ("Because you loved Alien, you may like Aliens.", True),
+    ],
+)
+def test_a_low_rated_item_is_never_called_liked(
+    text: str, ok: bool, rated_low: Facts, mentions: CatalogueMentions
+) -> None:
+    result = check(text, rated_low, mentions)
+    assert result.ok is ok, result.problems
+    assert ok or any("rated low" in p for p in result.problems)

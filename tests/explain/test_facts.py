@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from hybrid_rec import HybridRecommender
+from hybrid_rec import HybridRecommender, RecommenderConfig
+from hybrid_rec.content import HashingEncoder
+from hybrid_rec.data.datasets import Dataset
 from hybrid_rec.errors import DataValidationError, UnknownIdError
+from hybrid_rec.explain.backends import render_template
 from hybrid_rec.explain.facts import (
     attribute_columns,
     build_facts,
@@ -174,3 +178,45 @@ def test_display_title() -> None:
     assert display_title("Usual Suspects, The") == "The Usual Suspects"
     assert display_title("Good, The Bad and The Ugly, The") == "The Good, The Bad and The Ugly"
     assert display_title("Toy Story") == "Toy Story"
+
+
+def test_low_rated_history_items_are_not_called_liked(dataset: Dataset, tmp_path: Path) -> None:
+    """91 of 600 "you enjoyed X" on ml-100k named items rated 1 or 2 before ratings were kept."""
+    inter = dataset.interactions.copy()
+    inter["rating"] = np.where(np.arange(len(inter)) % 2 == 0, 1.0, 5.0)
+    cfg = RecommenderConfig()
+    cfg.model.epochs, cfg.model.dim, cfg.model.history_len = 3, 32, 20
+    rec = HybridRecommender(cfg, encoder=HashingEncoder(256)).fit(
+        inter, dataset.items, show_progress=False
+    )
+    assert rec.rating_range == (1.0, 5.0)
+    latest = inter.sort_values("timestamp", kind="stable").drop_duplicates(
+        ["user_id", "item_id"], keep="last"
+    )
+    rating = latest.set_index(["user_id", "item_id"])["rating"]
+    seen: set[bool] = set()
+    for user in [f"u{n}" for n in range(12)]:
+        item = str(rec.recommend([user], k=1)["item_id"].iloc[0])
+        facts = build_facts(rec, user, item)
+        history = facts.of_kind("history_item")
+        for fact in history:
+            assert fact.value == rating[(user, fact.item_id)]
+            assert fact.liked is (fact.value == 5.0)
+            seen.add(bool(fact.liked))
+        text, _ = render_template(facts)
+        if any(f.liked is False for f in history):
+            assert "enjoyed" not in text and "in your history" in text, text
+        else:
+            assert "because you enjoyed" in text, text
+    assert seen == {True, False}
+    history = rec.user_history("u3")
+    assert history["rating"].isin([1.0, 5.0]).all()
+    rec.save(tmp_path / "m")
+    loaded = HybridRecommender.load(tmp_path / "m", encoder=HashingEncoder(256))
+    pd.testing.assert_frame_equal(loaded.user_history("u3"), history)
+
+
+def test_implicit_feedback_is_liked(rec: HybridRecommender, pair: tuple[str, str]) -> None:
+    assert rec.rating_range is None and rec.user_history(pair[0])["rating"].isna().all()
+    history = build_facts(rec, *pair).of_kind("history_item")
+    assert history and all(f.liked is True and f.value is None for f in history)
