@@ -6,6 +6,7 @@ readable line (``error: ...``) and exits with status 2, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -791,6 +792,23 @@ def serve_cmd(
     serve(model_dir=model_dir, host=host, port=port, **extra)
 
 
+_OS_FIXES = {
+    errno.ENOSPC: "free some disk space and run it again",
+    errno.EDQUOT: "free some space within your quota and run it again",
+    errno.EACCES: "check the permissions of the file or its folder",
+    errno.EPERM: "check the permissions of the file or its folder",
+    errno.EROFS: "write to another place",
+}
+
+
+def _os_error(exc: OSError) -> str:
+    """``path: reason. Fix: ...`` (saves are atomic: what was there before is whole)."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    fix = _OS_FIXES.get(exc.errno or 0)
+    return f"{where}{reason}." + (f" Fix: {fix}." if fix else "")
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning library errors into one line."""
     try:
@@ -802,6 +820,9 @@ def main() -> None:
         section = exc.title.removesuffix("Config").lower()
         typer.echo(f"error: invalid setting: {_readable(exc, section)}", err=True)
         sys.exit(2)
+    except OSError as exc:  # a full disk, no permission ...: one line, and what was kept
+        typer.echo(f"error: {_os_error(exc)}", err=True)
+        sys.exit(2 if isinstance(exc, FileNotFoundError | IsADirectoryError) else 1)
     except typer.Abort:
         sys.exit(1)
     except typer.Exit as exc:

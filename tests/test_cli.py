@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import errno
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -223,6 +225,38 @@ def test_main_reports_a_stray_validation_error_as_one_line(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: invalid setting: model.epochs: Input should be greater")
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "shown"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/m/x"), 1, "Fix: free some disk"),
+        (PermissionError(errno.EACCES, "Permission denied", "/m"), 1, "check the permissions"),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory", "/in.csv"), 2, "/in.csv"),
+    ],
+)
+def test_main_reports_an_os_error_as_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: OSError,
+    code: int,
+    shown: str,
+) -> None:
+    """A full disk was a traceback; now one line, exit 1 (2 for a missing input)."""
+    import hybrid_rec.serve
+    from hybrid_rec.cli import main
+
+    def fail(**kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(hybrid_rec.serve, "serve", fail)
+    monkeypatch.setattr(sys, "argv", ["hybrid-rec", "serve"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == code
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {error.filename}: {error.strerror}.") and shown in err
+    assert err.count("\n") == 1
 
 
 # ------------------------------------------------------------------ help text
