@@ -46,7 +46,13 @@ from tqdm.auto import tqdm
 
 from hybrid_rec.content.encoders import progress_enabled, sha256_file
 from hybrid_rec.data.columns import Columns
-from hybrid_rec.data.io import atomic_path, atomic_write_json, iter_table, read_column
+from hybrid_rec.data.io import (
+    atomic_path,
+    atomic_write_json,
+    exclusive_lock,
+    iter_table,
+    read_column,
+)
 from hybrid_rec.errors import BatchOutputError, DataValidationError
 
 __all__ = [
@@ -286,9 +292,45 @@ def write_parquet(
         ``output`` exists and ``overwrite`` is false, or a partial run with another
         input or other parameters is in the way.
     """
-    started = time.perf_counter()
     _check_chunk_size(chunk_size)
     out = _check_output(Path(output), overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.with_name(f".{out.name}.lock")
+    busy = BatchOutputError(
+        f"{out}: another job is writing this output (lock {lock}). Fix: wait for it to "
+        "finish, or write to another path."
+    )
+    with exclusive_lock(lock, busy):  # two jobs on one output would break each other
+        return _write_parquet(
+            table,
+            process,
+            out,
+            schema,
+            chunk_size,
+            params,
+            overwrite,
+            resume,
+            skipped,
+            desc,
+            show_progress,
+        )
+
+
+def _write_parquet(
+    table: InputTable,
+    process: ChunkFn,
+    output: Path,
+    schema: pa.Schema,
+    chunk_size: int,
+    params: dict[str, Any],
+    overwrite: bool,
+    resume: bool,
+    skipped: int,
+    desc: str,
+    show_progress: bool | None,
+) -> BatchReport:
+    started = time.perf_counter()
+    out = _check_output(output, overwrite)  # again, under the lock
     n_rows = table.n_rows
     if n_rows == 0:
         raise DataValidationError("the input has no rows.", source=table.name)

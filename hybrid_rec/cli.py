@@ -6,12 +6,13 @@ readable line (``error: ...``) and exits with status 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -526,32 +527,93 @@ def add_items_cmd(
     `recommend-batch` and the app return them at once. The model directory is
     replaced atomically (a crash leaves the old or the new model whole).
     """
-    from hybrid_rec.persistence import check_replaceable
     from hybrid_rec.recommender import HybridRecommender
 
-    target = out_dir if out_dir is not None else model_dir
-    check_replaceable(target.resolve())
-    rec = HybridRecommender.load(model_dir)
-    frame = validate_items(read_table(items), source=str(items))
-    known = frame[Columns.item].isin(rec.item_ids_.external_ids)
-    if known.any() and on_existing is AddExisting.error:
-        shown = ", ".join(map(repr, frame[Columns.item][known].tolist()[:5]))
-        raise DataValidationError(
-            f"{int(known.sum())} item(s) already in the model, e.g. {shown}.",
-            source=str(items),
-            column=Columns.item,
-            fix="pass --on-existing skip to add only the new ones.",
-        )
-    frame = frame[~known.to_numpy()]
-    if frame.empty:
-        typer.echo(f"nothing to add: all {int(known.sum())} item(s) are already in the model")
-        return
-    rec.add_items(frame, store=store)
-    rec.save(target)
+    with _updating(model_dir, out_dir) as target:
+        rec = HybridRecommender.load(model_dir)
+        raw = read_table(items, allow_empty=True)
+        if raw.empty:  # a quiet day is not a failure: a pipeline goes on
+            _save_unchanged(rec, model_dir, target, f"nothing to add: {items} has no rows")
+            return
+        frame = validate_items(raw, source=str(items))
+        known = frame[Columns.item].isin(rec.item_ids_.external_ids)
+        if known.any() and on_existing is AddExisting.error:
+            shown = ", ".join(map(repr, frame[Columns.item][known].tolist()[:5]))
+            raise DataValidationError(
+                f"{int(known.sum())} item(s) already in the model, e.g. {shown}.",
+                source=str(items),
+                column=Columns.item,
+                fix="pass --on-existing skip to add only the new ones.",
+            )
+        frame = frame[~known.to_numpy()]
+        if frame.empty:
+            why = f"all {int(known.sum())} item(s) are already in the model"
+            _save_unchanged(rec, model_dir, target, f"nothing to add: {why}")
+            return
+        rec.add_items(frame, store=store)
+        rec.save(target)
     skipped = f", {int(known.sum())} already there skipped" if known.any() else ""
     typer.echo(
         f"added {len(frame)} item(s){skipped}; {len(rec.item_ids_)} in all; saved to {target}"
     )
+
+
+@app.command("add-feedback")
+def add_feedback_cmd(
+    interactions: Annotated[
+        Path,
+        typer.Argument(
+            help="New interactions: user_id, item_id and optional event, "
+            "timestamp, weight, rating (the columns the model was fitted with)."
+        ),
+    ],
+    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", "-o", help="Save the updated model here (default: in place)."),
+    ] = None,
+) -> None:
+    """Fold new feedback into a saved model without a refit (`partial_fit`), and save it.
+
+    The users' histories grow (new users are created), so their recommendations move
+    at once; new and lightly seen items get their behaviour vector fitted on the new
+    feedback, and lean less on content as evidence builds up. Items must already be in
+    the model (`add-items` first). Refit (`fit`) now and then to retrain everything.
+    """
+    from hybrid_rec.recommender import HybridRecommender
+
+    with _updating(model_dir, out_dir) as target:
+        rec = HybridRecommender.load(model_dir)
+        frame = read_table(interactions, allow_empty=True)
+        if frame.empty:
+            _save_unchanged(rec, model_dir, target, f"nothing to add: {interactions} has no rows")
+            return
+        users_before = len(rec.user_ids_)
+        rec.partial_fit(frame)
+        rec.save(target)
+    typer.echo(
+        f"added {len(frame)} interaction(s) ({len(rec.user_ids_) - users_before} new user(s)); "
+        f"saved to {target}"
+    )
+
+
+@contextlib.contextmanager
+def _updating(model_dir: Path, out_dir: Path | None) -> Iterator[Path]:
+    """The target of a load-change-save command, checked and locked for its duration."""
+    from hybrid_rec.persistence import check_replaceable, model_lock
+
+    target = out_dir if out_dir is not None else model_dir
+    check_replaceable(target.resolve())
+    with model_lock(target):
+        yield target
+
+
+def _save_unchanged(rec: HybridRecommender, model_dir: Path, target: Path, message: str) -> None:
+    """Nothing changed: say so, and still write ``--out-dir`` (a pipeline reads it next)."""
+    if target.resolve() != model_dir.resolve():
+        rec.save(target)
+        message += f"; saved unchanged to {target}"
+    typer.echo(message)
 
 
 @app.command("score-cold")

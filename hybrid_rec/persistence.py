@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from hybrid_rec.content.encoders import sha256_file
-from hybrid_rec.data.io import atomic_write_json, fsync_dir
+from hybrid_rec.data.io import atomic_write_json, exclusive_lock, fsync_dir
 from hybrid_rec.errors import ModelFileError
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "atomic_directory",
     "check_replaceable",
     "load_npy",
+    "model_lock",
     "read_manifest",
     "sha256_file",
     "write_manifest",
@@ -83,6 +84,22 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def model_lock(directory: str | Path) -> contextlib.AbstractContextManager[None]:
+    """Hold while reading, changing and saving the model in ``directory``, so that two
+    updates of one model (two ``add-items`` runs) cannot lose each other's changes.
+
+    The lock file ``.NAME.lock`` sits beside the directory (the directory itself is
+    replaced whole on save) and is removed on exit.
+    """
+    target = Path(directory).resolve()
+    lock = target.with_name(f".{target.name}.lock")
+    busy = ModelFileError(
+        f"{target}: another process is updating this model (lock {lock}). Fix: wait for "
+        "it to finish (the lock goes when it exits), then run this again."
+    )
+    return exclusive_lock(lock, busy)
 
 
 def check_replaceable(dest: str | Path) -> None:

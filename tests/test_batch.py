@@ -123,6 +123,27 @@ def test_crash_then_resume_redoes_nothing_and_writes_the_same_file(tmp_path: Pat
     assert out.read_bytes() == (tmp_path / "ref.parquet").read_bytes()
 
 
+def test_a_second_job_on_the_same_output_is_refused_and_the_first_finishes(
+    tmp_path: Path,
+) -> None:
+    """Two jobs writing one output used to break each other with a raw OSError."""
+    table, out, refused = InputTable(_items(10)), tmp_path / "s.parquet", []
+    inner = _process()
+
+    def process(chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
+        if first_row == 4:  # the first job is half done: a second one starts
+            with pytest.raises(BatchOutputError, match="another job is writing") as err:
+                _run(table, out)
+            refused.append(str(err.value))
+        return inner(chunk, first_row)
+
+    report = _run(table, out, process=process)
+    assert refused and report.rows == 30 and report.resumed == 0
+    _run(table, tmp_path / "ref.parquet")
+    assert out.read_bytes() == (tmp_path / "ref.parquet").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.parquet", "s.parquet"]
+
+
 def test_existing_output_is_refused_unless_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "s.parquet"
     out.write_bytes(b"old")

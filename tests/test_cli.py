@@ -400,6 +400,69 @@ def test_add_items_makes_new_items_recommendable_and_saves_in_place(
     assert len(HybridRecommender.load(model).item_ids_) == len(grown.item_ids_)
 
 
+def test_add_feedback_folds_in_new_interactions_and_saves(
+    model_dir: Path, synthetic_files: tuple[Path, ...], tmp_path: Path
+) -> None:
+    """The nightly cycle from the CLI: load, partial_fit, save (save failed after a load)."""
+    from hybrid_rec.recommender import HybridRecommender
+
+    log = pd.read_csv(synthetic_files[0])
+    before = HybridRecommender.load(model_dir)
+    item = str(log["item_id"].iloc[0])
+    feedback = pd.DataFrame(
+        {
+            "user_id": ["newbie", "newbie", str(log["user_id"].iloc[0])],
+            "item_id": [item, str(log["item_id"].iloc[1]), item],
+            "event": "purchase",
+            "timestamp": int(log["timestamp"].max()) + 10,
+        }
+    )
+    path = tmp_path / "feedback.csv"
+    feedback.to_csv(path, index=False)
+    out = tmp_path / "updated"
+    done = _cli("add-feedback", str(path), "--model-dir", str(model_dir), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "added 3 interaction(s) (1 new user(s))" in done.stdout
+    after = HybridRecommender.load(out)
+    assert len(after.user_ids_) == len(before.user_ids_) + 1
+    assert after.counts_[after.item_ids_.to_internal([item])[0]] == (
+        before.counts_[before.item_ids_.to_internal([item])[0]] + 2
+    )
+    assert set(after.user_history("newbie")["item_id"]) == set(feedback["item_id"][:2])
+    assert not list(tmp_path.glob(".*.lock"))  # the lock goes with the command
+
+    unknown = tmp_path / "unknown.csv"
+    feedback.assign(item_id="no-such-item").to_csv(unknown, index=False)
+    bad = _cli("add-feedback", str(unknown), "--model-dir", str(out))
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "no-such-item" in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["add-items", "add-feedback"])
+def test_a_quiet_day_is_not_a_failure(model_dir: Path, tmp_path: Path, command: str) -> None:
+    """An empty file adds nothing, exits 0, and still writes --out-dir for the next step."""
+    empty = tmp_path / "empty.csv"
+    empty.write_text("item_id,title\n" if command == "add-items" else "user_id,item_id\n")
+    done = _cli(command, str(empty), "--model-dir", str(model_dir), "-o", str(tmp_path / "next"))
+    assert done.returncode == 0, done.stderr
+    assert "nothing to add" in done.stdout and "saved unchanged" in done.stdout
+    assert (tmp_path / "next" / "manifest.json").is_file()
+
+
+def test_a_second_update_of_one_model_is_refused_while_the_first_runs(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Two add-items on one model: the second used to overwrite the first one's items."""
+    from hybrid_rec.persistence import model_lock
+
+    new = tmp_path / "new.csv"
+    new.write_text("item_id,title\nz1,A brand new thing\n")
+    with model_lock(model_dir):
+        done = _cli("add-items", str(new), "--model-dir", str(model_dir))
+    assert done.returncode == 2, done.stderr
+    assert "another process is updating this model" in done.stderr
+    assert not list(model_dir.parent.glob(".*.lock"))
+
+
 def test_recommend_filter_option(
     model_dir: Path, synthetic_files: tuple[Path, ...], tmp_path: Path
 ) -> None:

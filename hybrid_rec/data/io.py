@@ -16,6 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+try:  # POSIX advisory locks; elsewhere a single writer is trusted
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,6 +32,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
+    "exclusive_lock",
     "format_of",
     "fsync_dir",
     "iter_table",
@@ -75,11 +81,13 @@ def _check_readable(path: Path) -> str:
     return fmt
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], *, allow_empty: bool = False) -> pd.DataFrame:
     """Read a CSV, TSV, Parquet or JSON Lines file into a DataFrame.
 
     Id-like columns are read as strings (``dtype=str`` for text formats) so
     that ``"007"`` stays ``"007"``; the schema validators convert the rest.
+    With ``allow_empty``, a header without rows gives an empty frame (a day with
+    no new items); an empty file is still an error.
 
     Raises
     ------
@@ -91,7 +99,7 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     fmt = _check_readable(p)
     reader = {"csv": _read_csv, "tsv": _read_tsv, "parquet": _read_parquet, "jsonl": _read_jsonl}
     frame = reader[fmt](p)
-    if frame.empty:
+    if frame.empty and not allow_empty:
         raise DataValidationError(
             "the file has no data rows.",
             source=str(p),
@@ -331,3 +339,38 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
             frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
         else:
             frame.to_csv(tmp, index=False, sep="," if fmt == "csv" else "\t")
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str], busy: Exception) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created, and removed on exit);
+    raise ``busy`` at once if another process holds it.
+
+    ``flock`` is released by the OS even when the holder is killed, so a crash never
+    leaves a stale lock. The file is re-checked after locking: a holder that just
+    removed it cannot leave two processes each locking a different file.
+    """
+    path = Path(path)
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise busy from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # removed by the holder we waited on: lock the new file instead
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.close(fd)
