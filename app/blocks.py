@@ -59,6 +59,9 @@ def build_app(
             insight_tab(state, demo)
         # each visit sees the catalogue's size and the explanation backend as they are now
         demo.load(state.header_html, None, header, api_visibility="private", queue=False)
+        # and the items added since the Blocks were built: the picker's choices are also
+        # the server's list of allowed values, per visit
+        demo.load(state.picker_update, None, liked, api_visibility="private", queue=False)
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     demo.hr_state = state  # serve() and the tests use it
     return demo

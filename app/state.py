@@ -266,6 +266,11 @@ class DemoApp:
             n += 1
         return f"new-{n}"
 
+    def picker_update(self) -> dict[str, Any]:
+        """The item picker's choices as the catalogue is now (added items included)."""
+        with self.lock.read():
+            return gr.update(choices=self.catalogue.choices())
+
     def add_item(
         self,
         item_id: str | None,

@@ -37,5 +37,11 @@ def new_user_tab(state: DemoApp) -> gr.Dropdown:
             out = gr.HTML(
                 render_notice("Pick a few items and/or describe a taste."), elem_id="new-out"
             )
-    go.click(state.recommend_new_user, [liked, taste, k], out, api_name="recommend_new_user")
+    go.click(
+        state.recommend_new_user,
+        [liked, taste, k],
+        out,
+        api_name="recommend_new_user",
+        trigger_mode="always_last",  # a click while explanations stream runs next, not never
+    )
     return liked

@@ -28,4 +28,10 @@ def user_tab(state: DemoApp) -> None:
             history = gr.HTML(elem_id="user-history")
         with gr.Column(scale=2):
             out = gr.HTML(render_notice("Pick a user and press Recommend."), elem_id="user-out")
-    go.click(state.recommend_user, [user, k], [history, out], api_name="recommend_user")
+    go.click(
+        state.recommend_user,
+        [user, k],
+        [history, out],
+        api_name="recommend_user",
+        trigger_mode="always_last",  # a click while explanations stream runs next, not never
+    )

@@ -365,6 +365,9 @@ def test_build_app_exposes_the_endpoints_and_a_bounded_queue(model_dir: Path) ->
     demo = build_app(HybridRecommender.load(model_dir), max_k=20, concurrency=3)
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"recommend_user", "recommend_new_user", "add_item", "insight"} <= names
+    modes = {fn.api_name: fn.trigger_mode for fn in demo.fns.values()}
+    # a Recommend click while explanations stream used to be dropped (trigger_mode "once")
+    assert modes["recommend_user"] == modes["recommend_new_user"] == "always_last"
     assert demo._queue.default_concurrency_limit == 3
     assert demo.hr_state.limits.max_k == 20  # type: ignore[attr-defined]
 

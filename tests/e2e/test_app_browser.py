@@ -152,6 +152,14 @@ def test_new_item_is_added_live_and_then_recommended(
     expect(page.locator("#header .hr-stats")).to_contain_text(
         f"{len(served.state.catalogue):,} items", timeout=30_000
     )
+    # and offers the added item in the new-user picker: the server used to reject it as
+    # "not in the list of choices" after a reload or for any other visitor
+    open_tab(page, "New user")
+    pick(page, "liked-pick", item.title[:12], item.title)
+    page.click("#new-go")
+    wait_explained(page, "new-out", 10)
+    assert page.locator("#new-out .hr-error").count() == 0
+    assert page.locator("#new-out .hr-card").count() == 10
 
 
 def test_empty_new_item_shows_a_readable_error(app_page: Any, shoot: Shoot) -> None:
