@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from hybrid_rec.content.encoders import sha256_file
-from hybrid_rec.data.io import atomic_write_json, exclusive_lock, fsync_dir
+from hybrid_rec.data.io import atomic_write_json, default_mode, exclusive_lock, fsync_dir
 from hybrid_rec.errors import ModelFileError
 
 __all__ = [
@@ -60,6 +60,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     except OSError as exc:
         raise ModelFileError(f"{dest.parent}: cannot create the model's folder ({exc}).") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    os.chmod(tmp, default_mode(directory=True))  # mkdtemp makes it 0700
     try:
         yield tmp
         for f in tmp.iterdir():

@@ -271,3 +271,26 @@ def test_cli_fit_into_the_data_folder_is_refused_and_keeps_the_data(
     assert "not a saved hybrid_rec model" in str(result.exception)
     assert sorted(p.name for p in d.iterdir()) == ["IMPORTANT.txt", "interactions.csv", "items.csv"]
     assert (d / "IMPORTANT.txt").read_text() == "keep me"
+
+
+def test_saved_files_get_the_mode_the_umask_gives(tmp_path: Path) -> None:
+    """mkstemp/mkdtemp made models 0600/0700: a service reading them as another user failed."""
+    import stat
+
+    from hybrid_rec.data.io import atomic_write_json, default_mode
+    from hybrid_rec.persistence import atomic_directory
+
+    assert default_mode() == 0o666 & ~_current_umask()
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == default_mode()
+    with atomic_directory(tmp_path / "m") as tmp:
+        (tmp / "f.txt").write_text("x")
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == default_mode(directory=True)
+
+
+def _current_umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -8,6 +8,7 @@ file whose content is not the format its extension claims) becomes a
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -32,6 +33,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
+    "default_mode",
     "exclusive_lock",
     "format_of",
     "fsync_dir",
@@ -295,6 +297,19 @@ def fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def default_mode(*, directory: bool = False) -> int:
+    """The mode a plain ``open``/``mkdir`` would give under the process umask (``mkstemp``
+    and ``mkdtemp`` give 0600/0700, which other readers of a model cannot open)."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync and rename it over ``path``.
@@ -306,6 +321,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, default_mode())  # mkstemp makes it 0600: give it the mode open() would
     try:
         yield tmp
         with tmp.open("rb+") as fh:
