@@ -149,6 +149,17 @@ def _parse_filters(texts: list[str]) -> dict[str, Any]:
     return filters
 
 
+FilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        help="Attribute filter, repeatable, one per column: 'category=Tea' (the value, "
+        "any case, or one of a list cell's values), 'brand!=Acme', 'price<20', "
+        "'released>=2024-01-01'.",
+    ),
+]
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
@@ -406,15 +417,7 @@ def recommend_cmd(
             help="Users not in the model: error, skip them, or give them the most popular items."
         ),
     ] = UnknownUsers.error,
-    filter_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--filter",
-            help="Attribute filter, repeatable, one per column: 'category=Tea' (the value, "
-            "any case, or one of a list cell's values), 'brand!=Acme', 'price<20', "
-            "'released>=2024-01-01'.",
-        ),
-    ] = None,
+    filter_: FilterOption = None,
 ) -> None:
     """Top-k items for known users."""
     from hybrid_rec.recommender import HybridRecommender
@@ -742,10 +745,13 @@ def recommend_batch_cmd(
     overwrite: Overwrite = False,
     resume: Resume = True,
     progress: Progress = True,
+    filter_: FilterOption = None,
 ) -> None:
     """Top-k items for many users, written chunk by chunk."""
     from hybrid_rec.data.io import read_column
     from hybrid_rec.recommender import HybridRecommender
+
+    filters = _parse_filters(filter_ or [])  # a malformed filter fails before the model loads
 
     if skip_unknown and unknown_users not in (None, UnknownUsers.skip):
         raise typer.BadParameter(
@@ -770,6 +776,7 @@ def recommend_batch_cmd(
         k=k,
         chunk_size=chunk_size,
         unknown_users=policy.value,
+        filters=filters or None,
         show_progress=progress,
     )
 

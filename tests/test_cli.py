@@ -369,6 +369,20 @@ def test_recommend_batch_unknown_users(
     assert clash.exit_code == 2
 
 
+def test_recommend_batch_filter_option(model_dir: Path, tmp_path: Path) -> None:
+    from hybrid_rec.recommender import HybridRecommender
+
+    out = tmp_path / "cheap.parquet"
+    args = ["recommend-batch", "--model-dir", str(model_dir), "--out", str(out), "-k", "4"]
+    done = runner.invoke(app, [*args, "--filter", "price<5", "--no-progress"])
+    assert done.exit_code == 0, done.output
+    frame = pd.read_parquet(out)
+    prices = pd.to_numeric(HybridRecommender.load(model_dir).items_.set_index("item_id")["price"])
+    assert len(frame) and (prices[frame["item_id"]] < 5).all()
+    bad = _cli(*args[:-2], "--filter", "price~5", "--out", str(tmp_path / "x.parquet"))
+    assert bad.returncode == 2 and "expected COLUMN=VALUE" in bad.stderr
+
+
 def test_add_items_makes_new_items_recommendable_and_saves_in_place(
     model_dir: Path, tmp_path: Path
 ) -> None:
