@@ -141,10 +141,15 @@ _INSTRUCTION = re.compile(
 _CLAIM = re.compile(
     r"\b(?:praised|acclaimed|award(?:-winning|s)?|oscars?|classics?|masterpieces?|critics?"
     r"|critically|must-(?:see|watch)|iconic|beloved|blockbusters?|starring|stars|directed"
-    r"|directors?|cast|plot|storyline|based on a true story)\b",
+    r"|directors?|cast|plot|storyline|based on a true story"
+    r"|great choice|perfect (?:choice|pick)|fun and engaging|engaging|amazing|fantastic"
+    r"|on the market)\b",
     re.IGNORECASE,
 )
-"""Claims about reception, people or plot that facts never hold (allowed when they do)."""
+"""Claims about reception, people or plot, and generic praise, that facts never hold
+(allowed when they do)."""
+_PERSON = re.compile(r"\b(?:to|for) me\b|\byou(?:'ve| have)? recommended\b", re.IGNORECASE)
+"""Who recommends to whom, mixed up ("you recommended X to me")."""
 _LIKING = re.compile(
     r"\byou(?:'ve| have)? (?:really |also )?(?:enjoyed|liked|loved|adored)\b|\byour favou?rites?\b"
     r"|你喜欢过|因为你喜欢|你很喜欢",
@@ -728,6 +733,9 @@ def check_explanation(
     if claims:
         problems.append(f"claims what the facts do not say ({', '.join(claims[:3])})")
     problems.extend(_check_liking(text, facts))
+    problems.extend(_check_repetition(text))
+    if _PERSON.search(text):
+        problems.append("mixes up who recommends to whom")
     return CheckResult(not problems, tuple(problems), tuple(m.surface for m in found))
 
 
@@ -737,17 +745,37 @@ def _sentences(text: str) -> list[str]:
 
 
 def _check_liking(text: str, facts: Facts) -> list[str]:
-    """No sentence says the user liked a history item they rated low."""
-    low = [f.title for f in facts.of_kind("history_item") if f.liked is False and f.title]
-    if not low:
-        return []
-    return [
-        f"says you liked {title!r}, which you rated low"
-        for sentence in _sentences(text)
-        if _LIKING.search(sentence)
-        for title in low
-        if title.lower() in sentence.lower()
-    ]
+    """No sentence says the user liked a history item they rated low, or liked the
+    recommended item itself (which they have not met) without naming an item they did."""
+    items = facts.of_kind("history_item", "picked_item")
+    low = [f.title for f in items if f.liked is False and f.title]
+    liked = [f.title for f in items if f.liked is not False and f.title]
+    problems: list[str] = []
+    for sentence in _sentences(text):
+        if not _LIKING.search(sentence):
+            continue
+        problems.extend(
+            f"says you liked {title!r}, which you rated low"
+            for title in low
+            if _names(sentence, title)
+        )
+        if _names(sentence, facts.title) and not any(_names(sentence, t) for t in liked):
+            problems.append(f"says you liked {facts.title!r}, the item being recommended")
+    return problems
+
+
+def _names(sentence: str, title: str) -> bool:
+    return bool(re.search(rf"(?<!\w){re.escape(title.lower())}(?!\w)", sentence.lower()))
+
+
+def _check_repetition(text: str) -> list[str]:
+    seen: set[str] = set()
+    for sentence in _sentences(text):
+        key = " ".join(_words(sentence))
+        if len(key) > 10 and key in seen:
+            return ["repeats a sentence"]
+        seen.add(key)
+    return []
 
 
 _CUES: dict[str, tuple[str, ...]] = {

@@ -315,3 +315,26 @@ def test_a_low_rated_item_is_never_called_liked(
     result = check(text, rated_low, mentions)
     assert result.ok is ok, result.problems
     assert ok or any("rated low" in p for p in result.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [  # what SmolLM/Qwen wrote for a taste-only new user, and passed as checked
+        ("You enjoyed Aliens, a Sci-Fi film that fits your taste.", "the item being recommended"),
+        ("It is Sci-Fi and fits your taste. It is Sci-Fi and fits your taste.", "repeats"),
+        ("You've recommended Aliens to me because it is Sci-Fi, like Alien.", "who recommends"),
+        ("Like Alien, Aliens is a great choice for a fun and engaging night.", "great choice"),
+    ],
+)
+def test_garbled_or_gushing_texts_fail(
+    text: str, problem: str, facts: Facts, mentions: CatalogueMentions
+) -> None:
+    result = check(text, facts, mentions)
+    assert not result.ok and any(problem in p for p in result.problems), result.problems
+
+
+def test_liking_the_history_while_naming_the_recommendation_passes(
+    facts: Facts, mentions: CatalogueMentions
+) -> None:
+    result = check("Because you enjoyed Alien, you may like Aliens too.", facts, mentions)
+    assert result.ok, result.problems
