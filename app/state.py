@@ -12,6 +12,7 @@ import datetime
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,12 @@ class DemoApp:
                     source="picked items",
                     fix="remove a few.",
                 )
+            if not picks and not taste.strip():
+                raise DataValidationError(
+                    "nothing to go on yet.",
+                    source="new user",
+                    fix="pick a few items you like, or describe your taste in words (or both).",
+                )
             progress(0.1, desc="Reading your taste")
             with self.lock.read():
                 recs = self.rec.recommend_for_new_user(liked_items=picks, text=taste, k=k_)
@@ -220,6 +227,17 @@ class DemoApp:
         if column:
             values = [attributes] if isinstance(attributes, str) else list(attributes or [])
             clean = [check_text(v, lim.max_attribute, column) for v in values]
+            known = set(self.catalogue.vocabulary())
+            for value in clean:
+                if value and value not in known and not _NEW_VALUE.fullmatch(value):
+                    raise DataValidationError(
+                        f"{value[:40]!r} is not a {column} value this catalogue has, and a new "
+                        "one must be a short name.",
+                        source="new item",
+                        column=column,
+                        fix="pick from the list, or type at most 4 words of letters, digits "
+                        "and - & ' . + (32 characters).",
+                    )
             row[column] = self.catalogue.separator.join(v for v in clean if v) or None
         if "year" in cols:
             row["year"] = _check_year(year)
@@ -346,6 +364,11 @@ class DemoApp:
         with self.lock.read():
             catalogue = self.catalogue_html()
         return catalogue, quality, gr.update(value=plot, visible=plot is not None), markdown
+
+
+_NEW_VALUE = re.compile(r"(?=.{1,32}$)[^\W_][\w&'.+-]*(?: [\w&'.+-]+){0,3}")
+"""A new attribute value typed into the form: a short name, never a sentence (it is shown
+to every visitor and quoted in explanations)."""
 
 
 def _check_year(year: float | None) -> int | None:
