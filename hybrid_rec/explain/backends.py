@@ -216,6 +216,14 @@ def attribute_label(column: str | None, language: str = "en") -> str:
     return _ZH_LABELS.get(name, name) if language == "zh" else name
 
 
+def _label(column: str | None, n_values: int, language: str) -> str:
+    """:func:`attribute_label`, plural before a list ("the genres Action and Drama")."""
+    label = attribute_label(column, language)
+    if n_values > 1 and language != "zh":
+        label = label[:-1] + "ies" if label.endswith("y") else label + "s"
+    return label
+
+
 def _quote(title: str | None, language: str) -> str:
     return f"《{title}》" if language == "zh" else f'"{title}"'
 
@@ -280,7 +288,8 @@ def _shared_sentences(
         else:
             names = _join([_quote(by_id[r].title, language) for r in related], language)
         values = _join([str(f.value) for f in group[:3]], language)
-        parts.append((names, attribute_label(column, language), column, values))
+        label = _label(column, len(group[:3]), language)
+        parts.append((names, label, column, values))
         used.extend(f.id for f in group[:3])
     if not parts:
         return []
@@ -307,7 +316,7 @@ def _taste_sentences(
         values = _join([str(f.value) for f in matches], language)
         return [
             phrases["taste_match"].format(
-                label=attribute_label(matches[0].attribute, language), value=values
+                label=_label(matches[0].attribute, len(matches), language), value=values
             )
         ]
     taste = facts.of_kind("stated_taste")
@@ -325,9 +334,7 @@ def _own_sentences(
             continue
         used.append(fact.id)
         values = str(fact.value).split("|")
-        label = attribute_label(fact.attribute, language)
-        if len(values) > 1 and language != "zh":
-            label = label[:-1] + "ies" if label.endswith("y") else label + "s"
+        label = _label(fact.attribute, len(values), language)
         return [phrases["own"].format(label=label, value=_join(values, language))]
     return []
 

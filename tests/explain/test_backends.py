@@ -233,3 +233,22 @@ def test_llama_cpp_explains_a_list_in_one_batch(
     results = Explainer(smollm, cache_size=0, timeout_s=120).explain_many(rec, pairs)
     assert [r.item_id for r in results] == list(ranked["item_id"])
     assert all(r.grounded and r.attempts >= 1 for r in results)
+
+
+def test_template_uses_a_plural_label_before_a_list() -> None:
+    """ "it has the genre Action, Adventure and Romance" read wrong."""
+    from hybrid_rec.explain.facts import Fact
+
+    def facts(*values: str) -> Facts:
+        shared = [
+            Fact(f"a{n}", "shared_attribute", attribute="genres", value=v, related=("h1",))
+            for n, v in enumerate(values, start=1)
+        ]
+        history = Fact("h1", "history_item", item_id="1", title="Alien", liked=True)
+        return Facts(item_id="2", title="Aliens", facts=(history, *shared))
+
+    assert (
+        'Like "Alien", it has the genres Action and Sci-Fi.'
+        in render_template(facts("Action", "Sci-Fi"))[0]
+    )
+    assert 'Like "Alien", it has the genre Sci-Fi.' in render_template(facts("Sci-Fi"))[0]
