@@ -243,6 +243,13 @@ def embed_cmd(
     keep_removed: Annotated[
         bool, typer.Option(help="Keep vectors of items gone from the file.")
     ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            help="Allow deleting more than half of the store (the file is the whole, "
+            "smaller catalogue)."
+        ),
+    ] = False,
     rebuild: Annotated[
         bool,
         typer.Option(help="Start again if the store was written by another encoder or version."),
@@ -272,6 +279,7 @@ def embed_cmd(
             store,
             config=cfg,
             keep_removed=keep_removed,
+            prune=prune,
             rebuild=rebuild,
             repair=repair,
             options=BackendOptions(num_workers=workers),
@@ -280,7 +288,13 @@ def embed_cmd(
         if workers is not None:
             raise typer.BadParameter("--workers applies to --backend ray only.")
         summary = reembed_catalog(
-            items, store, config=cfg, keep_removed=keep_removed, rebuild=rebuild, repair=repair
+            items,
+            store,
+            config=cfg,
+            keep_removed=keep_removed,
+            prune=prune,
+            rebuild=rebuild,
+            repair=repair,
         )
     typer.echo(str(summary))
 

@@ -32,6 +32,7 @@ def reembed_catalog(
     config: ContentConfig | None = None,
     encoder: Encoder | None = None,
     keep_removed: bool = False,
+    prune: bool = False,
     rebuild: bool = False,
     repair: bool = False,
     show_progress: bool | None = None,
@@ -56,6 +57,9 @@ def reembed_catalog(
         :func:`~hybrid_rec.content.encoders.make_encoder`.
     keep_removed
         Keep vectors of items no longer in the catalogue.
+    prune
+        Allow deleting more than half of the store (refused otherwise: a file of new
+        items only, without ``keep_removed``, would do that).
     rebuild
         If the store was written by another encoder or library version, delete
         it and embed everything again (otherwise that is an error).
@@ -94,6 +98,7 @@ def reembed_catalog(
         texts,
         enc,
         keep_removed=keep_removed,
+        prune=prune,
         batch_size=cfg.batch_size,
         shard_size=cfg.shard_size,
         show_progress=show_progress,

@@ -65,6 +65,8 @@ META_FILE = "store.json"
 MANIFEST_FILE = "manifest.parquet"
 SHARD_DIR = "shards"
 LOCK_FILE = ".lock"
+MASS_REMOVAL_MIN = 10
+"""A sync may delete up to this many vectors, or half the store, without ``prune``."""
 _META_KEY = b"hybrid_rec"
 _SHARD_NAME = re.compile(r"^(\d{6,})\.npy$")
 _ID, _HASH, _SHARD, _ROW = Columns.item, "text_sha256", "shard", "row"
@@ -441,6 +443,7 @@ class EmbeddingStore:
         encoder: Encoder,
         *,
         keep_removed: bool = False,
+        prune: bool = False,
         batch_size: int | None = None,
         shard_size: int = 2048,
         show_progress: bool | None = None,
@@ -456,6 +459,11 @@ class EmbeddingStore:
             Must have the store's encoder name and dim.
         keep_removed
             Keep vectors of items absent from ``texts`` (default: delete them).
+        prune
+            Allow a run to delete most of the store: without it, deleting more than
+            half of the stored vectors (and more than :data:`MASS_REMOVAL_MIN`) is refused,
+            since that is what a file of *new* items only, passed without
+            ``keep_removed``, would do.
         batch_size
             Passed to ``encoder.encode``.
         shard_size
@@ -482,6 +490,14 @@ class EmbeddingStore:
             self._load_manifest()
             self._remove_unreferenced()
             plan = _Plan.make(catalogue.index, hashes, self._manifest[_HASH], keep_removed)
+            stored = len(self._manifest[_HASH])
+            if not prune and plan.drop.size > max(MASS_REMOVAL_MIN, stored // 2):
+                raise EmbeddingStoreError(
+                    f"{self.directory}: this run would delete {plan.drop.size:,} of the "
+                    f"{stored:,} stored vectors (items missing from the catalogue given). "
+                    "Fix: if the file holds only new or changed items, pass keep_removed=True "
+                    "(--keep-removed); if the catalogue really shrank, pass prune=True (--prune)."
+                )
             if plan.todo.size or plan.drop.size:
                 self._apply(plan, catalogue, hashes, encoder, batch_size, shard_size, show_progress)
                 self._remove_unreferenced()
@@ -752,7 +768,9 @@ def _empty_manifest() -> pd.DataFrame:
 
 def _ordered(manifest: pd.DataFrame, order: pd.Series) -> pd.DataFrame:
     """Catalogue order first, then (kept) absent items in their stored order."""
-    rank = order.reindex(manifest.index).to_numpy(dtype=np.float64)
+    rank = order.reindex(manifest.index).to_numpy(
+        dtype=np.float64, copy=True
+    )  # CoW: may be read-only
     rank[np.isnan(rank)] = len(order) + np.flatnonzero(np.isnan(rank))
     return manifest.iloc[np.argsort(rank, kind="stable")]
 

@@ -105,6 +105,33 @@ def test_keep_removed_keeps_vectors_of_absent_items(
     assert len(store) == 7
 
 
+def test_the_nightly_new_items_with_keep_removed(tmp_path: Path, hashing: HashingEncoder) -> None:
+    """The README's nightly `embed new_items.csv --keep-removed` raised 'assignment
+    destination is read-only' (pandas copy-on-write) when it placed the absent items."""
+    store = new_store(tmp_path / "s", hashing)
+    texts = texts_of(45)
+    store.sync(texts.iloc[:40], hashing)
+    summary = store.sync(texts.iloc[40:], hashing, keep_removed=True)
+    assert (summary.new, summary.kept) == (5, 40)
+    assert store.ids.tolist() == texts.index[40:].tolist() + texts.index[:40].tolist()
+    np.testing.assert_array_equal(store.get(texts.index), hashing.encode(texts.tolist()))
+
+
+def test_a_file_of_new_items_only_does_not_wipe_the_store(
+    tmp_path: Path, hashing: HashingEncoder
+) -> None:
+    """`embed new.csv --store S` without --keep-removed deleted 1,572 of 1,672 vectors."""
+    store = new_store(tmp_path / "s", hashing)
+    store.sync(texts_of(40), hashing)
+    new_only = texts_of(45).iloc[40:]
+    with pytest.raises(EmbeddingStoreError, match=r"delete 40 of the 40 stored.*--keep-removed"):
+        store.sync(new_only, hashing)
+    assert len(store) == 40  # nothing happened
+    assert store.sync(new_only, hashing, keep_removed=True).new == 5 and len(store) == 45
+    assert store.sync(texts_of(25), hashing).removed == 20  # under half: a shrinking catalogue
+    assert store.sync(new_only, hashing, prune=True).removed == 25 and len(store) == 5
+
+
 def test_summary_reads_as_one_line() -> None:
     summary = SyncSummary(
         new=12, changed=3, unchanged=3871, removed=1, seconds=1.0, items_per_second=450.2
