@@ -842,8 +842,12 @@ def _new_info(encoder_name: str, dim: int, version: str | None) -> StoreInfo:
 
 
 def _same_identity(a: StoreInfo, b: StoreInfo) -> bool:
-    keys = ("encoder", "dim", "library_version", "format_version", "dtype")
-    return all(getattr(a, k) == getattr(b, k) for k in keys)
+    """Same encoder, dim, format and dtype, and a library of the same major.minor (a patch
+    release reads the store, as it reads a saved model; a text it renders differently
+    has another sha256 and is embedded again anyway)."""
+    keys = ("encoder", "dim", "format_version", "dtype")
+    same_release = a.library_version.split(".")[:2] == b.library_version.split(".")[:2]
+    return same_release and all(getattr(a, k) == getattr(b, k) for k in keys)
 
 
 def _mismatch_message(root: Path, existing: StoreInfo | None, wanted: StoreInfo) -> str:

@@ -248,6 +248,17 @@ def test_another_library_version_is_refused_unless_rebuilding(
     assert store.info.library_version == store_mod.library_version()
 
 
+def test_a_patch_release_reads_the_store(tmp_path: Path, hashing: HashingEncoder) -> None:
+    """Every patch upgrade used to invalidate every store (models accept major.minor)."""
+    major, minor, *_ = store_mod.library_version().split(".")
+    written = EmbeddingStore.create(
+        tmp_path / "s", hashing.name, hashing.dim, library_version=f"{major}.{minor}.999"
+    )
+    written.sync(texts_of(3), hashing)
+    assert len(EmbeddingStore.open(tmp_path / "s")) == 3
+    assert len(new_store(tmp_path / "s", hashing)) == 3
+
+
 def test_opening_a_missing_store_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(EmbeddingStoreError, match=r"no embedding store here"):
         EmbeddingStore.open(tmp_path / "nothing")
