@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from app.render import render_notice
@@ -72,4 +74,23 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown) -> None:
                 ),
                 elem_id="item-out",
             )
-    go.click(state.add_item, fields, [out, liked], api_name="add_item")
+    blank: list[Any] = ["", "", "", [], None, "", ""]  # one per field, in order
+
+    def add_and_clear(
+        item_id: str | None,
+        title: str | None,
+        description: str | None,
+        attributes: list[str] | str | None,
+        year: float | None,
+        keywords: str | None,
+        other: str | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> tuple[Any, ...]:
+        """Add the item; on success empty the form (the next item inherited its values)."""
+        page, picker = state.add_item(
+            item_id, title, description, attributes, year, keywords, other, progress
+        )
+        added = 'class="hr-added' in page
+        return page, picker, *(gr.update(value=v) if added else gr.update() for v in blank)
+
+    go.click(add_and_clear, fields, [out, liked, *fields], api_name="add_item")

@@ -134,6 +134,9 @@ def test_new_item_is_added_live_and_then_recommended(
     assert "users it would reach" in text.lower() and "why user" in text.lower()
     assert page.locator("#item-out .hr-mini").count() >= 6  # nearest items and users
     assert page.locator("#item-out .hr-cold").count() == 1
+    # the form is emptied for the next item (it used to keep, and silently reuse, every value)
+    expect(page.locator("#item-title :is(textarea, input)")).to_have_value("")
+    expect(page.locator("#item-desc :is(textarea, input)")).to_have_value("")
     shoot(page, "3-new-item")
     # the new item is retrievable at once, with no retraining
     open_tab(page, "New user")
