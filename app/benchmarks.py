@@ -27,7 +27,10 @@ def read_benchmarks(directory: Path) -> tuple[str, Any, str]:
     quality_file, results_file = directory / "quality.json", directory / "RESULTS.md"
     if quality_file.is_file():
         try:
-            quality = render_quality(json.loads(quality_file.read_text(encoding="utf-8")))
+            quality = render_notice(
+                "These figures come from the benchmark script (`make bench`: models trained "
+                "to convergence on a cold-start split), not from the model this app serves."
+            ) + render_quality(json.loads(quality_file.read_text(encoding="utf-8")))
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             quality = render_notice(f"{quality_file} could not be read ({exc}).")
     else:

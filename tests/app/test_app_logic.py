@@ -286,6 +286,7 @@ def test_insight_reads_quality_results_and_plot(
     plot_recall_by_decile({"hybrid": {"cold": 0.1, "d1": 0.2}}, bench / "recall_by_decile_x.png")
     _, table, plot, markdown = make_state(benchmarks_dir=bench).insight()
     assert "<th>hybrid</th>" in table and "0.2500" in table and "0.1250" in table
+    assert "not from the model this app serves" in table
     assert plot["visible"] is True and plot["value"].size[0] > 100
     assert markdown.startswith("# Results") and "![" not in markdown and "<!--" not in markdown
 
