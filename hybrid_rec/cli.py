@@ -112,6 +112,14 @@ def _output_format(out: Path) -> str:
     return format_of(out, kind="output file")
 
 
+def _unique(ids: list[str], what: str) -> list[str]:
+    """``ids`` without repeats (first one kept): (id, rank) stays a key of the output."""
+    unique = list(dict.fromkeys(ids))
+    if len(unique) < len(ids):
+        typer.echo(f"note: {len(ids) - len(unique)} repeated {what} id(s) left out", err=True)
+    return unique
+
+
 def _check_users(rec: HybridRecommender, users: list[str], policy: UnknownUsers) -> None:
     """Refuse unknown user ids (with ``--unknown-users error``) in the CLI's own words."""
     if policy is not UnknownUsers.error:
@@ -440,6 +448,7 @@ def recommend_cmd(
         _output_format(out)
     filters = _parse_filters(filter_ or [])  # a malformed filter fails before the model loads
     rec = HybridRecommender.load(model_dir)
+    users = _unique(users, "user")
     _check_users(rec, users, unknown_users)
     frame = rec.recommend(users, k=k, unknown_users=unknown_users.value, filters=filters)
     why = "no item passes the filters" if filters else "every user was unknown and skipped"
@@ -605,12 +614,14 @@ def add_feedback_cmd(
         if frame.empty:
             _save_unchanged(rec, model_dir, target, f"nothing to add: {interactions} has no rows")
             return
-        users_before = len(rec.user_ids_)
+        users_before, events_before = len(rec.user_ids_), int(rec.counts_.sum())
         rec.partial_fit(frame)
         rec.save(target)
+    added = int(rec.counts_.sum()) - events_before
+    skipped = f", {len(frame) - added} already there skipped" if added < len(frame) else ""
     typer.echo(
-        f"added {len(frame)} interaction(s) ({len(rec.user_ids_) - users_before} new user(s)); "
-        f"saved to {target}"
+        f"added {added} interaction(s) ({len(rec.user_ids_) - users_before} new user(s)"
+        f"{skipped}); saved to {target}"
     )
 
 
@@ -776,7 +787,7 @@ def recommend_batch_cmd(
         policy = UnknownUsers.skip
     parquet = _check_output(out, overwrite)
     rec = HybridRecommender.load(model_dir)
-    ids = None if users is None else id_list(read_column(users, Columns.user))
+    ids = None if users is None else _unique(id_list(read_column(users, Columns.user)), "user")
     if ids is not None:
         _check_users(rec, ids, policy)
     _run_batch(

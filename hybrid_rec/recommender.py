@@ -1293,7 +1293,9 @@ class HybridRecommender:
         """Fold new feedback in without a full retrain.
 
         New interactions join the users' histories (new users are created), so
-        their vectors move at once. Items that were cold or lightly seen (fewer
+        their vectors move at once. With timestamps, a row already in the model
+        (same user, item, event and timestamp) is skipped, so feeding the same
+        file twice changes nothing. Items that were cold or lightly seen (fewer
         than 10 interactions) get their CF vector fitted on the new feedback
         with everything else frozen, and their evidence count — which steers
         the fusion attention from content toward behaviour — is updated.
@@ -1354,6 +1356,19 @@ class HybridRecommender:
             if has_time
             else np.arange(last + 1, last + 1 + len(inter), dtype=np.int64)
         )
+        if has_time:  # a re-sent file (a retried nightly job) must not count twice
+            key = ["u", "i", "e", "t"]
+            fresh = ~part.duplicated(key).to_numpy()
+            fresh &= ~pd.MultiIndex.from_frame(part[key]).isin(
+                pd.MultiIndex.from_frame(self._log[key])
+            )
+            if not fresh.all():
+                log.warning(
+                    "%d interaction(s) already in the model were skipped (same user, item, "
+                    "event and timestamp)",
+                    int((~fresh).sum()),
+                )
+                part = part[fresh]
         self._log = pd.concat([self._log, part], ignore_index=True)
         self._derive()
 

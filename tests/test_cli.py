@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -342,6 +343,23 @@ def test_recommend_unknown_users_option(model_dir: Path, synthetic_files: tuple[
     assert "u9999" not in result.output and known in result.output
 
 
+def test_repeated_users_are_listed_once(
+    model_dir: Path, synthetic_files: tuple[Path, ...], tmp_path: Path
+) -> None:
+    """(user, rank) used to repeat when a user id was given twice."""
+    known = str(pd.read_csv(synthetic_files[0])["user_id"].iloc[0])
+    users = tmp_path / "users.csv"
+    users.write_text(f"user_id\n{known}\n{known}\n")
+    out = tmp_path / "r.parquet"
+    done = _cli("recommend-batch", "-m", str(model_dir), "--users", str(users), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "1 repeated user id(s) left out" in done.stderr
+    frame = pd.read_parquet(out)
+    assert not frame.duplicated(["user_id", "rank"]).any() and len(frame) == 10
+    shown = _cli("recommend", known, known, "-m", str(model_dir), "-k", "2")
+    assert shown.returncode == 0 and len(shown.stdout.strip().splitlines()) == 3  # header + 2
+
+
 def test_recommend_batch_unknown_users(
     model_dir: Path, synthetic_files: tuple[Path, ...], tmp_path: Path
 ) -> None:
@@ -444,6 +462,11 @@ def test_add_feedback_folds_in_new_interactions_and_saves(
     )
     assert set(after.user_history("newbie")["item_id"]) == set(feedback["item_id"][:2])
     assert not list(tmp_path.glob(".*.lock"))  # the lock goes with the command
+    again = _cli("add-feedback", str(path), "--model-dir", str(out))  # a retried job
+    assert again.returncode == 0 and "added 0 interaction(s) (0 new user(s), 3 already" in (
+        again.stdout
+    )
+    assert np.array_equal(HybridRecommender.load(out).counts_, after.counts_)
 
     unknown = tmp_path / "unknown.csv"
     feedback.assign(item_id="no-such-item").to_csv(unknown, index=False)
