@@ -108,6 +108,15 @@ class ContentConfig(_Stage):
     """Token limit of a sentence-transformer; None keeps the model's own (MiniLM: 256)."""
     shard_size: int = Field(default=2048, ge=1, le=1_000_000)
     """Vectors per ``.npy`` shard of the embedding store: the unit of resume after a crash."""
+    attribute_weight: float = Field(default=0.5, ge=0.0, le=10.0)
+    """Length of the attribute part appended to each item's sentence vector (one block
+    per attribute column: multi-hot values, or quantile buckets of a number); 0 turns
+    it off. See :mod:`hybrid_rec.content.attributes`."""
+    attribute_columns: list[str] | None = None
+    """Attribute columns; None means every numeric column and every text column whose
+    cells are short (ids, titles and free text such as ``description`` are left out)."""
+    attribute_bins: int = Field(default=8, ge=2, le=256)
+    """Quantile buckets of a numeric attribute."""
 
 
 class ModelConfig(_Stage):

@@ -37,6 +37,7 @@ from hybrid_rec.batch import (
 )
 from hybrid_rec.config import ModelConfig, RecommenderConfig
 from hybrid_rec.content import Encoder, item_texts, make_encoder
+from hybrid_rec.content.attributes import AttributeFeatures
 from hybrid_rec.content.encoders import encode_queries
 from hybrid_rec.content.store import EmbeddingStore
 from hybrid_rec.content.text import new_item_texts
@@ -158,14 +159,22 @@ class HybridRecommender:
             each user's interactions is held out for early stopping and folded
             back in afterwards.
         content
-            Precomputed content vectors aligned with ``items`` rows (skips encoding).
+            Precomputed sentence vectors aligned with ``items`` rows (skips encoding),
+            e.g. from an embedding store. The attribute part
+            (:mod:`~hybrid_rec.content.attributes`) is appended to them here, as to
+            encoded ones.
         """
         cfg = self.config
         catalogue = validate_items(items)
         inter = validate_interactions(interactions, catalogue, config=cfg.data)
         self.items_ = catalogue
         self.item_ids_ = IdMap(catalogue[C.item])
-        self.content_ = self._content_vectors(catalogue, content)
+        self.attributes_ = AttributeFeatures.fit(catalogue, cfg.content)
+        if self.attributes_.dim:
+            log.info("attribute features: %r", self.attributes_)
+        self.content_ = self.attributes_.append(
+            self._content_vectors(catalogue, content), catalogue
+        )
         self.taste_ = ContentTaste.fit(self.content_, cfg.model.taste_dim, seed=cfg.model.seed)
         self.item_taste_ = self.taste_.items(self.content_)
         self.taste_weight_ = 0.0
@@ -858,7 +867,7 @@ class HybridRecommender:
         hist = list(liked_codes[::-1][: self.config.model.history_len])
         events = [self.event_vocab_.index(PICKED_EVENT)] * len(hist)
         if text:
-            query = encode_queries(self.encoder, [text])
+            query = self.attributes_.pad(encode_queries(self.encoder, [text]))
             table = np.concatenate([table, self._new_item_vectors(query)])
             taste = taste + self.taste_.items(query)[0]
             hist = [len(self.item_vectors_), *hist][: self.config.model.history_len]
@@ -908,14 +917,15 @@ class HybridRecommender:
         holds a vector for (same sha256) are read from it, not encoded again."""
         frame, texts = new_item_texts(new_items, self.config.content)
         if store is None:
-            return frame, np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+            vectors = np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+            return frame, self.attributes_.append(vectors, frame)
         found, stored = store.find(frame[C.item].tolist(), texts.tolist())
         vectors = np.empty((len(frame), stored.shape[1]), dtype=np.float32)
         vectors[found] = stored
         if not found.all():
             missing = list(texts[~found])
             vectors[~found] = np.asarray(self.encoder.encode(missing), dtype=np.float32)
-        return frame, vectors
+        return frame, self.attributes_.append(vectors, frame)
 
     def _check_store(self, store: EmbeddingStore | str | Path | None) -> EmbeddingStore | None:
         """Open ``store`` and check that its vectors come from this model's encoder."""
@@ -952,7 +962,8 @@ class HybridRecommender:
                 source="new items",
                 column=C.item,
                 rows=np.flatnonzero(dup),
-                fix="add only new ids; to change an existing item, re-embed the catalogue.",
+                fix="add only new ids. A changed or removed item needs a refit (`fit`); "
+                "until then, leave a removed item out with `filters` or `candidates`.",
             )
         n_old = len(self.item_ids_)
         self.item_ids_ = self.item_ids_.add_ids(frame[C.item])
@@ -1421,6 +1432,7 @@ class HybridRecommender:
             _to_parquet(self.items_, tmp / "items.parquet")
             self._log.to_parquet(tmp / "interactions.parquet", index=False)
             self.item_ids_.save(tmp / "item_ids.json")
+            (tmp / "attributes.json").write_text(json.dumps(self.attributes_.to_dict(), indent=2))
             self.user_ids_.save(tmp / "user_ids.json")
             (tmp / "meta.json").write_text(
                 json.dumps(
@@ -1447,7 +1459,7 @@ class HybridRecommender:
                 {  # write_manifest adds "library": "hybrid_rec"
                     "library_version": __version__,
                     "encoder": getattr(self.encoder, "name", "unknown"),
-                    "encoder_dim": int(self.content_.shape[1]),
+                    "encoder_dim": int(self.content_.shape[1] - self.attributes_.dim),
                 },
             )
         log.info("saved model to %s", target)
@@ -1505,6 +1517,12 @@ class HybridRecommender:
         rec.item_ids_ = IdMap.load(d / "item_ids.json")
         rec.user_ids_ = IdMap.load(d / "user_ids.json")
         rec.content_ = load_npy(d / "content.npy")
+        rec.attributes_ = _load_attributes(d / "attributes.json", manifest)
+        if rec.attributes_.dim >= rec.content_.shape[1]:
+            raise ModelFileError(
+                f"{d}: attributes.json describes {rec.attributes_.dim} attribute features, but "
+                f"content.npy has only {rec.content_.shape[1]} columns."
+            )
         rec.item_vectors_ = load_npy(d / "item_vectors.npy")
         rec.fusion_weights_ = load_npy(d / "fusion_weights.npy")
         rec.taste_ = ContentTaste(load_npy(d / "taste_mean.npy"), load_npy(d / "taste_basis.npy"))
@@ -1717,6 +1735,17 @@ def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
             if safe[col].dtype == object:
                 safe[col] = safe[col].map(lambda v: None if v is None else str(v))
         safe.to_parquet(path, index=False)
+
+
+def _load_attributes(path: Path, manifest: dict[str, Any]) -> AttributeFeatures:
+    """The attribute features of a saved model; none for models saved before them."""
+    if path.name not in manifest.get("files", {}):
+        return AttributeFeatures.none()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc}).") from None
+    return AttributeFeatures.from_dict(data, source=str(path))
 
 
 def _ratings(inter: pd.DataFrame) -> np.ndarray:

@@ -68,6 +68,7 @@ __all__ = [
     "run_repeated",
     "select_methods",
     "update_results_md",
+    "with_attributes",
     "write_results",
 ]
 
@@ -96,6 +97,10 @@ class BenchContext:
     config: Any = None
     """A :class:`~hybrid_rec.config.RecommenderConfig` the hybrid methods start from
     (the defaults if None); their seed and threads are set from this context."""
+    baseline_content: np.ndarray | None = None
+    """``content`` with the attribute part the hybrid appends itself
+    (:mod:`hybrid_rec.content.attributes`): what the other content methods get, so
+    that every method sees the same item features."""
     _val: dict[tuple[str, ...], ColdStartEvaluator] = field(default_factory=dict, repr=False)
 
     def val_evaluator(self, which: Sequence[str] = ("all",)) -> ColdStartEvaluator:
@@ -252,11 +257,27 @@ def embed_items(items: pd.DataFrame, encoder: str | ContentConfig) -> tuple[np.n
     return vectors, model.name
 
 
+def with_attributes(
+    content: np.ndarray | None, items: pd.DataFrame, config: Any
+) -> np.ndarray | None:
+    """``content`` with the attribute part a hybrid fitted with ``config`` appends."""
+    from hybrid_rec.config import RecommenderConfig
+    from hybrid_rec.content.attributes import AttributeFeatures
+
+    if content is None:
+        return None
+    cfg = config if config is not None else RecommenderConfig()
+    return AttributeFeatures.fit(items, cfg.content).append(content, items)
+
+
 def run_method(spec: MethodSpec, ctx: BenchContext, test: ColdStartEvaluator) -> dict[str, Any]:
     """Fit one method on ``ctx.split.train`` and evaluate it with the test-stage evaluator."""
     method = spec.factory(ctx)
+    content = ctx.content
+    if not isinstance(method, HybridMethod) and ctx.baseline_content is not None:
+        content = ctx.baseline_content
     start = time.perf_counter()
-    method.fit(ctx.split.train, ctx.items, ctx.content)
+    method.fit(ctx.split.train, ctx.items, content)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     result = test.evaluate(method)
@@ -527,6 +548,7 @@ def run_benchmark(
         long_tail_max=long_tail_max,
         threads=threads,
         config=config,
+        baseline_content=with_attributes(content, items, config),
     )
     # the test-stage evaluator stays out of the context that method factories see
     test = ColdStartEvaluator(split, k=k, long_tail_max=long_tail_max, stage="test", seed=seed)

@@ -115,3 +115,37 @@ def test_select_methods() -> None:
         benchmark.select_methods(["popularity,magic"])
     with pytest.raises(ValueError, match="no method given"):
         benchmark.select_methods([" , "])
+
+
+def test_every_content_method_sees_the_attribute_features_the_hybrid_appends() -> None:
+    """A fair table: the baselines get the same attribute part the hybrid adds itself."""
+    import pandas as pd
+
+    from hybrid_rec.config import SplitConfig
+    from hybrid_rec.data.datasets import synthetic
+    from hybrid_rec.data.splits import cold_start_split
+    from hybrid_rec.evaluation.protocol import ColdStartEvaluator
+
+    data = synthetic(n_users=80, n_items=60, n_clusters=3, interactions_per_user=10, seed=2)
+    items = data.items.reset_index(drop=True)
+    content = np.random.default_rng(0).normal(size=(len(items), 16)).astype(np.float32)
+    augmented = benchmark.with_attributes(content, items, None)
+    assert augmented is not None and augmented.shape[0] == len(items)
+    assert augmented.shape[1] > 16 and np.array_equal(augmented[:, :16], content)
+    assert benchmark.with_attributes(None, items, None) is None
+
+    seen: dict[str, np.ndarray | None] = {}
+
+    class Recorder:
+        def fit(self, train: pd.DataFrame, items: pd.DataFrame, content: np.ndarray | None):
+            seen["content"] = content
+            return self
+
+        def score(self, users, item_ids):  # type: ignore[no-untyped-def]
+            return np.zeros((len(users), len(item_ids)))
+
+    split = cold_start_split(data.interactions, SplitConfig(seed=1))
+    ctx = benchmark.BenchContext(split, items, content, baseline_content=augmented)
+    spec = benchmark.MethodSpec("recorder", lambda ctx: Recorder())
+    benchmark.run_method(spec, ctx, ColdStartEvaluator(split, k=5, stage="test"))
+    assert seen["content"] is augmented

@@ -96,4 +96,5 @@ def test_a_model_without_content_has_no_content_prior(
         clustered.interactions, clustered.items, show_progress=False
     )
     assert not rec.item_prior_.any() and rec.prior_weight_ == 0.0
-    assert not rec.prior_.score(rec.encoder.encode(["a new item about anything"])).any()
+    query = rec.attributes_.pad(rec.encoder.encode(["a new item about anything"]))
+    assert not rec.prior_.score(query).any()
