@@ -507,9 +507,7 @@ def trim_to_sentence(text: str, max_chars: int | None = None, *, cut_off: bool =
     stop = "。" if _HAS_CJK.search(text) else "."
     if not cut_off:
         return text + stop
-    ends = [
-        m.end() for m in _SENTENCE_END.finditer(text) if not _abbreviation_before(text, m.start())
-    ]
+    ends = _sentence_ends(text)
     if ends and ends[-1] >= 0.4 * len(text):
         return text[: ends[-1]].rstrip()
     clauses = [
@@ -739,8 +737,15 @@ def check_explanation(
     return CheckResult(not problems, tuple(problems), tuple(m.surface for m in found))
 
 
+def _sentence_ends(text: str) -> list[int]:
+    """Where sentences end ("Mrs." and initials are not ends)."""
+    return [
+        m.end() for m in _SENTENCE_END.finditer(text) if not _abbreviation_before(text, m.start())
+    ]
+
+
 def _sentences(text: str) -> list[str]:
-    cuts = [0, *(m.end() for m in _SENTENCE_END.finditer(text)), len(text)]
+    cuts = [0, *_sentence_ends(text), len(text)]
     return [text[a:b] for a, b in itertools.pairwise(cuts) if text[a:b].strip()]
 
 

@@ -338,3 +338,17 @@ def test_liking_the_history_while_naming_the_recommendation_passes(
 ) -> None:
     result = check("Because you enjoyed Alien, you may like Aliens too.", facts, mentions)
     assert result.ok, result.problems
+
+
+def test_an_abbreviation_in_a_title_does_not_split_the_liking_sentence(
+    mentions: CatalogueMentions,
+) -> None:
+    facts = Facts(
+        item_id="2",
+        title="Aliens",
+        facts=(
+            Fact("h1", "history_item", item_id="9", title="Mrs. Brown", value=1.0, liked=False),
+        ),
+    )
+    result = check("You enjoyed Mrs. Brown, so here is Aliens.", facts, mentions)
+    assert any("rated low" in p for p in result.problems), result.problems
