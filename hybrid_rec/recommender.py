@@ -364,15 +364,7 @@ class HybridRecommender:
 
     def _set_log(self, inter: pd.DataFrame) -> None:
         """Keep the interaction log (internal ids) and derive counts, histories, seen sets."""
-        frame = pd.DataFrame(
-            {
-                "u": self.user_ids_.to_internal(inter[C.user], kind="user"),
-                "i": self.item_ids_.to_internal(inter[C.item], kind="item"),
-                "w": inter[C.weight].to_numpy(np.float32),
-                "e": self._event_ids(inter),
-                "r": _ratings(inter),
-            }
-        )
+        frame = self._log_rows(inter)
         self._has_time = C.timestamp in inter.columns
         frame["t"] = (
             inter[C.timestamp].to_numpy(np.int64)
@@ -381,6 +373,18 @@ class HybridRecommender:
         )
         self._log = frame
         self._derive()
+
+    def _log_rows(self, inter: pd.DataFrame) -> pd.DataFrame:
+        """Validated interactions as log rows (internal ids; the caller adds ``t``)."""
+        return pd.DataFrame(
+            {
+                "u": self.user_ids_.to_internal(inter[C.user], kind="user"),
+                "i": self.item_ids_.to_internal(inter[C.item], kind="item"),
+                "w": inter[C.weight].to_numpy(np.float32),
+                "e": self._event_ids(inter),
+                "r": _ratings(inter),
+            }
+        )
 
     def _derive(self) -> None:
         f = self._log
@@ -395,6 +399,9 @@ class HybridRecommender:
             self.config.model.history_len,
         )
         self._seen = _Seen.build(u, i, len(self.user_ids_))
+        # rating_range is read for every explanation: derived here, not a scan each time
+        rated = f["r"].dropna()
+        self._rating_range = (float(rated.min()), float(rated.max())) if len(rated) else None
         self._user_vectors: np.ndarray | None = None
         self._user_done = np.zeros(0, dtype=bool)
         self._user_tastes: np.ndarray | None = None
@@ -1352,15 +1359,7 @@ class HybridRecommender:
                 source="partial_fit",
                 column=C.timestamp,
             )
-        part = pd.DataFrame(
-            {
-                "u": self.user_ids_.to_internal(inter[C.user], kind="user"),
-                "i": self.item_ids_.to_internal(inter[C.item], kind="item"),
-                "w": inter[C.weight].to_numpy(np.float32),
-                "e": self._event_ids(inter),
-                "r": _ratings(inter),
-            }
-        )
+        part = self._log_rows(inter)
         last = int(self._log["t"].max()) if len(self._log) else 0
         part["t"] = (
             inter[C.timestamp].to_numpy(np.int64)
@@ -1641,9 +1640,7 @@ class HybridRecommender:
     def rating_range(self) -> tuple[float, float] | None:
         """Lowest and highest rating in the interaction log; None without ratings."""
         self._check_fitted()
-        r = self._log["r"].to_numpy()
-        r = r[~np.isnan(r)]
-        return (float(r.min()), float(r.max())) if len(r) else None
+        return self._rating_range
 
     def contributions(self, user_id: str, item_id: str) -> pd.DataFrame:
         """How much each history item supports recommending ``item_id`` to ``user_id``:

@@ -768,9 +768,8 @@ def _empty_manifest() -> pd.DataFrame:
 
 def _ordered(manifest: pd.DataFrame, order: pd.Series) -> pd.DataFrame:
     """Catalogue order first, then (kept) absent items in their stored order."""
-    rank = order.reindex(manifest.index).to_numpy(
-        dtype=np.float64, copy=True
-    )  # CoW: may be read-only
+    # a copy: under copy-on-write the array may be a read-only view
+    rank = order.reindex(manifest.index).to_numpy(dtype=np.float64, copy=True)
     rank[np.isnan(rank)] = len(order) + np.flatnonzero(np.isnan(rank))
     return manifest.iloc[np.argsort(rank, kind="stable")]
 
