@@ -27,17 +27,13 @@ import numpy as np
 import pandas as pd
 
 from hybrid_rec.config import ContentConfig
-from hybrid_rec.data.columns import Columns
+from hybrid_rec.data.columns import FREE_TEXT_COLUMNS, TITLE_COLUMNS, Columns, is_short_text
 from hybrid_rec.errors import ConfigError, ModelFileError
 
 __all__ = ["AttributeColumn", "AttributeFeatures", "attribute_candidates"]
 
-SKIPPED = frozenset(
-    {Columns.item, "title", "name", "description", "overview", "summary", "reviews", "text", "plot"}
-)
+SKIPPED = frozenset({Columns.item, *TITLE_COLUMNS, *FREE_TEXT_COLUMNS})
 """Columns never used as attributes: the id, display names and free text."""
-MAX_MEAN_CHARS = 60
-"""A text column whose cells average more characters than this is free text, not an attribute."""
 MIN_COUNT = 2
 """A value must occur on this many catalogue items to get a feature (one item teaches nothing)."""
 MAX_VALUES = 1024
@@ -183,8 +179,7 @@ def attribute_candidates(items: pd.DataFrame, separator: str | None = "|") -> li
         if pd.api.types.is_numeric_dtype(series) or _mostly_numeric(series):
             out.append(name)
             continue
-        sample = series.dropna().head(2000)
-        if len(sample) and sample.map(lambda v: len(str(v))).mean() <= MAX_MEAN_CHARS:
+        if is_short_text(series):
             out.append(name)
     return out
 

@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
-__all__ = ["Columns"]
+from typing import Any
+
+__all__ = [
+    "FREE_TEXT_COLUMNS",
+    "FREE_TEXT_MEAN_CHARS",
+    "TITLE_COLUMNS",
+    "Columns",
+    "is_short_text",
+]
+
+TITLE_COLUMNS = ("title", "name")
+"""Columns that hold an item's display name, in order of preference."""
+FREE_TEXT_COLUMNS = ("description", "overview", "summary", "reviews", "text", "plot")
+"""Free text: never an attribute (explanations quote it, cut, for the recommended item only)."""
+FREE_TEXT_MEAN_CHARS = 60
+"""A string column whose values average more characters than this is free text, not attributes."""
+
+
+def is_short_text(series: Any) -> bool:
+    """Whether a text column's filled cells (the first 2,000) average at most
+    :data:`FREE_TEXT_MEAN_CHARS` characters: attribute values, not free text."""
+    sample = series.dropna().head(2000)
+    return bool(len(sample)) and float(sample.map(lambda v: len(str(v))).mean()) <= (
+        FREE_TEXT_MEAN_CHARS
+    )
 
 
 class Columns:

@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from hybrid_rec.data.columns import Columns
+from hybrid_rec.data.columns import (
+    FREE_TEXT_COLUMNS,
+    TITLE_COLUMNS,
+    Columns,
+    is_short_text,
+)
 from hybrid_rec.errors import DataValidationError
 
 if TYPE_CHECKING:
@@ -62,10 +67,6 @@ FactKind = Literal[
     "content_share",
 ]
 
-TITLE_COLUMNS = ("title", "name")
-"""Columns that hold an item's display name, in order of preference."""
-FREE_TEXT_COLUMNS = ("description", "overview", "summary", "reviews", "text", "plot")
-"""Free text: shown to the model (quoted, cut) for the recommended item only, never a fact."""
 PLACEHOLDERS = frozenset({"", "unknown", "nan", "none", "n/a", "na", "null", "other", "misc"})
 """Cell values that say nothing and never become facts."""
 LIKED_SHARE = 0.7
@@ -76,8 +77,6 @@ MAX_TITLE_CHARS = 80
 MAX_DESCRIPTION_CHARS = 160
 MAX_VALUE_CHARS = 40
 MAX_TASTE_CHARS = 120
-FREE_TEXT_MEAN_CHARS = 60
-"""A string column whose values average more characters than this is free text, not attributes."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPECIAL_TOKEN = re.compile(r"<\|[^|>]{0,40}\|>|<\/?[A-Za-z_][\w-]{0,20}>|\[/?INST\]")
@@ -301,8 +300,9 @@ def attribute_columns(items: pd.DataFrame) -> list[str]:
     """Columns whose values are attributes worth sharing: short strings/lists and ``year``.
 
     Ids, titles and free text (a known free-text name, or values averaging more
-    than :data:`FREE_TEXT_MEAN_CHARS` characters) are left out, as are numbers
-    other than a year (a price is not a reason two items belong together).
+    than :data:`~hybrid_rec.data.columns.FREE_TEXT_MEAN_CHARS` characters) are left
+    out, as are numbers other than a year (a price is not a reason two items belong
+    together).
     """
     out = []
     skip = {C.item, *TITLE_COLUMNS, *FREE_TEXT_COLUMNS}
@@ -310,13 +310,10 @@ def attribute_columns(items: pd.DataFrame) -> list[str]:
         if col in skip:
             continue
         series = items[col]
-        if col == "year" and pd.api.types.is_numeric_dtype(series):
+        is_year = col == "year" and pd.api.types.is_numeric_dtype(series)
+        is_text = pd.api.types.is_string_dtype(series) or series.dtype == object
+        if is_year or (is_text and is_short_text(series)):
             out.append(col)
-        elif pd.api.types.is_string_dtype(series) or series.dtype == object:
-            sample = series.dropna().head(2000)
-            lengths = sample.map(lambda v: len(str(v)))
-            if len(sample) and float(lengths.mean()) <= FREE_TEXT_MEAN_CHARS:
-                out.append(col)
     return out
 
 
