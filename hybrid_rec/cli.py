@@ -625,6 +625,74 @@ def add_feedback_cmd(
     )
 
 
+@app.command("remove-items")
+def remove_items_cmd(
+    items: Annotated[
+        Path, typer.Argument(help="Items to stop serving: a file with an item_id column.")
+    ],
+    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", "-o", help="Save the model here (default: in place)."),
+    ] = None,
+    restore: Annotated[
+        bool, typer.Option("--restore", help="Serve the listed items again instead.")
+    ] = False,
+    on_unknown: Annotated[
+        AddExisting,
+        typer.Option(help="Ids the model does not know: error (nothing changes), or skip them."),
+    ] = AddExisting.error,
+) -> None:
+    """Stop serving items (sold out, withdrawn) in a saved model, or serve them again.
+
+    No refit: removed items leave every result (`recommend`, `recommend-batch`,
+    `recommend-new`, similar items, the app) at once, and stay in users' histories;
+    `--restore` brings them back. Listing an item already removed changes nothing.
+    """
+    from hybrid_rec.recommender import HybridRecommender
+
+    verb = "restore" if restore else "remove"
+    with _updating(model_dir, out_dir) as target:
+        rec = HybridRecommender.load(model_dir)
+        frame = read_table(items, allow_empty=True)
+        if Columns.item not in frame.columns:
+            raise DataValidationError(
+                f"no {Columns.item!r} column (columns: {', '.join(map(str, frame.columns))}).",
+                source=str(items),
+                fix=f"name the column of the ids to {verb} {Columns.item!r}.",
+            )
+        ids = frame[Columns.item]
+        if ids.isna().any():
+            raise DataValidationError(
+                f"{int(ids.isna().sum())} empty {Columns.item} value(s).",
+                source=str(items),
+                column=Columns.item,
+                rows=ids.isna().to_numpy().nonzero()[0],
+                fix="give every row an item id.",
+            )
+        ids = ids.astype(str).str.strip()
+        unknown = rec.item_ids_.lookup(ids) < 0
+        if unknown.any() and on_unknown is AddExisting.error:
+            shown = ", ".join(map(repr, ids[unknown].tolist()[:5]))
+            raise DataValidationError(
+                f"{int(unknown.sum())} item(s) not in the model, e.g. {shown}; nothing changed.",
+                source=str(items),
+                column=Columns.item,
+                fix="pass --on-unknown skip to leave them out.",
+            )
+        known = ids[~unknown].tolist()
+        if not known:
+            _save_unchanged(rec, model_dir, target, f"nothing to {verb}: no item of the model")
+            return
+        changed = rec.restore_items(known) if restore else rec.remove_items(known)
+        rec.save(target)
+    skipped = f", {int(unknown.sum())} unknown skipped" if unknown.any() else ""
+    typer.echo(
+        f"{verb}d {changed} item(s) ({len(set(known)) - changed} already so{skipped}); "
+        f"{len(rec.removed_items)} removed in all; saved to {target}"
+    )
+
+
 @contextlib.contextmanager
 def _updating(model_dir: Path, out_dir: Path | None) -> Iterator[Path]:
     """The target of a load-change-save command, checked and locked for its duration."""

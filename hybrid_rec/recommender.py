@@ -169,6 +169,7 @@ class HybridRecommender:
         inter = validate_interactions(interactions, catalogue, config=cfg.data)
         self.items_ = catalogue
         self.item_ids_ = IdMap(catalogue[C.item])
+        self.removed_ = np.zeros(len(self.item_ids_), dtype=bool)
         self.attributes_ = AttributeFeatures.fit(catalogue, cfg.content)
         if self.attributes_.dim:
             log.info("attribute features: %r", self.attributes_)
@@ -677,6 +678,8 @@ class HybridRecommender:
             cand = np.zeros(len(self.item_ids_), dtype=bool)
             cand[self.item_ids_.to_internal(list(candidates), kind="item")] = True
             mask = cand if mask is None else mask & cand
+        if self.removed_.any():  # removed items are never served, whatever else is asked
+            mask = ~self.removed_ if mask is None else mask & ~self.removed_
         return mask
 
     def _frame(
@@ -969,8 +972,8 @@ class HybridRecommender:
                 source="new items",
                 column=C.item,
                 rows=np.flatnonzero(dup),
-                fix="add only new ids. A changed or removed item needs a refit (`fit`); "
-                "until then, leave a removed item out with `filters` or `candidates`.",
+                fix="add only new ids. A removed item comes back with `restore_items`; "
+                "a changed item's new text needs a refit (`fit`).",
             )
         n_old = len(self.item_ids_)
         self.item_ids_ = self.item_ids_.add_ids(frame[C.item])
@@ -979,6 +982,7 @@ class HybridRecommender:
         self.item_taste_ = np.concatenate([self.item_taste_, self.taste_.items(content)])
         self.item_prior_ = np.concatenate([self.item_prior_, self.prior_.score(content)])
         self.counts_ = np.concatenate([self.counts_, np.zeros(len(frame), np.int64)])
+        self.removed_ = np.concatenate([self.removed_, np.zeros(len(frame), dtype=bool)])
         self.model_.grow(len(frame))
         vecs, weights = self.model_.encode_items(content, np.zeros(len(frame), np.int64))
         vecs = self._blend_new(vecs, content)
@@ -988,6 +992,49 @@ class HybridRecommender:
         assert ids[0] == n_old
         log.info("added %d new item(s); catalogue now %d", len(frame), len(self.item_ids_))
         return ids
+
+    def remove_items(self, item_ids: Sequence[str] | str) -> int:
+        """Stop serving items (sold out, withdrawn, retired), with no refit.
+
+        A removed item is left out of every result — :meth:`recommend`,
+        :meth:`recommend_batch`, :meth:`recommend_for_new_user`, :meth:`similar_items`,
+        the popular fallback — even when ``candidates`` names it. It stays in the
+        model: users' histories keep it (what they liked still shapes their taste),
+        :meth:`score` and :meth:`explain` still answer for it, and
+        :meth:`restore_items` serves it again. Saved with the model.
+
+        Returns how many of the items were not removed already (removing one twice
+        changes nothing, so a retried job is harmless). Unknown ids raise
+        :class:`~hybrid_rec.errors.UnknownIdError` and remove nothing.
+        """
+        return self._set_removed(item_ids, True)
+
+    def restore_items(self, item_ids: Sequence[str] | str) -> int:
+        """Serve items removed by :meth:`remove_items` again (back in stock).
+
+        Returns how many of them were removed. Unknown ids raise
+        :class:`~hybrid_rec.errors.UnknownIdError` and restore nothing.
+        """
+        return self._set_removed(item_ids, False)
+
+    def _set_removed(self, item_ids: Sequence[str] | str, removed: bool) -> int:
+        self._check_fitted()
+        codes = np.unique(self.item_ids_.to_internal(id_list(item_ids), kind="item"))
+        changed = int((self.removed_[codes] != removed).sum())
+        self.removed_[codes] = removed
+        log.info(
+            "%s %d item(s); %d removed in all",
+            "removed" if removed else "restored",
+            changed,
+            int(self.removed_.sum()),
+        )
+        return changed
+
+    @property
+    def removed_items(self) -> list[str]:
+        """External ids of the items :meth:`remove_items` took out of service."""
+        self._check_fitted()
+        return [str(i) for i in self.item_ids_.to_external(np.flatnonzero(self.removed_))]
 
     @overload
     def score_cold_items(
@@ -1267,7 +1314,7 @@ class HybridRecommender:
         for name, tensor in sorted(self.model_.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().numpy().tobytes())
-        arrays = [self.item_vectors_, self.item_taste_, self.counts_]
+        arrays = [self.item_vectors_, self.item_taste_, self.counts_, self.removed_]
         arrays += [self.prior_.mean, self.prior_.coef]
         arrays += [self.neighbours_.ids, self.neighbours_.vectors]
         arrays += [self._log[col].to_numpy() for col in self._log.columns]
@@ -1426,6 +1473,7 @@ class HybridRecommender:
             np.save(tmp / "prior_coef.npy", self.prior_.coef, allow_pickle=False)
             np.save(tmp / "neighbour_ids.npy", self.neighbours_.ids, allow_pickle=False)
             np.save(tmp / "neighbour_vectors.npy", self.neighbours_.vectors, allow_pickle=False)
+            np.save(tmp / "removed.npy", self.removed_, allow_pickle=False)
             self.index_.save(tmp / "items.faiss")
             self._write_index_recall(tmp / "index_recall.json")
             _to_parquet(self.items_, tmp / "items.parquet")
@@ -1551,6 +1599,15 @@ class HybridRecommender:
                 config.model.neighbour_temperature,
                 config.index,
             )
+        rec.removed_ = np.zeros(len(rec.content_), dtype=bool)
+        if (d / "removed.npy").exists():  # models saved before it had nothing removed
+            removed = load_npy(d / "removed.npy")
+            if removed.dtype != np.bool_ or removed.shape != rec.removed_.shape:
+                raise ModelFileError(
+                    f"{d}: removed.npy holds {removed.dtype} {removed.shape}, expected one "
+                    f"bool per item ({len(rec.content_)})."
+                )
+            rec.removed_ = removed.copy()
         rec.event_vocab_ = list(meta["event_vocab"])
         rec._has_time = bool(meta["has_time"])
         rec._log = pd.read_parquet(d / "interactions.parquet")
@@ -1678,6 +1735,7 @@ class HybridRecommender:
         share = neighbour_share(self.counts_[code : code + 1], self.neighbour_weight_)[0]
         return {
             "item_id": str(item_id),
+            "removed": bool(self.removed_[code]),
             "interactions": int(self.counts_[code]),
             "content_share": float(w[0]),
             "collaborative_share": float(w[1]),

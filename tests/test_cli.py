@@ -474,6 +474,43 @@ def test_add_feedback_folds_in_new_interactions_and_saves(
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "no-such-item" in bad.stderr
 
 
+def test_remove_items_stops_serving_and_restore_brings_back(
+    model_dir: Path, synthetic_files: tuple[Path, ...], tmp_path: Path
+) -> None:
+    from hybrid_rec.recommender import HybridRecommender
+
+    user = str(pd.read_csv(synthetic_files[0])["user_id"].iloc[0])
+    top = HybridRecommender.load(model_dir).recommend([user], k=2)["item_id"].tolist()
+    sold_out = tmp_path / "sold_out.csv"
+    pd.DataFrame({"item_id": [*top, top[0]], "reason": "stock"}).to_csv(sold_out, index=False)
+    out = tmp_path / "m"
+    done = _cli("remove-items", str(sold_out), "--model-dir", str(model_dir), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "removed 2 item(s) (0 already so); 2 removed in all" in done.stdout
+    recs = tmp_path / "recs.csv"
+    served = _cli("recommend", user, "--model-dir", str(out), "-k", "20", "--out", str(recs))
+    assert served.returncode == 0, served.stderr
+    assert not set(top) & set(pd.read_csv(recs, dtype=str)["item_id"])
+    again = _cli("remove-items", str(sold_out), "--model-dir", str(out))
+    assert again.returncode == 0 and "removed 0 item(s) (2 already so)" in again.stdout
+    back = _cli("remove-items", str(sold_out), "--model-dir", str(out), "--restore")
+    assert back.returncode == 0 and "restored 2 item(s)" in back.stdout
+    assert HybridRecommender.load(out).removed_items == []
+
+    typo = tmp_path / "typo.csv"
+    pd.DataFrame({"item_id": [top[0], "no-such-item"]}).to_csv(typo, index=False)
+    bad = _cli("remove-items", str(typo), "--model-dir", str(out))
+    assert bad.returncode == 2 and "no-such-item" in bad.stderr and "nothing changed" in bad.stderr
+    assert HybridRecommender.load(out).removed_items == []
+    skip = _cli("remove-items", str(typo), "--model-dir", str(out), "--on-unknown", "skip")
+    assert skip.returncode == 0 and "1 unknown skipped" in skip.stdout
+    assert HybridRecommender.load(out).removed_items == [top[0]]
+    wrong = tmp_path / "wrong.csv"
+    pd.DataFrame({"sku": top}).to_csv(wrong, index=False)
+    no_col = _cli("remove-items", str(wrong), "--model-dir", str(out))
+    assert no_col.returncode == 2 and "no 'item_id' column" in no_col.stderr
+
+
 @pytest.mark.parametrize("command", ["add-items", "add-feedback"])
 def test_a_quiet_day_is_not_a_failure(model_dir: Path, tmp_path: Path, command: str) -> None:
     """An empty file adds nothing, exits 0, and still writes --out-dir for the next step."""
