@@ -625,6 +625,65 @@ def add_feedback_cmd(
     )
 
 
+@app.command("update-items")
+def update_items_cmd(
+    items: Annotated[
+        Path,
+        typer.Argument(help="Changed items: item_id plus the columns that changed."),
+    ],
+    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", "-o", help="Save the model here (default: in place)."),
+    ] = None,
+    on_unknown: Annotated[
+        AddExisting,
+        typer.Option(help="Ids the model does not know: error (nothing changes), or skip them."),
+    ] = AddExisting.error,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="Embedding store (from `hybrid-rec embed`, same encoder): items whose new "
+            "text it holds are read from it, not encoded again.",
+        ),
+    ] = None,
+) -> None:
+    """Apply changed item records (price, description, tags …) to a saved model.
+
+    No refit: the columns given replace the item's values (columns left out keep
+    theirs), its text is embedded again and its vector recomputed with the
+    behaviour evidence it has; recommendations and filters follow at once.
+    New ids belong in `add-items`.
+    """
+    from hybrid_rec.recommender import HybridRecommender
+
+    with _updating(model_dir, out_dir) as target:
+        rec = HybridRecommender.load(model_dir)
+        raw = read_table(items, allow_empty=True)
+        if raw.empty:
+            _save_unchanged(rec, model_dir, target, f"nothing to update: {items} has no rows")
+            return
+        frame = validate_items(raw, source=str(items))
+        unknown = rec.item_ids_.lookup(frame[Columns.item]) < 0
+        if unknown.any() and on_unknown is AddExisting.error:
+            shown = ", ".join(map(repr, frame[Columns.item][unknown].tolist()[:5]))
+            raise DataValidationError(
+                f"{int(unknown.sum())} item(s) not in the model, e.g. {shown}; nothing changed.",
+                source=str(items),
+                column=Columns.item,
+                fix="add new items with `hybrid-rec add-items`, or pass --on-unknown skip.",
+            )
+        frame = frame[~unknown]
+        if frame.empty:
+            _save_unchanged(rec, model_dir, target, "nothing to update: no item of the model")
+            return
+        rec.update_items(frame, store=store)
+        rec.save(target)
+    skipped = f", {int(unknown.sum())} unknown skipped" if unknown.any() else ""
+    typer.echo(f"updated {len(frame)} item(s){skipped}; saved to {target}")
+
+
 @app.command("remove-items")
 def remove_items_cmd(
     items: Annotated[

@@ -993,6 +993,39 @@ class HybridRecommender:
         log.info("added %d new item(s); catalogue now %d", len(frame), len(self.item_ids_))
         return ids
 
+    def update_items(
+        self, changed: pd.DataFrame, *, store: EmbeddingStore | str | Path | None = None
+    ) -> np.ndarray:
+        """Apply changed item records (new price, description, tags …) with no refit.
+
+        ``changed`` holds ``item_id`` and the columns that changed: the values
+        given replace the item's, columns left out keep theirs (an empty cell
+        clears that value). Each item's text is rendered and embedded again and
+        its vector recomputed with the behaviour evidence it already has, so
+        recommendations, filters (a new price) and explanations follow at once.
+        Ids not in the catalogue raise :class:`~hybrid_rec.errors.UnknownIdError`
+        and change nothing (:meth:`add_items` adds new ones). The taste, prior
+        and content-neighbour models themselves are refreshed by the next
+        :meth:`fit`. Returns the internal ids of the updated items.
+        """
+        self._check_fitted()
+        frame = validate_items(changed, source=changed.attrs.get("source", "changed items"))
+        codes = self.item_ids_.to_internal(frame[C.item].tolist(), kind="item")
+        merged = self.items_.iloc[codes].reset_index(drop=True)
+        for col in frame.columns.drop(C.item):
+            merged[col] = frame[col].to_numpy()
+        merged, content = self._embed_new_items(merged, self._check_store(store))
+        items = self.items_.reset_index(drop=True)  # row = internal id
+        kept = items.drop(index=codes)
+        self.items_ = pd.concat([kept, merged.set_axis(codes)]).sort_index()
+        self.content_[codes] = content
+        self.item_taste_[codes] = self.taste_.items(content)
+        self.item_prior_[codes] = self.prior_.score(content)
+        self._user_tastes = None  # users with these items in their history taste anew
+        self._refresh_vectors(codes)
+        log.info("updated %d item(s)", len(codes))
+        return codes
+
     def remove_items(self, item_ids: Sequence[str] | str) -> int:
         """Stop serving items (sold out, withdrawn, retired), with no refit.
 

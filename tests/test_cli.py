@@ -474,6 +474,33 @@ def test_add_feedback_folds_in_new_interactions_and_saves(
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "no-such-item" in bad.stderr
 
 
+def test_update_items_applies_changed_columns(model_dir: Path, tmp_path: Path) -> None:
+    from hybrid_rec.recommender import HybridRecommender
+
+    before = HybridRecommender.load(model_dir)
+    item = str(before.item_ids_.external_ids[3])
+    changed = tmp_path / "changed.csv"
+    pd.DataFrame({"item_id": [item], "price": [-5.0]}).to_csv(changed, index=False)
+    out = tmp_path / "m"
+    done = _cli("update-items", str(changed), "--model-dir", str(model_dir), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "updated 1 item(s)" in done.stdout
+    after = HybridRecommender.load(out)
+    row = after.items_.iloc[3]
+    assert float(row["price"]) == -5.0 and row["title"] == before.items_.iloc[3]["title"]
+    cheap = after.recommend(["x"], k=3, unknown_users="popular", filters={"price": ("<", 0)})
+    assert cheap["item_id"].tolist() == [item]
+
+    typo = tmp_path / "typo.csv"
+    pd.DataFrame({"item_id": [item, "ghost"], "price": [1.0, 2.0]}).to_csv(typo, index=False)
+    bad = _cli("update-items", str(typo), "--model-dir", str(out))
+    assert bad.returncode == 2 and "'ghost'" in bad.stderr and "add-items" in bad.stderr
+    assert float(HybridRecommender.load(out).items_.iloc[3]["price"]) == -5.0
+    skip = _cli("update-items", str(typo), "--model-dir", str(out), "--on-unknown", "skip")
+    assert skip.returncode == 0 and "updated 1 item(s), 1 unknown skipped" in skip.stdout
+    assert float(HybridRecommender.load(out).items_.iloc[3]["price"]) == 1.0
+
+
 def test_remove_items_stops_serving_and_restore_brings_back(
     model_dir: Path, synthetic_files: tuple[Path, ...], tmp_path: Path
 ) -> None:

@@ -1,0 +1,107 @@
+"""update_items: changed item records applied without a refit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_rec import HybridRecommender
+from hybrid_rec.content import HashingEncoder
+from hybrid_rec.data.datasets import Dataset, synthetic_new_items
+from hybrid_rec.errors import DataValidationError, UnknownIdError
+
+
+def _share_in(rec: HybridRecommender, item: str, clustered: Dataset, cluster: int) -> float:
+    item_cluster = clustered.info["item_cluster"]
+    near = rec.similar_items([item], k=10)["similar_item_id"]
+    return float(np.mean([item_cluster.get(i) == cluster for i in near]))
+
+
+def test_new_text_moves_an_item_to_where_it_now_belongs(
+    clustered: Dataset, fresh: Callable[[], HybridRecommender]
+) -> None:
+    rec = fresh()
+    new = synthetic_new_items(1, cluster=1, seed=3, start_id=50_000)
+    rec.add_items(new)
+    item = str(new["item_id"].iloc[0])
+    assert _share_in(rec, item, clustered, 1) > 0.7
+    other = synthetic_new_items(1, cluster=3, seed=4, start_id=60_000)
+    changed = other.drop(columns="item_id").assign(item_id=item)
+    codes = rec.update_items(changed)
+    assert rec.item_ids_.to_external(codes).tolist() == [item]
+    assert _share_in(rec, item, clustered, 3) > 0.7
+    row = rec.items_.iloc[codes[0]]
+    assert row["item_id"] == item and row["title"] == other["title"].iloc[0]
+    # the users it scores highest for follow the new text
+    user_cluster = clustered.info["user_cluster"]
+    users = [str(u) for u in rec.user_ids_.external_ids]
+    scores = pd.Series(rec.score(users, [item])[:, 0])
+    assert scores.groupby([user_cluster[u] for u in users]).mean().idxmax() == 3
+
+
+def test_only_the_given_columns_change_and_filters_follow(
+    fresh: Callable[[], HybridRecommender],
+) -> None:
+    rec = fresh()
+    item = str(rec.item_ids_.external_ids[5])
+    before = rec.items_.iloc[5].copy()
+    vec_before = rec.item_vectors_[5].copy()
+    assert rec.recommend(
+        ["nobody"], k=300, unknown_users="popular", filters={"price": ("<", 0)}
+    ).empty
+    rec.update_items(pd.DataFrame({"item_id": [item], "price": [-1.0]}))
+    after = rec.items_.iloc[5]
+    assert after["price"] == -1.0
+    assert after[["title", "description", "category"]].equals(
+        before[["title", "description", "category"]]
+    )
+    cheap = rec.recommend(["nobody"], k=5, unknown_users="popular", filters={"price": ("<", 0)})
+    assert cheap["item_id"].tolist() == [item]
+    # the price is part of the embedded text: the vector moved, a little
+    assert not np.allclose(rec.item_vectors_[5], vec_before)
+    assert np.dot(rec.item_vectors_[5], vec_before) > 0.5
+
+
+def test_bad_updates_change_nothing(fresh: Callable[[], HybridRecommender]) -> None:
+    rec = fresh()
+    items_before, vecs_before = rec.items_.copy(), rec.item_vectors_.copy()
+    known = str(rec.item_ids_.external_ids[0])
+    with pytest.raises(UnknownIdError, match="ghost"):
+        rec.update_items(pd.DataFrame({"item_id": [known, "ghost"], "price": [1.0, 2.0]}))
+    with pytest.raises(DataValidationError):
+        rec.update_items(pd.DataFrame({"item_id": [known, known], "price": [1.0, 2.0]}))
+    with pytest.raises(DataValidationError, match="no text"):
+        rec.update_items(
+            pd.DataFrame(
+                {
+                    "item_id": [known],
+                    "title": [""],
+                    "description": [""],
+                    "category": [""],
+                    "price": [np.nan],
+                }
+            )
+        )
+    pd.testing.assert_frame_equal(rec.items_, items_before)
+    assert np.array_equal(rec.item_vectors_, vecs_before)
+
+
+def test_an_update_survives_save_and_load(fresh: Callable[[], HybridRecommender], tmp_path) -> None:
+    rec = fresh()
+    rec.taste_weight_ = 0.3  # let the users' content tastes count in their scores
+    user = str(rec.user_ids_.external_ids[0])
+    item = str(rec.user_history(user)["item_id"].iloc[0])  # in the user's own history
+    rec.recommend([user], k=10)  # the user's vector and taste are cached now
+    rec.update_items(pd.DataFrame({"item_id": [item], "description": ["Now about jazz piano."]}))
+    back = HybridRecommender.load(rec.save(tmp_path / "m"), encoder=HashingEncoder(256))
+    code = rec.item_ids_.to_internal([item])[0]
+    assert back.items_.iloc[code]["description"] == "Now about jazz piano."
+    assert np.allclose(back.item_vectors_, rec.item_vectors_)
+    # computed afresh by the loaded copy: the cached user state was refreshed too
+    everything = [str(i) for i in rec.item_ids_.external_ids]
+    np.testing.assert_allclose(
+        rec.score([user], everything), back.score([user], everything), atol=1e-5
+    )
