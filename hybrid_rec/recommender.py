@@ -972,8 +972,8 @@ class HybridRecommender:
                 source="new items",
                 column=C.item,
                 rows=np.flatnonzero(dup),
-                fix="add only new ids. A removed item comes back with `restore_items`; "
-                "a changed item's new text needs a refit (`fit`).",
+                fix="add only new ids; change an item with `update_items`, and bring a "
+                "removed one back with `restore_items`.",
             )
         n_old = len(self.item_ids_)
         self.item_ids_ = self.item_ids_.add_ids(frame[C.item])
