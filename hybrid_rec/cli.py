@@ -523,7 +523,14 @@ Resume = Annotated[
     ),
 ]
 ChunkSize = Annotated[int, typer.Option("--chunk-size", min=1, help="Rows scored per chunk.")]
-Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar.")]
+Progress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bar (default: when stderr is a terminal).",
+        show_default=False,
+    ),
+]
 
 
 @app.command("add-items")
@@ -790,7 +797,7 @@ def score_cold_cmd(
     ] = OnExisting.error,
     overwrite: Overwrite = False,
     resume: Resume = True,
-    progress: Progress = True,
+    progress: Progress = None,
     backend: Annotated[
         Backend,
         typer.Option(
@@ -896,7 +903,7 @@ def recommend_batch_cmd(
     ] = False,
     overwrite: Overwrite = False,
     resume: Resume = True,
-    progress: Progress = True,
+    progress: Progress = None,
     filter_: FilterOption = None,
 ) -> None:
     """Top-k items for many users, written chunk by chunk."""

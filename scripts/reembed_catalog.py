@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-cpus", type=int, help="Ray: CPUs of the local cluster (default: all of them)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or log")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="draw the progress bar even when stderr is not a terminal (a log file)",
+    )
     return parser
 
 
@@ -104,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    progress = False if args.quiet else (True if args.progress else None)
     try:
         config = content_config(args)
         if args.backend == "ray":
@@ -120,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     num_workers=args.workers,
                     cpus_per_worker=args.cpus_per_worker,
                     num_cpus=args.num_cpus,
-                    show_progress=not args.quiet,
+                    show_progress=progress,
                 ),
             )
         else:
@@ -131,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 keep_removed=args.keep_removed,
                 rebuild=args.rebuild,
                 repair=args.repair,
+                show_progress=progress,
             )
     except (HybridRecError, ValueError) as exc:  # ValueError: a flag the config rejects
         print(f"error: {exc}", file=sys.stderr)

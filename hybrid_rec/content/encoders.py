@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -114,10 +115,20 @@ class Encoder(Protocol):
 
 
 def progress_enabled(show_progress: bool | None, logger: logging.Logger = log) -> bool:
-    """Whether to draw a progress bar: as asked, or when ``logger`` shows INFO."""
+    """Whether to draw a progress bar: as asked; by default (None) when ``logger``
+    shows INFO and someone watches: stderr is a terminal, or a notebook runs us.
+    Bars redrawn into a nightly job's log file would only bury its log lines."""
     if show_progress is not None:
         return show_progress
-    return logger.isEnabledFor(logging.INFO)
+    return logger.isEnabledFor(logging.INFO) and watched()
+
+
+def watched() -> bool:
+    """Whether progress output reaches a person: a terminal on stderr, or a notebook."""
+    if "ipykernel" in sys.modules:
+        return True
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -37,6 +37,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from hybrid_rec.content.encoders import progress_enabled
 from hybrid_rec.data.columns import Columns
 from hybrid_rec.data.splits import ColdStartSplit
 from hybrid_rec.errors import UnknownIdError
@@ -290,7 +291,7 @@ class ColdStartEvaluator:
             desc=f"{self.stage}/{setting.name}",
             unit="batch",
             leave=False,
-            disable=len(batches) < 2 or not log.isEnabledFor(logging.INFO),
+            disable=len(batches) < 2 or not progress_enabled(None, log),
         )
         for rows in bar:
             self._accumulate(acc, setting, rows, self._score(scorer, setting, rows))

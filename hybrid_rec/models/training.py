@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hybrid_rec.config import ModelConfig
+from hybrid_rec.content.encoders import progress_enabled
 from hybrid_rec.errors import TrainingError
 from hybrid_rec.models.collaborative import weighted_softmax_loss
 from hybrid_rec.models.history import Histories
@@ -48,10 +49,6 @@ class TrainResult:
     seconds: float
     losses: list[float] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
-
-
-def _progress_disabled() -> bool:
-    return logging.getLogger("hybrid_rec").getEffectiveLevel() > logging.INFO
 
 
 def train_model(
@@ -100,7 +97,7 @@ def train_model(
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
     start = time.perf_counter()
-    quiet = _progress_disabled() if show_progress is None else not show_progress
+    quiet = not progress_enabled(show_progress, logging.getLogger("hybrid_rec"))
     bar = tqdm(total=n_epochs, desc="training", unit="epoch", disable=quiet)
     for epoch in range(n_epochs):
         model.train()

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -233,13 +234,26 @@ def test_hashing_rejects_a_tiny_dim() -> None:
         HashingEncoder(1)
 
 
-def test_progress_follows_the_log_level() -> None:
+def test_progress_follows_the_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # someone watches
     logger = logging.getLogger("hybrid_rec.test_progress")
     logger.setLevel(logging.WARNING)
     assert not progress_enabled(None, logger)
     logger.setLevel(logging.INFO)
     assert progress_enabled(None, logger)
     assert not progress_enabled(False, logger)
+
+
+def test_no_bar_by_default_when_nobody_watches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nightly job's stderr is a log file: bars there would bury the log lines."""
+    logger = logging.getLogger("hybrid_rec.test_progress")
+    logger.setLevel(logging.INFO)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    assert not progress_enabled(None, logger)
+    assert progress_enabled(True, logger)  # asked for: drawn anyway
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert progress_enabled(None, logger)  # a notebook shows its bars
 
 
 # ----------------------------------------------------------------------------- loading errors

@@ -187,7 +187,10 @@ def test_the_script_runs_as_a_program(tmp_path: Path, catalogue: pd.DataFrame) -
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"new {len(catalogue)} ·")
-    assert "embedding" in done.stderr  # the progress bar, at the default INFO level
+    assert "%|" not in done.stderr  # stderr is a pipe: no progress bar (" 40%|███ ") ...
+    drawn = [*command[:4], str(tmp_path / "s2"), *command[5:], "--progress"]
+    fresh = subprocess.run(drawn, capture_output=True, text=True, timeout=120, check=False)
+    assert fresh.returncode == 0 and "%|" in fresh.stderr  # ... unless asked for
     again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert again.stdout.startswith(f"new 0 · changed 0 · unchanged {len(catalogue)} · removed 0")
 
