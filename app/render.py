@@ -237,7 +237,8 @@ def render_added(added: Added, max_k: int) -> str:
         where = (
             f"It now ranks <b>#{added.rank}</b> in user {user}'s recommendations."
             if added.rank
-            else f"It is not yet in user {user}'s top {max_k}."
+            else f"It suits user {user} best of all users, but not yet enough to enter "
+            f"their top {max_k}: the items there suit them even more."
         )
         story = (
             f'<div class="hr-why"><div class="hr-sub">why user {user}</div>'

@@ -313,6 +313,7 @@ class DemoApp:
                 frame = self.new_item_frame(
                     item_id, title, description, attributes, year, keywords, others
                 )
+                self._check_not_added_before(frame)
                 self.rec.add_items(frame)
                 new_id = str(frame[ITEM_COL].iloc[0])
                 self.added.append(new_id)
@@ -323,6 +324,25 @@ class DemoApp:
         except Exception as exc:
             return render_error(exc), gr.update()
         return render_added(added, self.limits.max_k), gr.update(choices=choices)
+
+    def _check_not_added_before(self, frame: pd.DataFrame) -> None:
+        """Refuse an item that repeats one added in this demo, id aside (a second click)."""
+        if not self.added:
+            return
+        earlier = self.rec.items_[self.rec.items_[ITEM_COL].isin(self.added)]
+        cols = [c for c in frame.columns if c != ITEM_COL and c in earlier.columns]
+
+        def key(row: pd.Series) -> tuple[str, ...]:
+            return tuple("" if pd.isna(row[c]) else str(row[c]).strip().lower() for c in cols)
+
+        new = key(frame.iloc[0])
+        for _, row in earlier.iterrows():
+            if key(row) == new:
+                raise DataValidationError(
+                    f"this item was already added, as item {row[ITEM_COL]}.",
+                    source="new item",
+                    fix="change the title, description or attributes to add another item.",
+                )
 
     def _describe_added(self, new_id: str, frame: pd.DataFrame) -> Added:
         reach = self.rec.score_cold_items(frame, k=REACH_SHOWN)

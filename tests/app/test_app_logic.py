@@ -199,6 +199,27 @@ def test_add_item_shows_reach_and_then_appears_in_recommendations(
     assert set(cards(results)) - {"new-1"} <= space
 
 
+def test_the_same_item_twice_is_refused(state: DemoApp) -> None:
+    """A second click on Add (or the form sent again) must not list the item twice."""
+    fields = ("", "Moon Diary", "A log of nights on the moon.", ["space"], None, None)
+    first, _ = state.add_item(*fields)
+    assert "hr-error" not in first
+    n = len(state.catalogue)
+    again, picker = state.add_item(*fields[:1], " moon diary ", *fields[2:])
+    assert "hr-error" in again and "already added, as item new-1" in again
+    assert picker == {"__type__": "update"} and len(state.catalogue) == n
+    other, _ = state.add_item("", "Moon Diary", "A second volume.", ["space"], None, None)
+    assert "hr-error" not in other and len(state.catalogue) == n + 1
+
+
+def test_a_reach_without_a_place_in_the_list_says_why() -> None:
+    from app.render import Added, Card, render_added
+
+    card = Card("n1", "T", 1, float("nan"), 0, "cold", [], 1.0)
+    page = render_added(Added(card, "", [], [("u1", 0.4)], "u1", None, None, "template"), max_k=50)
+    assert "suits user u1 best of all users" in page and "top 50" in page
+
+
 def test_add_item_builds_the_catalogue_columns(state: DemoApp) -> None:
     frame = state.new_item_frame("x1", " A title ", "", ["space", "cooking"], None, None)
     row = frame.iloc[0].to_dict()
