@@ -47,13 +47,8 @@ from tqdm.auto import tqdm
 from hybrid_rec.content.encoders import Encoder, progress_enabled
 from hybrid_rec.content.text import text_hash
 from hybrid_rec.data.columns import Columns
-from hybrid_rec.data.io import atomic_path, atomic_write_bytes, atomic_write_json
+from hybrid_rec.data.io import atomic_path, atomic_write_bytes, atomic_write_json, exclusive_lock
 from hybrid_rec.errors import DataValidationError, EmbeddingStoreError, EncoderError, UnknownIdError
-
-try:  # POSIX advisory locks; elsewhere the store trusts a single writer
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["FORMAT_VERSION", "EmbeddingStore", "StoreInfo", "SyncSummary", "library_version"]
 
@@ -907,21 +902,18 @@ def _wipe(root: Path) -> None:
 
 @contextlib.contextmanager
 def _exclusive(root: Path) -> Iterator[None]:
-    """Hold the store's write lock (flock, released by the OS even on SIGKILL)."""
+    """Hold the store's write lock (:func:`~hybrid_rec.data.io.exclusive_lock`: flock,
+    released by the OS even on SIGKILL)."""
     path = root / LOCK_FILE
-    try:
-        handle = path.open("a")
-    except OSError as exc:
-        raise _write_error(path, exc, "open the lock file") from exc
-    with handle:
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise EmbeddingStoreError(
-                    f"{root}: another process is writing to this store (lock {path}). Fix: wait "
-                    "for it to finish; the lock is released as soon as it exits."
-                ) from None
+    busy = EmbeddingStoreError(
+        f"{root}: another process is writing to this store (lock {path}). Fix: wait "
+        "for it to finish; the lock is released as soon as it exits."
+    )
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive_lock(path, busy))
+        except OSError as exc:
+            raise _write_error(path, exc, "open the lock file") from exc
         yield
 
 
