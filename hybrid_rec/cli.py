@@ -523,6 +523,15 @@ Resume = Annotated[
     ),
 ]
 ChunkSize = Annotated[int, typer.Option("--chunk-size", min=1, help="Rows scored per chunk.")]
+Wait = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        help="Seconds to wait for another update of the same model to finish "
+        "(default: refuse at once).",
+    ),
+]
 Progress = Annotated[
     bool | None,
     typer.Option(
@@ -553,6 +562,7 @@ def add_items_cmd(
             "it holds are read from it, not encoded again.",
         ),
     ] = None,
+    wait: Wait = 0.0,
 ) -> None:
     """Make new items recommendable now: embed them, add them to a saved model, save it.
 
@@ -562,7 +572,7 @@ def add_items_cmd(
     """
     from hybrid_rec.recommender import HybridRecommender
 
-    with _updating(model_dir, out_dir) as target:
+    with _updating(model_dir, out_dir, wait) as target:
         rec = HybridRecommender.load(model_dir)
         raw = read_table(items, allow_empty=True)
         if raw.empty:  # a quiet day is not a failure: a pipeline goes on
@@ -605,6 +615,7 @@ def add_feedback_cmd(
         Path | None,
         typer.Option("--out-dir", "-o", help="Save the updated model here (default: in place)."),
     ] = None,
+    wait: Wait = 0.0,
 ) -> None:
     """Fold new feedback into a saved model without a refit (`partial_fit`), and save it.
 
@@ -615,7 +626,7 @@ def add_feedback_cmd(
     """
     from hybrid_rec.recommender import HybridRecommender
 
-    with _updating(model_dir, out_dir) as target:
+    with _updating(model_dir, out_dir, wait) as target:
         rec = HybridRecommender.load(model_dir)
         frame = read_table(interactions, allow_empty=True)
         if frame.empty:
@@ -655,6 +666,7 @@ def update_items_cmd(
             "text it holds are read from it, not encoded again.",
         ),
     ] = None,
+    wait: Wait = 0.0,
 ) -> None:
     """Apply changed item records (price, description, tags …) to a saved model.
 
@@ -665,7 +677,7 @@ def update_items_cmd(
     """
     from hybrid_rec.recommender import HybridRecommender
 
-    with _updating(model_dir, out_dir) as target:
+    with _updating(model_dir, out_dir, wait) as target:
         rec = HybridRecommender.load(model_dir)
         raw = read_table(items, allow_empty=True)
         if raw.empty:
@@ -708,6 +720,7 @@ def remove_items_cmd(
         AddExisting,
         typer.Option(help="Ids the model does not know: error (nothing changes), or skip them."),
     ] = AddExisting.error,
+    wait: Wait = 0.0,
 ) -> None:
     """Stop serving items (sold out, withdrawn) in a saved model, or serve them again.
 
@@ -718,7 +731,7 @@ def remove_items_cmd(
     from hybrid_rec.recommender import HybridRecommender
 
     verb = "restore" if restore else "remove"
-    with _updating(model_dir, out_dir) as target:
+    with _updating(model_dir, out_dir, wait) as target:
         rec = HybridRecommender.load(model_dir)
         frame = read_table(items, allow_empty=True)
         if Columns.item not in frame.columns:
@@ -760,13 +773,13 @@ def remove_items_cmd(
 
 
 @contextlib.contextmanager
-def _updating(model_dir: Path, out_dir: Path | None) -> Iterator[Path]:
+def _updating(model_dir: Path, out_dir: Path | None, wait: float = 0.0) -> Iterator[Path]:
     """The target of a load-change-save command, checked and locked for its duration."""
     from hybrid_rec.persistence import check_replaceable, model_lock
 
     target = out_dir if out_dir is not None else model_dir
     check_replaceable(target.resolve())
-    with model_lock(target):
+    with model_lock(target, wait=wait):
         yield target
 
 

@@ -87,20 +87,25 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def model_lock(directory: str | Path) -> contextlib.AbstractContextManager[None]:
+def model_lock(
+    directory: str | Path, *, wait: float = 0.0
+) -> contextlib.AbstractContextManager[None]:
     """Hold while reading, changing and saving the model in ``directory``, so that two
     updates of one model (two ``add-items`` runs) cannot lose each other's changes.
 
     The lock file ``.NAME.lock`` sits beside the directory (the directory itself is
-    replaced whole on save) and is removed on exit.
+    replaced whole on save) and is removed on exit. A lock another update holds is
+    waited for up to ``wait`` seconds, then refused.
     """
     target = Path(directory).resolve()
     lock = target.with_name(f".{target.name}.lock")
     busy = ModelFileError(
-        f"{target}: another process is updating this model (lock {lock}). Fix: wait for "
-        "it to finish (the lock goes when it exits), then run this again."
+        f"{target}: another process is updating this model (lock {lock})"
+        + (f" and still was after {wait:g} s" if wait > 0 else "")
+        + ". Fix: wait for it to finish (the lock goes when it exits), then run this again, "
+        "or pass --wait SECONDS to wait for it."
     )
-    return exclusive_lock(lock, busy)
+    return exclusive_lock(lock, busy, wait=wait)
 
 
 def check_replaceable(dest: str | Path) -> None:

@@ -564,6 +564,16 @@ def test_a_second_update_of_one_model_is_refused_while_the_first_runs(
     assert not list(model_dir.parent.glob(".*.lock"))
 
 
+def test_an_update_waits_for_the_lock_as_long_as_asked(model_dir: Path, tmp_path: Path) -> None:
+    from hybrid_rec.persistence import model_lock
+
+    new = tmp_path / "new.csv"
+    new.write_text("item_id,title\nz2,Another brand new thing\n")
+    with model_lock(model_dir):
+        done = _cli("add-items", str(new), "--model-dir", str(model_dir), "--wait", "0.5")
+    assert done.returncode == 2 and "still was after 0.5 s" in done.stderr
+
+
 def test_recommend_filter_option(
     model_dir: Path, synthetic_files: tuple[Path, ...], tmp_path: Path
 ) -> None:

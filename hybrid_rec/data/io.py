@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -358,9 +359,11 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | os.PathLike[str], busy: Exception) -> Iterator[None]:
+def exclusive_lock(
+    path: str | os.PathLike[str], busy: Exception, *, wait: float = 0.0
+) -> Iterator[None]:
     """Hold an exclusive lock on the file ``path`` (created, and removed on exit);
-    raise ``busy`` at once if another process holds it.
+    raise ``busy`` if another process still holds it after ``wait`` seconds (0: at once).
 
     ``flock`` is released by the OS even when the holder is killed, so a crash never
     leaves a stale lock. The file is re-checked after locking: a holder that just
@@ -370,13 +373,18 @@ def exclusive_lock(path: str | os.PathLike[str], busy: Exception) -> Iterator[No
     if fcntl is None:  # pragma: no cover - Windows
         yield
         return
+    deadline = time.monotonic() + max(0.0, wait)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise busy from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise busy from None
+            time.sleep(min(0.2, left))
+            continue
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:

@@ -65,3 +65,37 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path: Path) -> None:
         raise RuntimeError("crash")
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_exclusive_lock_waits_as_long_as_asked(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from hybrid_rec.data.io import exclusive_lock
+
+    path = tmp_path / "job.lock"
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with exclusive_lock(path, RuntimeError("busy")):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        held.wait(30)
+        with (
+            pytest.raises(RuntimeError, match="busy"),
+            exclusive_lock(path, RuntimeError("busy"), wait=0.2),
+        ):
+            pass
+        threading.Timer(0.5, release.set).start()
+        start = time.monotonic()
+        with exclusive_lock(path, RuntimeError("busy"), wait=30):
+            waited = time.monotonic() - start
+    finally:
+        release.set()
+        thread.join()
+    assert 0.4 < waited < 10
+    assert not path.exists()  # removed by its last holder
