@@ -643,6 +643,60 @@ def add_feedback_cmd(
     )
 
 
+@app.command("sync-catalogue")
+def sync_catalogue_cmd(
+    items: Annotated[Path, typer.Argument(help="Today's whole catalogue: item_id plus columns.")],
+    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", "-o", help="Save the model here (default: in place)."),
+    ] = None,
+    keep_missing: Annotated[
+        bool,
+        typer.Option(
+            "--keep-missing", help="Only add and update: keep serving items the file leaves out."
+        ),
+    ] = False,
+    allow_mass_removal: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-removal",
+            help="Stop serving the missing items even when they are most of the catalogue.",
+        ),
+    ] = False,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="Embedding store (from `hybrid-rec embed`, same encoder): items whose text "
+            "it holds are read from it, not encoded again.",
+        ),
+    ] = None,
+    wait: Wait = 0.0,
+) -> None:
+    """Make a saved model's catalogue match today's catalogue file, with no refit.
+
+    New ids are added, changed records re-embedded, items the file no longer lists
+    stop being served (they stay in users' histories) and items listed again come
+    back. A file that would remove more than half of the served items is refused
+    (a partial export must not empty the model) unless --allow-mass-removal.
+    """
+    from hybrid_rec.recommender import HybridRecommender
+
+    with _updating(model_dir, out_dir, wait) as target:
+        rec = HybridRecommender.load(model_dir)
+        frame = read_table(items)
+        frame.attrs["source"] = str(items)
+        summary = rec.sync_catalogue(
+            frame,
+            store=store,
+            remove_missing=not keep_missing,
+            max_removed_share=1.0 if allow_mass_removal else 0.5,
+        )
+        rec.save(target)
+    typer.echo(f"{summary}; saved to {target}")
+
+
 @app.command("update-items")
 def update_items_cmd(
     items: Annotated[

@@ -68,7 +68,7 @@ from hybrid_rec.models.prior import ContentPrior
 from hybrid_rec.models.taste import ContentTaste
 from hybrid_rec.persistence import atomic_directory, load_npy, read_manifest, write_manifest
 
-__all__ = ["HybridRecommender"]
+__all__ = ["CatalogueSync", "HybridRecommender"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,23 @@ class _Seen:
 
     def row(self, user: int) -> np.ndarray:
         return np.unique(self.indices[self.indptr[user] : self.indptr[user + 1]])
+
+
+@dataclass(frozen=True)
+class CatalogueSync:
+    """What :meth:`HybridRecommender.sync_catalogue` did, in items."""
+
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    restored: int
+
+    def __str__(self) -> str:
+        return (
+            f"added {self.added} · updated {self.updated} · unchanged {self.unchanged} · "
+            f"removed {self.removed} · restored {self.restored}"
+        )
 
 
 class HybridRecommender:
@@ -1010,10 +1027,7 @@ class HybridRecommender:
         """
         self._check_fitted()
         frame = validate_items(changed, source=changed.attrs.get("source", "changed items"))
-        codes = self.item_ids_.to_internal(frame[C.item].tolist(), kind="item")
-        merged = self.items_.iloc[codes].reset_index(drop=True)
-        for col in frame.columns.drop(C.item):
-            merged[col] = frame[col].to_numpy()
+        codes, merged = self._merged_rows(frame)
         merged, content = self._embed_new_items(merged, self._check_store(store))
         items = self.items_.reset_index(drop=True)  # row = internal id
         kept = items.drop(index=codes)
@@ -1025,6 +1039,85 @@ class HybridRecommender:
         self._refresh_vectors(codes)
         log.info("updated %d item(s)", len(codes))
         return codes
+
+    def _merged_rows(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Internal ids of a validated frame of known items, and their records with
+        the frame's columns replacing theirs."""
+        codes = self.item_ids_.to_internal(frame[C.item].tolist(), kind="item")
+        merged = self.items_.iloc[codes].reset_index(drop=True)
+        for col in frame.columns.drop(C.item):
+            merged[col] = frame[col].to_numpy()
+        return codes, merged
+
+    def sync_catalogue(
+        self,
+        catalogue: pd.DataFrame,
+        *,
+        store: EmbeddingStore | str | Path | None = None,
+        remove_missing: bool = True,
+        max_removed_share: float = 0.5,
+    ) -> CatalogueSync:
+        """Make the model's catalogue match today's full catalogue, with no refit.
+
+        Ids new to the model are added (:meth:`add_items`), items whose record
+        differs in any column the file has are updated (:meth:`update_items`),
+        removed items listed again are served again (:meth:`restore_items`) and,
+        with ``remove_missing``, items the file no longer lists stop being
+        served (:meth:`remove_items`; they stay in users' histories).
+
+        Everything is checked before anything changes: a sync that would remove
+        more than ``max_removed_share`` of the items being served (and more than
+        10) raises :class:`~hybrid_rec.errors.DataValidationError`, since a file
+        holding only part of the catalogue would otherwise empty the model. Pass
+        ``max_removed_share=1`` when that is meant.
+        """
+        self._check_fitted()
+        frame = validate_items(catalogue, source=catalogue.attrs.get("source", "catalogue"))
+        codes = self.item_ids_.lookup(frame[C.item])
+        is_new = codes < 0
+        known = frame[~is_new]
+        old = self.items_.iloc[codes[~is_new]]
+        differs = np.zeros(len(known), dtype=bool)
+        for col in known.columns.drop(C.item):
+            ours = old[col] if col in old.columns else pd.Series(None, index=old.index)
+            differs |= _comparable(known[col]) != _comparable(ours)
+        listed = np.zeros(len(self.item_ids_), dtype=bool)
+        listed[codes[~is_new]] = True
+        missing = np.flatnonzero(~listed & ~self.removed_) if remove_missing else np.zeros(0, int)
+        back = np.flatnonzero(listed & self.removed_)
+        served = int((~self.removed_).sum())
+        if len(missing) > max(10, max_removed_share * served):
+            raise DataValidationError(
+                f"the catalogue lists {int(listed.sum())} of the model's items: syncing would "
+                f"stop serving {len(missing)} of the {served} served now. Nothing changed.",
+                source=frame.attrs.get("source", "catalogue"),
+                fix="pass the whole catalogue; or max_removed_share=1 (CLI: --allow-mass-removal) "
+                "if so many items really left; or remove_missing=False (--keep-missing) to only "
+                "add and update.",
+            )
+        changed = known[differs]
+        # an item with no text at all is refused here, before anything changes
+        if is_new.any():
+            new_item_texts(frame[is_new], self.config.content)
+        if len(changed):
+            new_item_texts(self._merged_rows(changed)[1], self.config.content)
+        if len(changed):
+            self.update_items(changed, store=store)
+        if is_new.any():
+            self.add_items(frame[is_new], store=store)
+        n_removed = (
+            self.remove_items(self.item_ids_.to_external(missing).tolist()) if len(missing) else 0
+        )
+        n_back = self.restore_items(self.item_ids_.to_external(back).tolist()) if len(back) else 0
+        result = CatalogueSync(
+            added=int(is_new.sum()),
+            updated=len(changed),
+            unchanged=len(known) - len(changed),
+            removed=n_removed,
+            restored=n_back,
+        )
+        log.info("catalogue synced: %s", result)
+        return result
 
     def remove_items(self, item_ids: Sequence[str] | str) -> int:
         """Stop serving items (sold out, withdrawn, retired), with no refit.
@@ -1784,6 +1877,28 @@ class HybridRecommender:
             f"HybridRecommender(users={len(self.user_ids_)}, items={len(self.item_ids_)}, "
             f"dim={self.config.model.dim}, index={self.index_.factory})"
         )
+
+
+def _comparable(values: pd.Series) -> np.ndarray:
+    """Cell values as text for change detection: missing is "", and a number is
+    written one way whatever its type (``6.0`` from Parquet, ``"6"`` or ``"6.0"`` from
+    a CSV are all ``"6"``)."""
+
+    def text(v: Any) -> str:
+        if v is None or (not isinstance(v, str | list | tuple | np.ndarray) and pd.isna(v)):
+            return ""
+        if isinstance(v, list | tuple | np.ndarray):
+            return "|".join(map(str, v))
+        out = str(v).strip()
+        try:
+            number = float(out)
+        except ValueError:
+            return out
+        if not np.isfinite(number):
+            return out
+        return str(int(number)) if number.is_integer() else repr(number)
+
+    return np.array([text(v) for v in values], dtype=object)
 
 
 def _identity(directory: Path) -> tuple[int, int] | None:

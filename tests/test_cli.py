@@ -474,6 +474,32 @@ def test_add_feedback_folds_in_new_interactions_and_saves(
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "no-such-item" in bad.stderr
 
 
+def test_sync_catalogue_applies_todays_file(model_dir: Path, tmp_path: Path) -> None:
+    from hybrid_rec.data import datasets
+    from hybrid_rec.recommender import HybridRecommender
+
+    before = HybridRecommender.load(model_dir)
+    today = before.items_.iloc[1:].copy()  # the first item left the shop
+    new = datasets.synthetic_new_items(1, cluster=0, seed=9, start_id=80_000)
+    path = tmp_path / "today.csv"
+    pd.concat([today, new], ignore_index=True).to_csv(path, index=False)
+    out = tmp_path / "m"
+    done = _cli("sync-catalogue", str(path), "--model-dir", str(model_dir), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("added 1 · updated 0 · unchanged")
+    assert "removed 1 · restored 0" in done.stdout
+    after = HybridRecommender.load(out)
+    assert after.removed_items == [str(before.items_["item_id"].iloc[0])]
+
+    part = tmp_path / "part.csv"
+    today.head(5).to_csv(part, index=False)
+    refused = _cli("sync-catalogue", str(part), "--model-dir", str(out))
+    assert refused.returncode == 2 and "--allow-mass-removal" in refused.stderr
+    assert HybridRecommender.load(out).removed_items == after.removed_items
+    kept = _cli("sync-catalogue", str(part), "--model-dir", str(out), "--keep-missing")
+    assert kept.returncode == 0 and "removed 0" in kept.stdout
+
+
 def test_update_items_applies_changed_columns(model_dir: Path, tmp_path: Path) -> None:
     from hybrid_rec.recommender import HybridRecommender
 

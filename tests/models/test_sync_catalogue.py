@@ -1,0 +1,81 @@
+"""sync_catalogue: today's whole catalogue applied to a fitted model, with no refit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_rec import HybridRecommender
+from hybrid_rec.data.datasets import synthetic_new_items
+from hybrid_rec.data.io import read_table
+from hybrid_rec.errors import DataValidationError
+
+
+def _catalogue(rec: HybridRecommender) -> pd.DataFrame:
+    return rec.items_.copy()
+
+
+def test_new_changed_missing_and_returning_items(fresh: Callable[[], HybridRecommender]) -> None:
+    rec = fresh()
+    today = _catalogue(rec)
+    gone, repriced = str(today["item_id"].iloc[0]), str(today["item_id"].iloc[1])
+    today = today[today["item_id"] != gone]
+    today.loc[today["item_id"] == repriced, "price"] = -3.0
+    new = synthetic_new_items(2, cluster=2, seed=5, start_id=70_000)
+    today = pd.concat([today, new], ignore_index=True)
+    summary = rec.sync_catalogue(today)
+    assert (summary.added, summary.updated, summary.removed, summary.restored) == (2, 1, 1, 0)
+    assert summary.unchanged == len(rec.item_ids_) - 2 - 1 - 1
+    assert rec.removed_items == [gone]
+    assert set(new["item_id"]) <= set(map(str, rec.item_ids_.external_ids))
+    cheap = rec.recommend(["x"], k=3, unknown_users="popular", filters={"price": ("<", 0)})
+    assert cheap["item_id"].tolist() == [repriced]
+    # the next day the item is back, and nothing else changed
+    back = pd.concat([_catalogue(fresh()).iloc[:1], today], ignore_index=True)
+    vectors = rec.item_vectors_.copy()
+    again = rec.sync_catalogue(back)
+    assert (again.added, again.updated, again.removed, again.restored) == (0, 0, 0, 1)
+    assert rec.removed_items == []
+    assert np.array_equal(rec.item_vectors_, vectors)
+
+
+def test_a_catalogue_read_back_from_csv_is_unchanged(
+    fresh: Callable[[], HybridRecommender], tmp_path: Path
+) -> None:
+    """Numbers come back from a CSV as text ("7.2", "1995"): not a change."""
+    rec = fresh()
+    path = tmp_path / "items.csv"
+    _catalogue(rec).to_csv(path, index=False)
+    summary = rec.sync_catalogue(read_table(path))
+    assert summary.updated == 0 and summary.unchanged == len(rec.item_ids_)
+
+
+def test_a_partial_file_does_not_empty_the_model(fresh: Callable[[], HybridRecommender]) -> None:
+    rec = fresh()
+    part = _catalogue(rec).head(30)
+    with pytest.raises(DataValidationError, match="stop serving 270 of the 300"):
+        rec.sync_catalogue(part)
+    assert rec.removed_items == []
+    kept = rec.sync_catalogue(part, remove_missing=False)
+    assert kept.removed == 0 and rec.removed_items == []
+    meant = rec.sync_catalogue(part, max_removed_share=1.0)
+    assert meant.removed == 270 and len(rec.removed_items) == 270
+
+
+def test_bad_rows_change_nothing(fresh: Callable[[], HybridRecommender]) -> None:
+    rec = fresh()
+    today = _catalogue(rec)
+    today.loc[0, "price"] = -1.0  # a change that must not be applied alone
+    empty = pd.DataFrame({"item_id": ["blank"], "title": [""], "description": [""]})
+    items_before = rec.items_.copy()
+    with pytest.raises(DataValidationError, match="no text"):
+        rec.sync_catalogue(pd.concat([today, empty], ignore_index=True))
+    pd.testing.assert_frame_equal(rec.items_, items_before)
+    duplicated = pd.concat([today, today.head(1)], ignore_index=True)
+    with pytest.raises(DataValidationError):
+        rec.sync_catalogue(duplicated)
+    pd.testing.assert_frame_equal(rec.items_, items_before)
