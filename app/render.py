@@ -189,7 +189,14 @@ def render_history(title_of: Callable[[str], str], history: pd.DataFrame) -> str
             f'<span class="hr-num">{float(rec.attention):.1%}</span></div>'
         )
     more = len(history) - len(shown)
-    tail = f'<div class="hr-sub">… and {more} older</div>' if more > 0 else ""
+    # the profile attends to the latest items only (the model's history length), so
+    # this counts what it holds, not the user's whole log
+    tail = (
+        f'<div class="hr-sub">… and {more} more of the {len(history)} latest items the '
+        "profile attends to</div>"
+        if more > 0
+        else ""
+    )
     return (
         '<div class="hr-history"><div class="hr-sub">recent history · attention of the '
         f"user profile on each item</div>{''.join(rows)}{tail}</div>"

@@ -481,6 +481,23 @@ def test_the_history_panel_shows_ratings() -> None:
     assert "view · 1970-01-03" in page and "nan" not in page
 
 
+def test_the_history_panel_counts_what_the_profile_holds() -> None:
+    """It said "… and 38 older" of a user with hundreds: the profile holds the latest 50."""
+    n = 50
+    history = pd.DataFrame(
+        {
+            "item_id": [f"i{j}" for j in range(n)],
+            "event": "view",
+            "timestamp": None,
+            "rating": np.nan,
+            "attention": np.full(n, 1 / n),
+        }
+    )
+    page = render_history(str.upper, history)
+    assert "… and 38 more of the 50 latest items the profile attends to" in page
+    assert "older" not in page
+
+
 @pytest.mark.parametrize(
     ("value", "ok"),
     [
