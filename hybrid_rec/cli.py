@@ -157,6 +157,7 @@ def _parse_filters(texts: list[str]) -> dict[str, Any]:
     return filters
 
 
+ModelDir = Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")]
 FilterOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -430,7 +431,7 @@ def evaluate_cmd(
 @app.command("recommend")
 def recommend_cmd(
     users: Annotated[list[str], typer.Argument(help="User ids.")],
-    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    model_dir: ModelDir,
     k: Annotated[int, typer.Option("-k", min=1, help="How many items per user.")] = 10,
     out: Annotated[Path | None, typer.Option(help="Write CSV/Parquet/JSONL instead.")] = None,
     unknown_users: Annotated[
@@ -480,7 +481,7 @@ class AddExisting(StrEnum):
 
 @app.command("recommend-new")
 def recommend_new_cmd(
-    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    model_dir: ModelDir,
     liked: Annotated[
         list[str] | None, typer.Option("--liked", help="An item the new user likes (repeatable).")
     ] = None,
@@ -523,11 +524,28 @@ Resume = Annotated[
     ),
 ]
 ChunkSize = Annotated[int, typer.Option("--chunk-size", min=1, help="Rows scored per chunk.")]
+OutDir = Annotated[
+    Path | None,
+    typer.Option("--out-dir", "-o", help="Save the changed model here (default: in place)."),
+]
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        help="Embedding store (from `hybrid-rec embed`, same encoder): items whose text "
+        "it holds are read from it, not encoded again.",
+    ),
+]
+OnUnknown = Annotated[
+    AddExisting,
+    typer.Option(help="Ids the model does not know: error (nothing changes), or skip them."),
+]
 Wait = Annotated[
     float,
     typer.Option(
         "--wait",
         min=0,
+        metavar="SECONDS",
         help="Seconds to wait for another update of the same model to finish "
         "(default: refuse at once).",
     ),
@@ -545,23 +563,13 @@ Progress = Annotated[
 @app.command("add-items")
 def add_items_cmd(
     items: Annotated[Path, typer.Argument(help="New items: item_id plus text/attribute columns.")],
-    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out-dir", "-o", help="Save the grown model here (default: in place)."),
-    ] = None,
+    model_dir: ModelDir,
+    out_dir: OutDir = None,
     on_existing: Annotated[
         AddExisting,
         typer.Option(help="Items already in the model: error, or skip them."),
     ] = AddExisting.error,
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            "--store",
-            help="Embedding store (from `hybrid-rec embed`, same encoder): items whose text "
-            "it holds are read from it, not encoded again.",
-        ),
-    ] = None,
+    store: StoreOption = None,
     wait: Wait = 0.0,
 ) -> None:
     """Make new items recommendable now: embed them, add them to a saved model, save it.
@@ -610,11 +618,8 @@ def add_feedback_cmd(
             "timestamp, weight, rating (the columns the model was fitted with)."
         ),
     ],
-    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out-dir", "-o", help="Save the updated model here (default: in place)."),
-    ] = None,
+    model_dir: ModelDir,
+    out_dir: OutDir = None,
     wait: Wait = 0.0,
 ) -> None:
     """Fold new feedback into a saved model without a refit (`partial_fit`), and save it.
@@ -646,11 +651,8 @@ def add_feedback_cmd(
 @app.command("sync-catalogue")
 def sync_catalogue_cmd(
     items: Annotated[Path, typer.Argument(help="Today's whole catalogue: item_id plus columns.")],
-    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out-dir", "-o", help="Save the model here (default: in place)."),
-    ] = None,
+    model_dir: ModelDir,
+    out_dir: OutDir = None,
     keep_missing: Annotated[
         bool,
         typer.Option(
@@ -664,14 +666,7 @@ def sync_catalogue_cmd(
             help="Stop serving the missing items even when they are most of the catalogue.",
         ),
     ] = False,
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            "--store",
-            help="Embedding store (from `hybrid-rec embed`, same encoder): items whose text "
-            "it holds are read from it, not encoded again.",
-        ),
-    ] = None,
+    store: StoreOption = None,
     wait: Wait = 0.0,
 ) -> None:
     """Make a saved model's catalogue match today's catalogue file, with no refit.
@@ -703,23 +698,10 @@ def update_items_cmd(
         Path,
         typer.Argument(help="Changed items: item_id plus the columns that changed."),
     ],
-    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out-dir", "-o", help="Save the model here (default: in place)."),
-    ] = None,
-    on_unknown: Annotated[
-        AddExisting,
-        typer.Option(help="Ids the model does not know: error (nothing changes), or skip them."),
-    ] = AddExisting.error,
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            "--store",
-            help="Embedding store (from `hybrid-rec embed`, same encoder): items whose new "
-            "text it holds are read from it, not encoded again.",
-        ),
-    ] = None,
+    model_dir: ModelDir,
+    out_dir: OutDir = None,
+    on_unknown: OnUnknown = AddExisting.error,
+    store: StoreOption = None,
     wait: Wait = 0.0,
 ) -> None:
     """Apply changed item records (price, description, tags …) to a saved model.
@@ -762,18 +744,12 @@ def remove_items_cmd(
     items: Annotated[
         Path, typer.Argument(help="Items to stop serving: a file with an item_id column.")
     ],
-    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out-dir", "-o", help="Save the model here (default: in place)."),
-    ] = None,
+    model_dir: ModelDir,
+    out_dir: OutDir = None,
     restore: Annotated[
         bool, typer.Option("--restore", help="Serve the listed items again instead.")
     ] = False,
-    on_unknown: Annotated[
-        AddExisting,
-        typer.Option(help="Ids the model does not know: error (nothing changes), or skip them."),
-    ] = AddExisting.error,
+    on_unknown: OnUnknown = AddExisting.error,
     wait: Wait = 0.0,
 ) -> None:
     """Stop serving items (sold out, withdrawn) in a saved model, or serve them again.
@@ -848,7 +824,7 @@ def _save_unchanged(rec: HybridRecommender, model_dir: Path, target: Path, messa
 @app.command("score-cold")
 def score_cold_cmd(
     items: Annotated[Path, typer.Argument(help="New items (not yet in the model).")],
-    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    model_dir: ModelDir,
     out: Annotated[
         Path,
         typer.Option(
@@ -875,14 +851,7 @@ def score_cold_cmd(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Ray: scoring actors (default: one per node).")
     ] = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            "--store",
-            help="Embedding store (from `hybrid-rec embed`, same encoder): items whose text "
-            "it holds are read from it, not encoded again. Local backend only.",
-        ),
-    ] = None,
+    store: StoreOption = None,
 ) -> None:
     """For each new item, the k users most likely to want it (bounded memory, resumable)."""
     from hybrid_rec.recommender import HybridRecommender
@@ -950,7 +919,7 @@ def _score_cold_on_ray(
 
 @app.command("recommend-batch")
 def recommend_batch_cmd(
-    model_dir: Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")],
+    model_dir: ModelDir,
     out: Annotated[Path, typer.Option(help="Output file (.parquet: chunked and resumable).")],
     users: Annotated[
         Path | None,
