@@ -85,20 +85,26 @@ LIGHTLY_SEEN = 10
 
 @dataclass
 class _Seen:
-    """CSR view of each user's interacted items (for excluding them)."""
+    """CSR view of each user's interacted items (for excluding them), and of the
+    log rows they come from."""
 
     indptr: np.ndarray
     indices: np.ndarray
+    log_rows: np.ndarray
 
     @classmethod
     def build(cls, users: np.ndarray, items: np.ndarray, n_users: int) -> _Seen:
         order = np.lexsort((items, users))
         u, i = users[order], items[order]
         indptr = np.searchsorted(u, np.arange(n_users + 1))
-        return cls(indptr.astype(np.int64), i.astype(np.int64))
+        return cls(indptr.astype(np.int64), i.astype(np.int64), order.astype(np.int64))
 
     def row(self, user: int) -> np.ndarray:
         return np.unique(self.indices[self.indptr[user] : self.indptr[user + 1]])
+
+    def rows_of(self, user: int) -> np.ndarray:
+        """Positions in the interaction log of ``user``'s rows (in log order)."""
+        return np.sort(self.log_rows[self.indptr[user] : self.indptr[user + 1]])
 
 
 @dataclass(frozen=True)
@@ -1806,7 +1812,7 @@ class HybridRecommender:
         _, weights = self._user_vectors_for(code)
         items = self.histories_.items[code[0]]
         valid = items >= 0
-        rows = self._log[self._log["u"].to_numpy() == code[0]]
+        rows = self._log.iloc[self._seen.rows_of(int(code[0]))]  # not a scan of the log
         rated = rows.dropna(subset=["r"]).sort_values("t", kind="stable")
         latest = rated.drop_duplicates("i", keep="last").set_index("i")["r"]
         return pd.DataFrame(
