@@ -101,7 +101,7 @@ class DemoApp:
             score=float(score),
             count=count,
             kind=self.catalogue.kind(count),
-            chips=self.catalogue.attributes(item_id)[:4],
+            chips=_chips(self.catalogue.attributes(item_id)),
             content_share=float(info["content_share"]),
         )
 
@@ -404,3 +404,10 @@ def _check_year(year: float | None) -> int | None:
             fix="leave it blank if the year is unknown.",
         )
     return int(year)
+
+
+def _chips(values: list[str], shown: int = 4) -> list[str]:
+    """The first ``shown`` attribute values, and "+N" for the rest (not dropped unseen)."""
+    if len(values) <= shown:
+        return values
+    return [*values[: shown - 1], f"+{len(values) - shown + 1}"]

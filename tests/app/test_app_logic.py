@@ -517,3 +517,11 @@ def test_a_new_attribute_value_must_be_a_short_name(state: DemoApp, value: str, 
     else:
         with pytest.raises(HybridRecError, match="must be a short name"):
             state.new_item_frame(*fields)
+
+
+def test_card_chips_say_how_many_values_are_not_shown() -> None:
+    from app.state import _chips
+
+    assert _chips(["a", "b", "c"]) == ["a", "b", "c"]
+    assert _chips(["a", "b", "c", "d"]) == ["a", "b", "c", "d"]
+    assert _chips(list("abcdef")) == ["a", "b", "c", "+3"]
