@@ -802,6 +802,14 @@ def remove_items_cmd(
     )
 
 
+def _progress(asked: bool | None) -> bool:
+    """A batch command's bar: as asked, else whenever a person watches (a terminal or a
+    notebook on stderr), at any log level; never redrawn into a job's log file."""
+    from hybrid_rec.content.encoders import watched
+
+    return watched() if asked is None else asked
+
+
 @contextlib.contextmanager
 def _updating(model_dir: Path, out_dir: Path | None, wait: float = 0.0) -> Iterator[Path]:
     """The target of a load-change-save command, checked and locked for its duration."""
@@ -878,7 +886,7 @@ def score_cold_cmd(
         chunk_size=chunk_size,
         on_existing=on_existing.value,
         store=store,
-        show_progress=progress,
+        show_progress=_progress(progress),
     )
 
 
@@ -972,7 +980,7 @@ def recommend_batch_cmd(
         chunk_size=chunk_size,
         unknown_users=policy.value,
         filters=filters or None,
-        show_progress=progress,
+        show_progress=_progress(progress),
     )
 
 

@@ -387,6 +387,16 @@ def test_recommend_batch_unknown_users(
     assert clash.exit_code == 2
 
 
+def test_batch_progress_bar_only_where_someone_watches(model_dir: Path, tmp_path: Path) -> None:
+    """stderr is a pipe here, as in a cron job: no bar unless --progress asks for one."""
+    args = ["recommend-batch", "--model-dir", str(model_dir), "-k", "2", "--chunk-size", "50"]
+    quiet = _cli(*args, "--out", str(tmp_path / "a.parquet"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert "%|" not in quiet.stderr
+    drawn = _cli(*args, "--out", str(tmp_path / "b.parquet"), "--progress")
+    assert drawn.returncode == 0 and "%|" in drawn.stderr
+
+
 def test_recommend_batch_filter_option(model_dir: Path, tmp_path: Path) -> None:
     from hybrid_rec.recommender import HybridRecommender
 
