@@ -416,8 +416,10 @@ def test_split_zip_with_wrong_weights_leaves_nothing_behind(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_loading_minilm_draws_no_progress_bar_unless_info_is_logged() -> None:
+    # stderr is a pipe here; the fake ipykernel module says a person watches (a notebook)
     code = (
-        "import logging, sys; from hybrid_rec.content.encoders import SentenceTransformerEncoder;"
+        "import logging, sys, types; sys.modules['ipykernel'] = types.ModuleType('ipykernel');"
+        "from hybrid_rec.content.encoders import SentenceTransformerEncoder;"
         "logging.basicConfig(level=logging.INFO if sys.argv[1] == 'info' else logging.WARNING);"
         "SentenceTransformerEncoder()"
     )
