@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from hybrid_rec.config import DataConfig, RecommenderConfig
 from hybrid_rec.data.columns import Columns
-from hybrid_rec.data.idmap import id_list
+from hybrid_rec.data.idmap import id_list, id_text
 from hybrid_rec.data.io import read_table
 from hybrid_rec.data.schema import validate_interactions, validate_items
 from hybrid_rec.data.summary import summarize_interactions, summarize_items
@@ -779,7 +779,7 @@ def remove_items_cmd(
                 rows=ids.isna().to_numpy().nonzero()[0],
                 fix="give every row an item id.",
             )
-        ids = ids.astype(str).str.strip()
+        ids = ids.map(id_text)  # as the model stores ids: a Parquet 5.0 is "5"
         unknown = rec.item_ids_.lookup(ids) < 0
         if unknown.any() and on_unknown is AddExisting.error:
             shown = ", ".join(map(repr, ids[unknown].tolist()[:5]))

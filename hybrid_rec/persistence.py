@@ -103,7 +103,7 @@ def model_lock(
         f"{target}: another process is updating this model (lock {lock})"
         + (f" and still was after {wait:g} s" if wait > 0 else "")
         + ". Fix: wait for it to finish (the lock goes when it exits), then run this again, "
-        "or pass --wait SECONDS to wait for it."
+        + ("or pass a longer --wait." if wait > 0 else "or pass --wait SECONDS to wait for it.")
     )
     return exclusive_lock(lock, busy, wait=wait)
 

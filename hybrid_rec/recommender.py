@@ -193,6 +193,7 @@ class HybridRecommender:
         self.items_ = catalogue
         self.item_ids_ = IdMap(catalogue[C.item])
         self.removed_ = np.zeros(len(self.item_ids_), dtype=bool)
+        self.unlisted_ = np.zeros(len(self.item_ids_), dtype=bool)
         self.attributes_ = AttributeFeatures.fit(catalogue, cfg.content)
         if self.attributes_.dim:
             log.info("attribute features: %r", self.attributes_)
@@ -998,14 +999,20 @@ class HybridRecommender:
                 fix="add only new ids; change an item with `update_items`, and bring a "
                 "removed one back with `restore_items`.",
             )
+        return self._apply_add(frame, content)
+
+    def _apply_add(self, frame: pd.DataFrame, content: np.ndarray) -> np.ndarray:
+        """Append validated, embedded new items (no encoder call: cannot fail midway)."""
+        typed = self._typed_like_items(frame)  # may refuse a cell: before any change
         n_old = len(self.item_ids_)
         self.item_ids_ = self.item_ids_.add_ids(frame[C.item])
-        self.items_ = pd.concat([self.items_, frame], ignore_index=True)
+        self.items_ = pd.concat([self.items_, typed], ignore_index=True)
         self.content_ = np.concatenate([self.content_, content])
         self.item_taste_ = np.concatenate([self.item_taste_, self.taste_.items(content)])
         self.item_prior_ = np.concatenate([self.item_prior_, self.prior_.score(content)])
         self.counts_ = np.concatenate([self.counts_, np.zeros(len(frame), np.int64)])
         self.removed_ = np.concatenate([self.removed_, np.zeros(len(frame), dtype=bool)])
+        self.unlisted_ = np.concatenate([self.unlisted_, np.zeros(len(frame), dtype=bool)])
         self.model_.grow(len(frame))
         vecs, weights = self.model_.encode_items(content, np.zeros(len(frame), np.int64))
         vecs = self._blend_new(vecs, content)
@@ -1034,7 +1041,14 @@ class HybridRecommender:
         self._check_fitted()
         frame = validate_items(changed, source=changed.attrs.get("source", "changed items"))
         codes, merged = self._merged_rows(frame)
+        self._require_text(merged, "changed item(s)")
         merged, content = self._embed_new_items(merged, self._check_store(store))
+        return self._apply_update(codes, merged, content)
+
+    def _apply_update(
+        self, codes: np.ndarray, merged: pd.DataFrame, content: np.ndarray
+    ) -> np.ndarray:
+        """Write embedded changed records in place (no encoder call: cannot fail midway)."""
         items = self.items_.reset_index(drop=True)  # row = internal id
         kept = items.drop(index=codes)
         self.items_ = pd.concat([kept, merged.set_axis(codes)]).sort_index()
@@ -1051,9 +1065,62 @@ class HybridRecommender:
         the frame's columns replacing theirs."""
         codes = self.item_ids_.to_internal(frame[C.item].tolist(), kind="item")
         merged = self.items_.iloc[codes].reset_index(drop=True)
+        typed = self._typed_like_items(frame)
         for col in frame.columns.drop(C.item):
-            merged[col] = frame[col].to_numpy()
+            merged[col] = typed[col].to_numpy()
         return codes, merged
+
+    def _typed_like_items(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with each column the catalogue already has converted to its type.
+
+        A catalogue fitted from a DataFrame holds numbers; the same columns read from
+        a CSV later hold text (``"12.5"``). Mixed in one column they broke saving and
+        the numeric filters; so text joins a numeric column as numbers (a cell that is
+        not one is an error naming the column), and numbers join a text column as text.
+        """
+        out = frame.copy()
+        for col in frame.columns.drop(C.item):
+            if col not in self.items_.columns:
+                continue
+            ours, new = self.items_[col], frame[col]
+            if pd.api.types.is_numeric_dtype(ours) and not pd.api.types.is_bool_dtype(ours):
+                if pd.api.types.is_numeric_dtype(new):
+                    continue
+                text = new.astype("string").str.strip()
+                parsed = pd.to_numeric(text.where(text != ""), errors="coerce")
+                bad = text.notna() & (text != "") & parsed.isna()
+                if bad.any():
+                    raise DataValidationError(
+                        f"{col} is numeric in this catalogue, but got "
+                        f"{', '.join(map(repr, new[bad].tolist()[:3]))}.",
+                        source=frame.attrs.get("source", "items"),
+                        column=col,
+                        rows=np.flatnonzero(bad.to_numpy()),
+                        fix=f"give {col} as a number, or leave the cell empty.",
+                    )
+                out[col] = parsed.astype("float64")
+            elif pd.api.types.is_numeric_dtype(new) and not pd.api.types.is_bool_dtype(new):
+                out[col] = pd.Series(
+                    [None if t == "" else t for t in _comparable(new)],
+                    index=new.index,
+                    dtype=object,
+                )
+        return out
+
+    def _require_text(self, frame: pd.DataFrame, what: str) -> None:
+        """Refuse items whose record would render no text at all (nothing to place them by)."""
+        if frame.empty:
+            return
+        empty = (item_texts(frame, self.config.content).str.strip() == "").to_numpy()
+        if empty.any():
+            ids = frame[C.item][empty].astype(str).tolist()
+            raise DataValidationError(
+                f"{what} {', '.join(map(repr, ids[:5]))}{' ...' if len(ids) > 5 else ''} would "
+                "have no text at all, so there would be nothing to place them by. Nothing changed.",
+                source=frame.attrs.get("source", "items"),
+                column=C.item,
+                fix="give each item a title, description or attributes.",
+            )
 
     def sync_catalogue(
         self,
@@ -1066,10 +1133,12 @@ class HybridRecommender:
         """Make the model's catalogue match today's full catalogue, with no refit.
 
         Ids new to the model are added (:meth:`add_items`), items whose record
-        differs in any column the file has are updated (:meth:`update_items`),
-        removed items listed again are served again (:meth:`restore_items`) and,
-        with ``remove_missing``, items the file no longer lists stop being
-        served (:meth:`remove_items`; they stay in users' histories).
+        differs in any column the file has are updated (:meth:`update_items`)
+        and, with ``remove_missing``, items the file no longer lists stop being
+        served (as :meth:`remove_items` does; they stay in users' histories).
+        Such an item listed again on a later day is served again; an item taken
+        out with :meth:`remove_items` (sold out, say, while the file still
+        lists it) stays out until :meth:`restore_items`.
 
         Everything is checked before anything changes: a sync that would remove
         more than ``max_removed_share`` of the items being served (and more than
@@ -1090,7 +1159,7 @@ class HybridRecommender:
         listed = np.zeros(len(self.item_ids_), dtype=bool)
         listed[codes[~is_new]] = True
         missing = np.flatnonzero(~listed & ~self.removed_) if remove_missing else np.zeros(0, int)
-        back = np.flatnonzero(listed & self.removed_)
+        back = np.flatnonzero(listed & self.unlisted_)  # never undoes a remove_items
         served = int((~self.removed_).sum())
         if len(missing) > max(10, max_removed_share * served):
             raise DataValidationError(
@@ -1101,26 +1170,28 @@ class HybridRecommender:
                 "if so many items really left; or remove_missing=False (--keep-missing) to only "
                 "add and update.",
             )
-        changed = known[differs]
-        # an item with no text at all is refused here, before anything changes
-        if is_new.any():
-            new_item_texts(frame[is_new], self.config.content)
-        if len(changed):
-            new_item_texts(self._merged_rows(changed)[1], self.config.content)
-        if len(changed):
-            self.update_items(changed, store=store)
-        if is_new.any():
-            self.add_items(frame[is_new], store=store)
-        n_removed = (
-            self.remove_items(self.item_ids_.to_external(missing).tolist()) if len(missing) else 0
-        )
-        n_back = self.restore_items(self.item_ids_.to_external(back).tolist()) if len(back) else 0
+        # everything is checked and embedded before anything changes
+        opened = self._check_store(store)
+        new = self._typed_like_items(frame[is_new])
+        codes_changed, merged = self._merged_rows(known[differs])
+        self._require_text(new, "new item(s)")
+        self._require_text(merged, "changed item(s)")
+        if len(merged):
+            merged, changed_content = self._embed_new_items(merged, opened)
+        if len(new):
+            new, new_content = self._embed_new_items(new, opened)
+        if len(merged):
+            self._apply_update(codes_changed, merged, changed_content)
+        if len(new):
+            self._apply_add(new, new_content)
+        self.removed_[missing] = self.unlisted_[missing] = True
+        self.removed_[back] = self.unlisted_[back] = False
         result = CatalogueSync(
-            added=int(is_new.sum()),
-            updated=len(changed),
-            unchanged=len(known) - len(changed),
-            removed=n_removed,
-            restored=n_back,
+            added=len(new),
+            updated=len(merged),
+            unchanged=len(known) - len(merged),
+            removed=len(missing),
+            restored=len(back),
         )
         log.info("catalogue synced: %s", result)
         return result
@@ -1133,7 +1204,10 @@ class HybridRecommender:
         the popular fallback — even when ``candidates`` names it. It stays in the
         model: users' histories keep it (what they liked still shapes their taste),
         :meth:`score` and :meth:`explain` still answer for it, and
-        :meth:`restore_items` serves it again. Saved with the model.
+        :meth:`restore_items` serves it again, and :meth:`sync_catalogue` leaves it
+        out even while the catalogue file still lists it. Saved with the model; a
+        refit (:meth:`fit`) starts from the catalogue it is given, so leave removed
+        items out of that (or remove them again).
 
         Returns how many of the items were not removed already (removing one twice
         changes nothing, so a retried job is harmless). Unknown ids raise
@@ -1154,6 +1228,7 @@ class HybridRecommender:
         codes = np.unique(self.item_ids_.to_internal(id_list(item_ids), kind="item"))
         changed = int((self.removed_[codes] != removed).sum())
         self.removed_[codes] = removed
+        self.unlisted_[codes] = False  # taken out (or back) by hand, not by a sync
         log.info(
             "%s %d item(s); %d removed in all",
             "removed" if removed else "restored",
@@ -1446,7 +1521,7 @@ class HybridRecommender:
         for name, tensor in sorted(self.model_.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().numpy().tobytes())
-        arrays = [self.item_vectors_, self.item_taste_, self.counts_, self.removed_]
+        arrays = [self.item_vectors_, self.item_taste_, self.counts_, self.removed_, self.unlisted_]
         arrays += [self.prior_.mean, self.prior_.coef]
         arrays += [self.neighbours_.ids, self.neighbours_.vectors]
         arrays += [self._log[col].to_numpy() for col in self._log.columns]
@@ -1605,7 +1680,8 @@ class HybridRecommender:
             np.save(tmp / "prior_coef.npy", self.prior_.coef, allow_pickle=False)
             np.save(tmp / "neighbour_ids.npy", self.neighbours_.ids, allow_pickle=False)
             np.save(tmp / "neighbour_vectors.npy", self.neighbours_.vectors, allow_pickle=False)
-            np.save(tmp / "removed.npy", self.removed_, allow_pickle=False)
+            state = self.removed_.astype(np.uint8) + self.unlisted_.astype(np.uint8)
+            np.save(tmp / "removed.npy", state, allow_pickle=False)  # 0 / 1 / 2: see load
             self.index_.save(tmp / "items.faiss")
             self._write_index_recall(tmp / "index_recall.json")
             _to_parquet(self.items_, tmp / "items.parquet")
@@ -1731,15 +1807,20 @@ class HybridRecommender:
                 config.model.neighbour_temperature,
                 config.index,
             )
-        rec.removed_ = np.zeros(len(rec.content_), dtype=bool)
+        # removed.npy: 0 served, 1 removed (remove_items), 2 no longer listed (a sync)
+        state = np.zeros(len(rec.content_), dtype=np.uint8)
         if (d / "removed.npy").exists():  # models saved before it had nothing removed
-            removed = load_npy(d / "removed.npy")
-            if removed.dtype != np.bool_ or removed.shape != rec.removed_.shape:
+            state = load_npy(d / "removed.npy")
+            if (
+                state.dtype != np.uint8
+                or state.shape != (len(rec.content_),)
+                or state.max(initial=0) > 2
+            ):
                 raise ModelFileError(
-                    f"{d}: removed.npy holds {removed.dtype} {removed.shape}, expected one "
-                    f"bool per item ({len(rec.content_)})."
+                    f"{d}: removed.npy holds {state.dtype} {state.shape}, expected one value "
+                    f"0, 1 or 2 per item ({len(rec.content_)})."
                 )
-            rec.removed_ = removed.copy()
+        rec.removed_, rec.unlisted_ = state > 0, state == 2
         rec.event_vocab_ = list(meta["event_vocab"])
         rec._has_time = bool(meta["has_time"])
         rec._log = pd.read_parquet(d / "interactions.parquet")
@@ -1936,14 +2017,26 @@ def _internal_holdout(
 
 
 def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write the catalogue; a column Arrow cannot type (values of mixed kinds) is
+    written as text, a list as ``a|b`` and a missing cell as missing (not "nan")."""
     try:
         frame.to_parquet(path, index=False)
-    except (ValueError, TypeError, ImportError):
+    except (ValueError, TypeError, ImportError, pa.ArrowException):
         safe = frame.copy()
         for col in safe.columns:
-            if safe[col].dtype == object:
-                safe[col] = safe[col].map(lambda v: None if v is None else str(v))
+            try:
+                pa.array(safe[col])
+            except (ValueError, TypeError, pa.ArrowException):
+                safe[col] = safe[col].map(_cell_text)
         safe.to_parquet(path, index=False)
+
+
+def _cell_text(v: Any) -> str | None:
+    if isinstance(v, list | tuple | np.ndarray):
+        return "|".join(map(str, v))
+    if v is None or pd.isna(v):
+        return None
+    return str(v)
 
 
 def _load_attributes(path: Path, manifest: dict[str, Any]) -> AttributeFeatures:

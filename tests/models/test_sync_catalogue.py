@@ -79,3 +79,63 @@ def test_bad_rows_change_nothing(fresh: Callable[[], HybridRecommender]) -> None
     with pytest.raises(DataValidationError):
         rec.sync_catalogue(duplicated)
     pd.testing.assert_frame_equal(rec.items_, items_before)
+
+
+def test_a_sync_never_serves_again_what_remove_items_took_out(
+    fresh: Callable[[], HybridRecommender], tmp_path: Path
+) -> None:
+    """A shop's export still lists its sold-out products: the nightly sync must not
+    undo `remove-items`, only its own removals of items the file had left out."""
+    rec = fresh()
+    full = _catalogue(rec)
+    sold_out, dropped = str(full["item_id"].iloc[0]), str(full["item_id"].iloc[1])
+    rec.remove_items([sold_out])
+    rec.sync_catalogue(full[full["item_id"] != dropped])
+    assert sorted(rec.removed_items) == sorted([sold_out, dropped])
+    rec = HybridRecommender.load(rec.save(tmp_path / "m"), encoder=rec.encoder)
+    summary = rec.sync_catalogue(full)  # both listed again
+    assert summary.restored == 1 and rec.removed_items == [sold_out]
+    rec.restore_items([sold_out])
+    assert rec.removed_items == []
+
+
+def test_a_sync_that_fails_midway_changes_nothing(fresh: Callable[[], HybridRecommender]) -> None:
+    """Every text is embedded before the first change: an encoder failing on the new
+    items leaves the already-embedded price change unapplied too."""
+    rec = fresh()
+    today = _catalogue(rec)
+    today.loc[0, "description"] = "Entirely new words about jazz."
+    new = synthetic_new_items(1, cluster=2, seed=5, start_id=90_000)
+    items_before, vectors_before = rec.items_.copy(), rec.item_vectors_.copy()
+    inner, calls = rec.encoder, []
+
+    class Flaky:
+        name, dim = inner.name, inner.dim
+
+        def encode(self, texts: list[str], **kwargs: object) -> np.ndarray:
+            calls.append(len(texts))
+            if len(calls) == 2:
+                raise RuntimeError("the encoder fell over")
+            return inner.encode(texts, **kwargs)
+
+    rec._encoder = Flaky()
+    with pytest.raises(RuntimeError, match="fell over"):
+        rec.sync_catalogue(pd.concat([today, new], ignore_index=True))
+    pd.testing.assert_frame_equal(rec.items_, items_before)
+    assert np.array_equal(rec.item_vectors_, vectors_before)
+
+
+def test_to_parquet_writes_mixed_columns_as_text_without_garbling(tmp_path: Path) -> None:
+    from hybrid_rec.recommender import _to_parquet
+
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "tags": [["space", "gift"], "kettle|tea", None],
+            "price": [1.5, "2", np.nan],
+        }
+    )
+    _to_parquet(frame, tmp_path / "x.parquet")
+    back = pd.read_parquet(tmp_path / "x.parquet")
+    assert back["tags"].tolist()[:2] == ["space|gift", "kettle|tea"] and pd.isna(back["tags"][2])
+    assert back["price"].tolist()[:2] == ["1.5", "2"] and pd.isna(back["price"][2])

@@ -105,3 +105,38 @@ def test_an_update_survives_save_and_load(fresh: Callable[[], HybridRecommender]
     np.testing.assert_allclose(
         rec.score([user], everything), back.score([user], everything), atol=1e-5
     )
+
+
+def test_a_change_read_from_csv_keeps_a_numeric_column_numeric(
+    fresh: Callable[[], HybridRecommender], tmp_path
+) -> None:
+    """The model was fitted from a DataFrame (price is float); the change comes from a CSV
+    (price is text). Mixed in one column, it broke saving and garbled the catalogue."""
+    from hybrid_rec.data.io import read_table
+
+    rec = fresh()
+    item = str(rec.item_ids_.external_ids[4])
+    path = tmp_path / "changed.csv"
+    pd.DataFrame({"item_id": [item], "price": [3.25]}).to_csv(path, index=False)
+    changed = read_table(path)
+    assert changed["price"].dtype != np.float64  # text, as a CSV gives it
+    rec.update_items(changed)
+    assert rec.items_["price"].dtype == np.float64 and rec.items_.iloc[4]["price"] == 3.25
+    back = HybridRecommender.load(rec.save(tmp_path / "m"), encoder=HashingEncoder(256))
+    assert back.items_["price"].dtype == np.float64
+    pd.testing.assert_frame_equal(back.items_, rec.items_.reset_index(drop=True))
+    cheap = back.recommend(["x"], k=300, unknown_users="popular", filters={"price": ("<", 3.3)})
+    assert item in set(cheap["item_id"])
+
+    pd.DataFrame({"item_id": [item], "price": ["cheap"]}).to_csv(path, index=False)
+    with pytest.raises(DataValidationError, match="price is numeric in this catalogue"):
+        rec.update_items(read_table(path))
+    assert rec.items_.iloc[4]["price"] == 3.25
+
+
+def test_numbers_join_a_text_column_as_text(fresh: Callable[[], HybridRecommender]) -> None:
+    rec = fresh()
+    item = str(rec.item_ids_.external_ids[2])
+    rec.update_items(pd.DataFrame({"item_id": [item], "category": [1995.0]}))
+    assert rec.items_.iloc[2]["category"] == "1995"
+    assert all(isinstance(v, str) for v in rec.items_["category"])
