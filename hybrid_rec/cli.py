@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from hybrid_rec.config import DataConfig, RecommenderConfig
 from hybrid_rec.data.columns import Columns
-from hybrid_rec.data.idmap import id_list, id_text
+from hybrid_rec.data.idmap import id_list
 from hybrid_rec.data.io import read_table
-from hybrid_rec.data.schema import validate_interactions, validate_items
+from hybrid_rec.data.schema import normalize_ids, validate_interactions, validate_items
 from hybrid_rec.data.summary import summarize_interactions, summarize_items
 from hybrid_rec.errors import ConfigError, DataValidationError, HybridRecError, UnknownIdError
 
@@ -770,16 +770,8 @@ def remove_items_cmd(
                 source=str(items),
                 fix=f"name the column of the ids to {verb} {Columns.item!r}.",
             )
-        ids = frame[Columns.item]
-        if ids.isna().any():
-            raise DataValidationError(
-                f"{int(ids.isna().sum())} empty {Columns.item} value(s).",
-                source=str(items),
-                column=Columns.item,
-                rows=ids.isna().to_numpy().nonzero()[0],
-                fix="give every row an item id.",
-            )
-        ids = ids.map(id_text)  # as the model stores ids: a Parquet 5.0 is "5"
+        # as the model stores ids (a Parquet 5.0 is "5"); a missing id is an error
+        ids = normalize_ids(frame[Columns.item], source=str(items), column=Columns.item)
         unknown = rec.item_ids_.lookup(ids) < 0
         if unknown.any() and on_unknown is AddExisting.error:
             shown = ", ".join(map(repr, ids[unknown].tolist()[:5]))

@@ -568,6 +568,13 @@ def test_remove_items_stops_serving_and_restore_brings_back(
     skip = _cli("remove-items", str(typo), "--model-dir", str(out), "--on-unknown", "skip")
     assert skip.returncode == 0 and "1 unknown skipped" in skip.stdout
     assert HybridRecommender.load(out).removed_items == [top[0]]
+    floats = tmp_path / "floats.parquet"  # a numeric id column read back as floats
+    pd.DataFrame({"item_id": [3.0, None]}).to_parquet(floats)
+    no_id = _cli("remove-items", str(floats), "--model-dir", str(out))
+    assert no_id.returncode == 2 and "missing id" in no_id.stderr
+    pd.DataFrame({"item_id": [3.0]}).to_parquet(floats)
+    as_stored = _cli("remove-items", str(floats), "--model-dir", str(out))  # looked up as "3"
+    assert as_stored.returncode == 2 and "e.g. '3'" in as_stored.stderr
     wrong = tmp_path / "wrong.csv"
     pd.DataFrame({"sku": top}).to_csv(wrong, index=False)
     no_col = _cli("remove-items", str(wrong), "--model-dir", str(out))

@@ -140,3 +140,20 @@ def test_numbers_join_a_text_column_as_text(fresh: Callable[[], HybridRecommende
     rec.update_items(pd.DataFrame({"item_id": [item], "category": [1995.0]}))
     assert rec.items_.iloc[2]["category"] == "1995"
     assert all(isinstance(v, str) for v in rec.items_["category"])
+
+
+def test_a_list_column_survives_a_text_change_and_a_save(
+    fresh: Callable[[], HybridRecommender], tmp_path
+) -> None:
+    """A catalogue from a DataFrame may hold list cells; a CSV change brings "a|b" text.
+    Saved, every list used to become "['space' 'gift']" and match no filter."""
+    rec = fresh()
+    rec.items_["tags"] = [[c, "gift"] for c in rec.items_["category"]]
+    item = str(rec.item_ids_.external_ids[0])
+    rec.update_items(pd.DataFrame({"item_id": [item], "tags": ["gift|sale"]}))
+    back = HybridRecommender.load(rec.save(tmp_path / "m"), encoder=HashingEncoder(256))
+    assert back.items_["tags"].iloc[1] == f"{rec.items_['category'].iloc[1]}|gift"
+    gifts = back.recommend(["x"], k=300, unknown_users="popular", filters={"tags": "gift"})
+    assert len(gifts) == len(back.item_ids_)
+    sale = back.recommend(["x"], k=5, unknown_users="popular", filters={"tags": "sale"})
+    assert sale["item_id"].tolist() == [item]
