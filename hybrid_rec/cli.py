@@ -821,6 +821,27 @@ def _save_unchanged(rec: HybridRecommender, model_dir: Path, target: Path, messa
     typer.echo(message)
 
 
+@app.command("info")
+def info_cmd(
+    model_dir: ModelDir,
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
+) -> None:
+    """What a saved model holds: users, items served / removed / cold, encoder, index,
+    training. Every file's sha256 is checked on the way (a tampered model is an error)."""
+    from hybrid_rec.recommender import HybridRecommender
+
+    facts = HybridRecommender.load(model_dir).describe()
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    width = max(map(len, facts))
+    for key, value in facts.items():
+        shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, float):
+            shown = f"{value + 0.0:.4g}"  # + 0.0: no "-0"
+        typer.echo(f"{key.replace('_', ' '):<{width}}  {shown}")
+
+
 @app.command("score-cold")
 def score_cold_cmd(
     items: Annotated[Path, typer.Argument(help="New items (not yet in the model).")],

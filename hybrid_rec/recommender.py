@@ -1957,6 +1957,32 @@ class HybridRecommender:
             "score_offset": float(self._index_vectors(np.array([code]))[0, -1]),
         }
 
+    def describe(self) -> dict[str, Any]:
+        """What this model holds, for an operator: catalogue and log sizes, removed and
+        cold items, encoder, index, training and the settings chosen on validation."""
+        self._check_fitted()
+        return {
+            "users": len(self.user_ids_),
+            "items": len(self.item_ids_),
+            "items_served": int((~self.removed_).sum()),
+            "items_removed": int((self.removed_ & ~self.unlisted_).sum()),
+            "items_unlisted": int(self.unlisted_.sum()),
+            "items_without_interactions": int((self.counts_ == 0).sum()),
+            "interactions": len(self._log),
+            "encoder": self._saved_encoder or getattr(self._encoder, "name", None),
+            "content_dim": int(self.content_.shape[1]),
+            "attribute_dims": int(self.attributes_.dim),
+            "dim": int(self.config.model.dim),
+            "index": self.index_.factory,
+            "epochs_run": self.train_result_.epochs_run,
+            "best_epoch": self.train_result_.best_epoch,
+            "best_validation_score": self.train_result_.best_score,
+            "cold_offset": self.cold_bias_,
+            "taste_weight": self.taste_weight_,
+            "prior_weight": self.prior_weight_,
+            "neighbour_weight": self.neighbour_weight_,
+        }
+
     def __repr__(self) -> str:
         if not self._fitted:
             return "HybridRecommender(not fitted)"

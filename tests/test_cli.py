@@ -510,6 +510,26 @@ def test_sync_catalogue_applies_todays_file(model_dir: Path, tmp_path: Path) -> 
     assert kept.returncode == 0 and "removed 0" in kept.stdout
 
 
+def test_info_describes_a_saved_model(model_dir: Path, tmp_path: Path) -> None:
+    from hybrid_rec.recommender import HybridRecommender
+
+    rec = HybridRecommender.load(model_dir)
+    rec.remove_items([str(rec.item_ids_.external_ids[0])])
+    path = rec.save(tmp_path / "m")
+    done = _cli("info", "--model-dir", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout)
+    assert facts["items"] == len(rec.item_ids_) and facts["users"] == len(rec.user_ids_)
+    assert facts["items_removed"] == 1 and facts["items_served"] == len(rec.item_ids_) - 1
+    assert facts["interactions"] == int(rec.counts_.sum()) and facts["index"] == "Flat"
+    assert facts["encoder"].startswith("hashing")
+    text = _cli("info", "-m", str(path))
+    assert text.returncode == 0 and "items removed" in text.stdout and "-0" not in text.stdout
+    (path / "meta.json").write_text("{}")
+    tampered = _cli("info", "-m", str(path))
+    assert tampered.returncode == 2 and "sha256" in tampered.stderr
+
+
 def test_update_items_applies_changed_columns(model_dir: Path, tmp_path: Path) -> None:
     from hybrid_rec.recommender import HybridRecommender
 
