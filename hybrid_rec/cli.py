@@ -157,6 +157,16 @@ def _parse_filters(texts: list[str]) -> dict[str, Any]:
     return filters
 
 
+Wait = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        metavar="SECONDS",
+        help="Seconds to wait for another process updating the same model (or store) "
+        "to finish (default: refuse at once).",
+    ),
+]
 ModelDir = Annotated[Path, typer.Option("--model-dir", "-m", help="A saved model.")]
 FilterOption = Annotated[
     list[str] | None,
@@ -275,36 +285,29 @@ def embed_cmd(
         int | None,
         typer.Option(min=1, help="Ray: encoder actors (default: one per node, with all its CPUs)."),
     ] = None,
+    wait: Wait = 0.0,
 ) -> None:
     """Embed new and changed items into an embedding store (unchanged items are skipped)."""
     from hybrid_rec.content import reembed_catalog
 
     cfg = _load_config(config, {"--encoder": ("content.encoder", encoder)}).content
+    common: dict[str, Any] = {
+        "config": cfg,
+        "keep_removed": keep_removed,
+        "prune": prune,
+        "rebuild": rebuild,
+        "repair": repair,
+        "lock_wait": wait,
+    }
     if backend is Backend.ray:
         from hybrid_rec.distributed import BackendOptions, ray_reembed_catalog
 
-        summary = ray_reembed_catalog(
-            items,
-            store,
-            config=cfg,
-            keep_removed=keep_removed,
-            prune=prune,
-            rebuild=rebuild,
-            repair=repair,
-            options=BackendOptions(num_workers=workers),
-        )
+        options = BackendOptions(num_workers=workers)
+        summary = ray_reembed_catalog(items, store, options=options, **common)
     else:
         if workers is not None:
             raise typer.BadParameter("--workers applies to --backend ray only.")
-        summary = reembed_catalog(
-            items,
-            store,
-            config=cfg,
-            keep_removed=keep_removed,
-            prune=prune,
-            rebuild=rebuild,
-            repair=repair,
-        )
+        summary = reembed_catalog(items, store, **common)
     typer.echo(str(summary))
 
 
@@ -539,16 +542,6 @@ StoreOption = Annotated[
 OnUnknown = Annotated[
     AddExisting,
     typer.Option(help="Ids the model does not know: error (nothing changes), or skip them."),
-]
-Wait = Annotated[
-    float,
-    typer.Option(
-        "--wait",
-        min=0,
-        metavar="SECONDS",
-        help="Seconds to wait for another update of the same model to finish "
-        "(default: refuse at once).",
-    ),
 ]
 Progress = Annotated[
     bool | None,

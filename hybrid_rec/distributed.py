@@ -465,6 +465,7 @@ def ray_reembed_catalog(
     repair: bool = False,
     options: BackendOptions | None = None,
     round_size: int = 50_000,
+    lock_wait: float = 0.0,
 ) -> SyncSummary:
     """:func:`~hybrid_rec.content.reembed_catalog` with the embedding done on Ray.
 
@@ -493,7 +494,7 @@ def ray_reembed_catalog(
         )
     texts = _check_texts(item_texts(frame, cfg))
     local = make_encoder(cfg)
-    store = EmbeddingStore.for_encoder(Path(store_dir), local, rebuild=rebuild)
+    store = EmbeddingStore.for_encoder(Path(store_dir), local, rebuild=rebuild, lock_wait=lock_wait)
     store.verify(repair=repair)
     hashes = np.array([text_hash(t, local.name) for t in texts.tolist()], dtype=object)
     stored = store.hashes.reindex(texts.index).to_numpy(dtype=object)

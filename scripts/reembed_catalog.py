@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or log")
     parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another run writing the same store (default: refuse at once)",
+    )
+    parser.add_argument(
         "--progress",
         action="store_true",
         help="draw the progress bar even when stderr is not a terminal (a log file)",
@@ -122,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 keep_removed=args.keep_removed,
                 rebuild=args.rebuild,
                 repair=args.repair,
+                lock_wait=args.wait,
                 options=BackendOptions(
                     num_workers=args.workers,
                     cpus_per_worker=args.cpus_per_worker,
@@ -137,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 keep_removed=args.keep_removed,
                 rebuild=args.rebuild,
                 repair=args.repair,
+                lock_wait=args.wait,
                 show_progress=progress,
             )
     except (HybridRecError, ValueError) as exc:  # ValueError: a flag the config rejects

@@ -627,6 +627,21 @@ def test_a_second_update_of_one_model_is_refused_while_the_first_runs(
     assert not list(model_dir.parent.glob(".*.lock"))
 
 
+def test_embed_waits_for_the_store_lock_as_long_as_asked(
+    synthetic_files: tuple[Path, ...], tmp_path: Path
+) -> None:
+    import fcntl
+
+    store = tmp_path / "vectors"
+    args = ["embed", str(synthetic_files[1]), "--store", str(store), "--encoder", "hashing"]
+    first = _cli(*args)
+    assert first.returncode == 0, first.stderr
+    with (store / ".lock").open("a") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        busy = _cli(*args, "--wait", "0.5")
+    assert busy.returncode == 2 and "still was after 0.5 s" in busy.stderr
+
+
 def test_an_update_waits_for_the_lock_as_long_as_asked(model_dir: Path, tmp_path: Path) -> None:
     from hybrid_rec.persistence import model_lock
 

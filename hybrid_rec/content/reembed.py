@@ -36,6 +36,7 @@ def reembed_catalog(
     rebuild: bool = False,
     repair: bool = False,
     show_progress: bool | None = None,
+    lock_wait: float = 0.0,
 ) -> SyncSummary:
     """Bring the store in ``store_dir`` in line with a catalogue.
 
@@ -92,7 +93,7 @@ def reembed_catalog(
         )
     texts = item_texts(frame, cfg)
     enc = encoder if encoder is not None else make_encoder(cfg)
-    store = EmbeddingStore.for_encoder(Path(store_dir), enc, rebuild=rebuild)
+    store = EmbeddingStore.for_encoder(Path(store_dir), enc, rebuild=rebuild, lock_wait=lock_wait)
     store.verify(repair=repair)
     summary = store.sync(
         texts,

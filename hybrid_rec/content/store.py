@@ -185,9 +185,11 @@ class EmbeddingStore:
     new 1682 · changed 0 · unchanged 0 · removed 0 · 41250 items/s
     """
 
-    def __init__(self, directory: Path, info: StoreInfo) -> None:
+    def __init__(self, directory: Path, info: StoreInfo, *, lock_wait: float = 0.0) -> None:
         self.directory = directory
         self.info = info
+        self.lock_wait = lock_wait
+        """Seconds a write waits for another writer's lock before it is refused."""
         self._manifest = _empty_manifest()
         self._shards = _Shards()
         self._load_manifest()
@@ -203,6 +205,7 @@ class EmbeddingStore:
         *,
         library_version: str | None = None,
         rebuild: bool = False,
+        lock_wait: float = 0.0,
     ) -> EmbeddingStore:
         """Open the store in ``directory``, creating it if needed.
 
@@ -218,6 +221,9 @@ class EmbeddingStore:
             If the directory holds a store of another identity (or one whose
             manifest or description is unreadable), delete its vectors and
             start afresh instead of raising.
+        lock_wait
+            Seconds a write waits for another process writing to the store
+            (:attr:`lock_wait`); 0 refuses at once.
 
         Raises
         ------
@@ -234,7 +240,7 @@ class EmbeddingStore:
         existing = _existing_info(root, rebuild)
         if existing is not None and _same_identity(existing, wanted):
             try:
-                return cls(root, existing)
+                return cls(root, existing, lock_wait=lock_wait)
             except EmbeddingStoreError:  # e.g. an unreadable manifest
                 if not rebuild:
                     raise
@@ -243,13 +249,13 @@ class EmbeddingStore:
             and not (root / MANIFEST_FILE).exists()
             and not (root / META_FILE).exists()
         ):
-            with _exclusive(root):
+            with _exclusive(root, lock_wait):
                 _write_info(root, wanted)
             log.info("created embedding store %s (%s)", root, wanted.describe())
-            return cls(root, wanted)
+            return cls(root, wanted, lock_wait=lock_wait)
         if not rebuild:
             raise EmbeddingStoreError(_mismatch_message(root, existing, wanted))
-        with _exclusive(root):
+        with _exclusive(root, lock_wait):
             _wipe(root)
             _write_info(root, wanted)
         log.warning(
@@ -258,7 +264,7 @@ class EmbeddingStore:
             wanted.describe(),
             existing.describe() if existing else "no store.json",
         )
-        return cls(root, wanted)
+        return cls(root, wanted, lock_wait=lock_wait)
 
     @classmethod
     def open(
@@ -293,10 +299,17 @@ class EmbeddingStore:
 
     @classmethod
     def for_encoder(
-        cls, directory: str | os.PathLike[str], encoder: Encoder, *, rebuild: bool = False
+        cls,
+        directory: str | os.PathLike[str],
+        encoder: Encoder,
+        *,
+        rebuild: bool = False,
+        lock_wait: float = 0.0,
     ) -> EmbeddingStore:
         """:meth:`create` with ``encoder``'s name and dim."""
-        return cls.create(directory, encoder.name, encoder.dim, rebuild=rebuild)
+        return cls.create(
+            directory, encoder.name, encoder.dim, rebuild=rebuild, lock_wait=lock_wait
+        )
 
     # ------------------------------------------------------------------ reading
 
@@ -417,7 +430,7 @@ class EmbeddingStore:
                 log.warning("%s", exc)
                 bad.append(shard)
         if bad:
-            with _exclusive(self.directory):
+            with _exclusive(self.directory, self.lock_wait):
                 keep = ~self._manifest[_SHARD].isin(bad).to_numpy()
                 manifest = self._manifest[keep]
                 self._commit(manifest, self._shards.keep_only(manifest[_SHARD]))
@@ -481,7 +494,7 @@ class EmbeddingStore:
         hashes = np.array(
             [text_hash(t, self.encoder_name) for t in catalogue.tolist()], dtype=object
         )
-        with _exclusive(self.directory):
+        with _exclusive(self.directory, self.lock_wait):
             self._load_manifest()
             self._remove_unreferenced()
             plan = _Plan.make(catalogue.index, hashes, self._manifest[_HASH], keep_removed)
@@ -513,7 +526,7 @@ class EmbeddingStore:
 
     def compact(self, shard_size: int = 2048) -> None:
         """Rewrite the live vectors into full shards and delete the old ones."""
-        with _exclusive(self.directory):
+        with _exclusive(self.directory, self.lock_wait):
             self._compact(shard_size)
 
     # ------------------------------------------------------------------ internals
@@ -901,17 +914,19 @@ def _wipe(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(root: Path) -> Iterator[None]:
+def _exclusive(root: Path, wait: float = 0.0) -> Iterator[None]:
     """Hold the store's write lock (:func:`~hybrid_rec.data.io.exclusive_lock`: flock,
-    released by the OS even on SIGKILL)."""
+    released by the OS even on SIGKILL), waiting up to ``wait`` seconds for it."""
     path = root / LOCK_FILE
     busy = EmbeddingStoreError(
-        f"{root}: another process is writing to this store (lock {path}). Fix: wait "
-        "for it to finish; the lock is released as soon as it exits."
+        f"{root}: another process is writing to this store (lock {path})"
+        + (f" and still was after {wait:g} s" if wait > 0 else "")
+        + ". Fix: wait for it to finish (the lock is released as soon as it exits), or "
+        + ("pass a longer --wait." if wait > 0 else "pass --wait SECONDS to wait for it.")
     )
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(exclusive_lock(path, busy))
+            stack.enter_context(exclusive_lock(path, busy, wait=wait))
         except OSError as exc:
             raise _write_error(path, exc, "open the lock file") from exc
         yield

@@ -429,6 +429,25 @@ def test_a_second_writer_is_turned_away(tmp_path: Path, hashing: HashingEncoder)
     assert store.sync(texts_of(3), hashing).new == 3
 
 
+def test_a_second_writer_given_lock_wait_waits_for_the_first(
+    tmp_path: Path, hashing: HashingEncoder
+) -> None:
+    import threading
+
+    store = new_store(tmp_path / "s", hashing)
+    with (tmp_path / "s" / ".lock").open("a") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        store.lock_wait = 0.2
+        with pytest.raises(EmbeddingStoreError, match=r"still was after 0\.2 s.*longer --wait"):
+            store.sync(texts_of(3), hashing)
+        store.lock_wait = 30
+        release = threading.Timer(0.5, fcntl.flock, (other.fileno(), fcntl.LOCK_UN))
+        release.start()
+        summary = store.sync(texts_of(3), hashing)  # waited for the release
+        release.join()
+    assert summary.new == 3
+
+
 def test_shards_are_plain_npy_without_pickle(filled: tuple[EmbeddingStore, pd.Series]) -> None:
     store, _ = filled
     for shard in store.shard_files:
