@@ -1098,7 +1098,10 @@ class HybridRecommender:
                         rows=np.flatnonzero(bad.to_numpy()),
                         fix=f"give {col} as a number, or leave the cell empty.",
                     )
-                out[col] = parsed.astype("float64")
+                try:  # keep the column's own type (a year stays Int64) where values fit it
+                    out[col] = parsed.astype(ours.dtype)
+                except (TypeError, ValueError):
+                    out[col] = parsed.astype("float64")
             elif pd.api.types.is_numeric_dtype(new) and not pd.api.types.is_bool_dtype(new):
                 out[col] = pd.Series(
                     [None if t == "" else t for t in _comparable(new)],

@@ -157,3 +157,11 @@ def test_a_list_column_survives_a_text_change_and_a_save(
     assert len(gifts) == len(back.item_ids_)
     sale = back.recommend(["x"], k=5, unknown_users="popular", filters={"tags": "sale"})
     assert sale["item_id"].tolist() == [item]
+
+
+def test_a_whole_number_column_keeps_its_type(fresh: Callable[[], HybridRecommender]) -> None:
+    rec = fresh()
+    rec.items_["year"] = pd.array(np.arange(len(rec.items_)) + 1900, dtype="Int64")
+    item = str(rec.item_ids_.external_ids[1])
+    rec.update_items(pd.DataFrame({"item_id": [item], "year": ["2001"]}))  # as a CSV gives it
+    assert rec.items_["year"].dtype == "Int64" and rec.items_.iloc[1]["year"] == 2001
