@@ -532,17 +532,20 @@ class HybridRecommender:
     ) -> None:
         """Recompute fused item vectors (all, or ``items``) and the index (unless a
         full refresh is told not to build it: ``fit`` builds it once, at the end)."""
-        vecs, weights = self.model_.encode_items(self.content_, self.counts_)
         if items is None or not hasattr(self, "index_"):
+            vecs, weights = self.model_.encode_items(self.content_, self.counts_)
             self.neighbours_ = self._neighbour_base(vecs)
             self.item_vectors_ = self._blend(vecs, np.arange(len(vecs)))
             self.fusion_weights_ = weights
             if build_index:
                 aug = self._index_vectors(np.arange(len(vecs)))
                 self.index_ = VectorIndex(aug.shape[1], self.config.index).build(aug)
-        else:
-            self.item_vectors_[items] = self._blend(vecs[items], items)
-            self.fusion_weights_[items] = weights[items]
+        else:  # only those items: encode them only, not the whole catalogue
+            vecs, weights = self.model_.encode_items(
+                self.content_[items], self.counts_[items], ids=items
+            )
+            self.item_vectors_[items] = self._blend(vecs, items)
+            self.fusion_weights_[items] = weights
             self.index_.update(items, self._index_vectors(items))
         self._user_vectors = None
 

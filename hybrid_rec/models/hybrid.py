@@ -137,19 +137,27 @@ class HybridModel(nn.Module):
 
     @torch.no_grad()
     def encode_items(
-        self, content: np.ndarray, counts: np.ndarray, *, batch_size: int = 65536
+        self,
+        content: np.ndarray,
+        counts: np.ndarray,
+        *,
+        ids: np.ndarray | None = None,
+        batch_size: int = 65536,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fused vectors and fusion weights for every row of ``content``.
 
-        Items beyond the CF table (new ones) and items with count 0 use the
-        same network with ``has_cf = False``.
+        ``ids`` are the catalogue positions the rows belong to (their CF rows);
+        None means ``0 .. len(content) - 1``, the whole catalogue. Items beyond
+        the CF table (new ones) and items with count 0 use the same network
+        with ``has_cf = False``.
         """
         if self.training:
             self.eval()
         vecs, weights = [], []
         n_cf = self.cf.n_items
+        positions = np.arange(len(content)) if ids is None else np.asarray(ids, dtype=np.int64)
         for start, stop in _chunks(len(content), batch_size):
-            idx = torch.arange(start, stop)
+            idx = torch.as_tensor(positions[start:stop], dtype=torch.long)
             cnt = torch.as_tensor(counts[start:stop], dtype=torch.long)
             has_cf = (cnt > 0) & (idx < n_cf)
             v, w = self.items_forward(torch.as_tensor(content[start:stop]), idx, cnt, has_cf)

@@ -408,3 +408,13 @@ def test_user_vectors_are_computed_once_per_user_and_match_the_tower(
     every = rec.user_vectors()
     assert rec._user_done.all() and every.shape == (len(rec.user_ids_), rec.config.model.dim)
     np.testing.assert_allclose(every, rec._user_vectors_for(np.arange(len(every)))[0], atol=1e-6)
+
+
+def test_encoding_some_items_matches_encoding_all(fitted: HybridRecommender) -> None:
+    """A partial refresh (update_items, partial_fit) encodes only its items, by position."""
+    rows = np.array([3, 0, 150, len(fitted.content_) - 1])
+    every, w_every = fitted.model_.encode_items(fitted.content_, fitted.counts_)
+    some, w_some = fitted.model_.encode_items(fitted.content_[rows], fitted.counts_[rows], ids=rows)
+    np.testing.assert_allclose(some, every[rows], atol=1e-6)
+    np.testing.assert_allclose(w_some, w_every[rows], atol=1e-6)
+    assert fitted.counts_[rows].min() > 0  # warm rows: their CF rows must be the right ones
