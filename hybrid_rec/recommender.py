@@ -1002,14 +1002,14 @@ class HybridRecommender:
                 fix="add only new ids; change an item with `update_items`, and bring a "
                 "removed one back with `restore_items`.",
             )
-        return self._apply_add(frame, content)
+        return self._apply_add(self._typed_like_items(frame), content)
 
     def _apply_add(self, frame: pd.DataFrame, content: np.ndarray) -> np.ndarray:
-        """Append validated, embedded new items (no encoder call: cannot fail midway)."""
-        typed = self._typed_like_items(frame)  # may refuse a cell: before any change
+        """Append validated, embedded new items already typed like the catalogue
+        (:meth:`_typed_like_items`); no encoder call or check: cannot fail midway."""
         n_old = len(self.item_ids_)
         self.item_ids_ = self.item_ids_.add_ids(frame[C.item])
-        self.items_ = pd.concat([self.items_, typed], ignore_index=True)
+        self.items_ = pd.concat([self.items_, frame], ignore_index=True)
         self.content_ = np.concatenate([self.content_, content])
         self.item_taste_ = np.concatenate([self.item_taste_, self.taste_.items(content)])
         self.item_prior_ = np.concatenate([self.item_prior_, self.prior_.score(content)])
