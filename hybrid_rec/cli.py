@@ -29,6 +29,7 @@ from hybrid_rec.data.summary import summarize_interactions, summarize_items
 from hybrid_rec.errors import ConfigError, DataValidationError, HybridRecError, UnknownIdError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from hybrid_rec.batch import BatchReport
@@ -581,14 +582,15 @@ def add_items_cmd(
             return
         frame = validate_items(raw, source=str(items))
         known = frame[Columns.item].isin(rec.item_ids_.external_ids)
-        if known.any() and on_existing is AddExisting.error:
-            shown = ", ".join(map(repr, frame[Columns.item][known].tolist()[:5]))
-            raise DataValidationError(
-                f"{int(known.sum())} item(s) already in the model, e.g. {shown}.",
-                source=str(items),
-                column=Columns.item,
-                fix="pass --on-existing skip to add only the new ones.",
-            )
+        _refuse_unless_skipped(
+            frame[Columns.item],
+            known.to_numpy(),
+            on_existing,
+            "already in the model",
+            ".",
+            "pass --on-existing skip to add only the new ones.",
+            items,
+        )
         frame = frame[~known.to_numpy()]
         if frame.empty:
             why = f"all {int(known.sum())} item(s) are already in the model"
@@ -714,14 +716,15 @@ def update_items_cmd(
             return
         frame = validate_items(raw, source=str(items))
         unknown = rec.item_ids_.lookup(frame[Columns.item]) < 0
-        if unknown.any() and on_unknown is AddExisting.error:
-            shown = ", ".join(map(repr, frame[Columns.item][unknown].tolist()[:5]))
-            raise DataValidationError(
-                f"{int(unknown.sum())} item(s) not in the model, e.g. {shown}; nothing changed.",
-                source=str(items),
-                column=Columns.item,
-                fix="add new items with `hybrid-rec add-items`, or pass --on-unknown skip.",
-            )
+        _refuse_unless_skipped(
+            frame[Columns.item],
+            unknown,
+            on_unknown,
+            "not in the model",
+            "; nothing changed.",
+            "add new items with `hybrid-rec add-items`, or pass --on-unknown skip.",
+            items,
+        )
         frame = frame[~unknown]
         if frame.empty:
             _save_unchanged(rec, model_dir, target, "nothing to update: no item of the model")
@@ -766,14 +769,15 @@ def remove_items_cmd(
         # as the model stores ids (a Parquet 5.0 is "5"); a missing id is an error
         ids = normalize_ids(frame[Columns.item], source=str(items), column=Columns.item)
         unknown = rec.item_ids_.lookup(ids) < 0
-        if unknown.any() and on_unknown is AddExisting.error:
-            shown = ", ".join(map(repr, ids[unknown].tolist()[:5]))
-            raise DataValidationError(
-                f"{int(unknown.sum())} item(s) not in the model, e.g. {shown}; nothing changed.",
-                source=str(items),
-                column=Columns.item,
-                fix="pass --on-unknown skip to leave them out.",
-            )
+        _refuse_unless_skipped(
+            ids,
+            unknown,
+            on_unknown,
+            "not in the model",
+            "; nothing changed.",
+            "pass --on-unknown skip to leave them out.",
+            items,
+        )
         known = ids[~unknown].tolist()
         if not known:
             _save_unchanged(rec, model_dir, target, f"nothing to {verb}: no item of the model")
@@ -793,6 +797,26 @@ def _progress(asked: bool | None) -> bool:
     from hybrid_rec.content.encoders import watched
 
     return watched() if asked is None else asked
+
+
+def _refuse_unless_skipped(
+    ids: pd.Series,
+    bad: np.ndarray,
+    policy: AddExisting,
+    what: str,
+    end: str,
+    fix: str,
+    source: Path,
+) -> None:
+    """Raise for the ``bad`` ids (already there, or unknown) unless ``policy`` skips them."""
+    if bad.any() and policy is AddExisting.error:
+        shown = ", ".join(map(repr, ids[bad].tolist()[:5]))
+        raise DataValidationError(
+            f"{int(bad.sum())} item(s) {what}, e.g. {shown}{end}",
+            source=str(source),
+            column=Columns.item,
+            fix=fix,
+        )
 
 
 @contextlib.contextmanager
