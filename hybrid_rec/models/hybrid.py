@@ -156,7 +156,8 @@ class HybridModel(nn.Module):
         vecs, weights = [], []
         n_cf = self.cf.n_items
         positions = np.arange(len(content)) if ids is None else np.asarray(ids, dtype=np.int64)
-        for start, stop in _chunks(len(content), batch_size):
+        # no rows still run the network once, on an empty batch: (0, dim) and (0, 2) out
+        for start, stop in list(_chunks(len(content), batch_size)) or [(0, 0)]:
             idx = torch.as_tensor(positions[start:stop], dtype=torch.long)
             cnt = torch.as_tensor(counts[start:stop], dtype=torch.long)
             has_cf = (cnt > 0) & (idx < n_cf)

@@ -418,3 +418,8 @@ def test_encoding_some_items_matches_encoding_all(fitted: HybridRecommender) -> 
     np.testing.assert_allclose(some, every[rows], atol=1e-6)
     np.testing.assert_allclose(w_some, w_every[rows], atol=1e-6)
     assert fitted.counts_[rows].min() > 0  # warm rows: their CF rows must be the right ones
+
+    none, w_none = fitted.model_.encode_items(
+        fitted.content_[:0], fitted.counts_[:0], ids=np.zeros(0, np.int64)
+    )  # an update or feedback that touches no item
+    assert none.shape == (0, every.shape[1]) and w_none.shape == (0, 2)
