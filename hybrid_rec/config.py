@@ -152,7 +152,8 @@ class ModelConfig(_Stage):
     """Add a learned per-user vector to the history attention (warm users; new users get 0)."""
     taste_dim: int = Field(64, ge=0)
     """Width of the content-taste term (principal components of the content
-    vectors; 0 turns it off). Its weight is chosen on validation."""
+    vectors; 0 turns it off). Its weights, one for items with interactions and one for
+    items without (how new items rank among themselves), are chosen on validation."""
     cold_offset: float | None = Field(None, ge=-1.0, le=1.0)
     """Score offset of items without interactions when they compete with known ones
     (on cosine scores). None (default): chosen on validation to maximise all-items
