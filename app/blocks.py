@@ -28,6 +28,7 @@ def build_app(
     max_text: int = 2000,
     concurrency: int = 2,
     max_queue: int = 64,
+    model_dir: str | os.PathLike[str] | None = None,
 ) -> gr.Blocks:
     """The Gradio Blocks for a fitted recommender.
 
@@ -43,11 +44,14 @@ def build_app(
     concurrency, max_queue
         Workers of the request queue and its length: requests beyond them wait
         (or are refused when the queue is full) so the LLM is never overloaded.
+    model_dir
+        Where ``rec`` was loaded from: the app state can then reload it when a save
+        replaces it (:meth:`~app.state.DemoApp.reload_if_changed`).
 
     Launch it with :func:`launch` (which applies the theme and CSS).
     """
     limits = Limits(max_k=max_k, max_text=max_text)
-    state = DemoApp(rec, benchmarks_dir=benchmarks_dir, limits=limits)
+    state = DemoApp(rec, benchmarks_dir=benchmarks_dir, limits=limits, model_dir=model_dir)
     with gr.Blocks(
         title="hybrid_rec · cold-start recommendations", analytics_enabled=False
     ) as demo:

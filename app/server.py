@@ -38,6 +38,7 @@ def serve(
     concurrency: int = 2,
     explain_backend: str | None = None,
     block: bool = True,
+    reload_every: float = 10.0,
 ) -> gr.Blocks:
     """Fit or load the demo model and serve the app on ``host:port``.
 
@@ -46,19 +47,26 @@ def serve(
     is used when llama-cpp-python is installed. With ``block=False`` it
     returns once the page is up (the server keeps running in a thread);
     otherwise it serves until interrupted.
+
+    Every ``reload_every`` seconds (0: never) the app checks whether a save has
+    replaced the model directory — ``hybrid-rec sync-catalogue`` or
+    ``update-items`` run at night, say — and serves the new model once loaded.
     """
     start = time.perf_counter()
     _configure_logging()
     library = logging.getLogger("hybrid_rec")
     level = library.level
     library.setLevel(min(level or logging.INFO, logging.INFO))  # the fit's stages and bars
+    directory = model_dir or DEFAULT_MODEL_DIR
     try:
-        rec = load_or_fit(model_dir or DEFAULT_MODEL_DIR, epochs=epochs, refit=refit)
+        rec = load_or_fit(directory, epochs=epochs, refit=refit)
         rec.recommend_for_new_user(text="warm up the text encoder", k=1)  # load it now
     finally:
         library.setLevel(level)  # requests then log quietly (no progress bar per request)
     use_explain_backend(rec, explain_backend)
-    demo = build_app(rec, benchmarks_dir=benchmarks_dir, concurrency=concurrency)
+    demo = build_app(
+        rec, benchmarks_dir=benchmarks_dir, concurrency=concurrency, model_dir=directory
+    )
     try:
         url = launch(demo, host=host, port=port)
     except OSError as exc:
@@ -68,10 +76,16 @@ def serve(
     log.info("app ready at %s (%.1f s after start)", url, time.perf_counter() - start)
     state = demo.hr_state  # type: ignore[attr-defined]
     threading.Thread(target=warm_up_explanations, args=(state,), daemon=True).start()
+    stop = threading.Event()
+    demo.hr_stop_watching = stop  # type: ignore[attr-defined]
+    if reload_every > 0:
+        watcher = threading.Thread(target=state.watch, args=(reload_every, stop), daemon=True)
+        watcher.start()
     if block:
         try:
             demo.block_thread()
         finally:
+            stop.set()
             demo.close()
     return demo
 

@@ -9,10 +9,13 @@ turn every error into a readable message, never a traceback.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import math
 import os
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,8 +59,14 @@ class DemoApp:
     """The app's state and callbacks, testable without a browser.
 
     Calls into the recommender hold :attr:`lock`: shared for rankings and
-    explanations, exclusive for ``add_items``; the explainer runs one
-    generation at a time on top of that.
+    explanations, exclusive for ``add_items`` and for swapping in a model
+    reloaded from disk; the explainer runs one generation at a time on top of
+    that.
+
+    With ``model_dir`` (where ``rec`` was loaded from), :meth:`reload_if_changed`
+    loads the model again once a save has replaced that directory — a nightly
+    ``hybrid-rec sync-catalogue``, ``update-items`` or a refit — so a running app
+    serves today's catalogue without a restart (``serve`` checks every few seconds).
     """
 
     def __init__(
@@ -66,6 +75,7 @@ class DemoApp:
         *,
         benchmarks_dir: str | os.PathLike[str] = DEFAULT_BENCHMARKS_DIR,
         limits: Limits | None = None,
+        model_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.rec = rec
         self.limits = limits or Limits()
@@ -74,6 +84,70 @@ class DemoApp:
         self.catalogue = Catalogue(rec)
         self.explainer = Explainer(rec, self.catalogue)
         self.added: list[str] = []
+        self.model_dir = Path(model_dir) if model_dir is not None else None
+        self._on_disk = _saved_version(self.model_dir)
+        self._reloading = threading.Lock()
+        self.reloaded_at: datetime.datetime | None = None
+
+    # ------------------------------------------------------------------ reload
+
+    def reload_if_changed(self) -> bool:
+        """Load the model again if a save replaced :attr:`model_dir`; True if it did.
+
+        The new model is loaded (its sha256 checked) while the old one keeps
+        serving, then swapped in under the write lock. Items added in the app
+        and absent from the new model are added to it again, so nothing added
+        here is lost; the explanation backend chosen at start is kept. A
+        directory that fails to load (a tampered file, another version) is
+        logged and skipped, and the app keeps the model it has, until a later
+        save replaces the directory again.
+        """
+        if self.model_dir is None:
+            return False
+        with self._reloading:  # one reload at a time
+            now = _saved_version(self.model_dir)
+            if now is None or now == self._on_disk:
+                return False
+            self._on_disk = now  # a version that fails to load is not tried again
+            start = time.perf_counter()
+            try:
+                rec = _load_like(self.model_dir, self.rec)
+                rec.config.explain.backend = self.rec.config.explain.backend
+                with self.lock.read():
+                    session = self.rec.items_[self.rec.items_[ITEM_COL].isin(self.added)]
+                missing = session[~session[ITEM_COL].isin(rec.items_[ITEM_COL])]
+                if len(missing):
+                    rec.add_items(missing.reset_index(drop=True))
+            except Exception as exc:
+                log.warning(
+                    "%s changed on disk but cannot be loaded (%s); still serving the model "
+                    "loaded before",
+                    self.model_dir,
+                    exc,
+                )
+                return False
+            with self.lock.write():
+                self.rec = rec
+                self.catalogue = Catalogue(rec)
+                self.explainer = Explainer(rec, self.catalogue)
+                self.reloaded_at = datetime.datetime.now()
+            log.info(
+                "reloaded the model from %s (%d items, %d users; %d added here kept) in %.1f s",
+                self.model_dir,
+                len(rec.items_),
+                len(rec.user_ids_.external_ids),
+                len(missing),
+                time.perf_counter() - start,
+            )
+            return True
+
+    def watch(self, every: float, stop: threading.Event) -> None:
+        """Call :meth:`reload_if_changed` every ``every`` seconds until ``stop`` is set."""
+        while not stop.wait(every):
+            try:
+                self.reload_if_changed()
+            except Exception as exc:  # never let the watcher die silently
+                log.error("checking %s for a new model failed", self.model_dir, exc_info=exc)
 
     # ------------------------------------------------------------------ helpers
 
@@ -411,3 +485,27 @@ def _chips(values: list[str], shown: int = 4) -> list[str]:
     if len(values) <= shown:
         return values
     return [*values[: shown - 1], f"+{len(values) - shown + 1}"]
+
+
+def _saved_version(directory: Path | None) -> tuple[int, int, int] | None:
+    """Which save ``directory`` holds now: a save swaps in a new directory (device,
+    inode) and writes its manifest last (modification time). None without a model."""
+    if directory is None:
+        return None
+    try:
+        st, manifest = os.stat(directory), os.stat(directory / "manifest.json")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, manifest.st_mtime_ns
+
+
+def _load_like(directory: Path, current: HybridRecommender) -> HybridRecommender:
+    """Load ``directory``, reusing ``current``'s encoder (already in memory) when the
+    new model was saved with the same one."""
+    encoder = getattr(current, "_encoder", None)
+    try:
+        saved = json.loads((directory / "manifest.json").read_text()).get("encoder")
+    except (OSError, ValueError, AttributeError):
+        saved = None  # load() says what is wrong with it
+    same = encoder is not None and saved == encoder.name
+    return HybridRecommender.load(directory, encoder=encoder if same else None)

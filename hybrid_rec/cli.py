@@ -1079,6 +1079,14 @@ def serve_cmd(
     concurrency: Annotated[
         int, typer.Option(min=1, max=16, help="Requests served at once (the rest queue).")
     ] = 2,
+    reload_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between checks for a newer save of the model (sync-catalogue, "
+            "update-items, a refit), which the app then loads and serves; 0 = never.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Open the Gradio demo app (recommendations with explanations, new user, new item)."""
     import os
@@ -1086,7 +1094,11 @@ def serve_cmd(
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from hybrid_rec.serve import serve
 
-    extra: dict[str, object] = {"refit": refit, "concurrency": concurrency}
+    extra: dict[str, object] = {
+        "refit": refit,
+        "concurrency": concurrency,
+        "reload_every": reload_every,
+    }
     if epochs is not None:
         extra["epochs"] = epochs
     if explain_backend is not None:

@@ -100,7 +100,8 @@ def test_serve_passes_its_options_to_the_app(monkeypatch: pytest.MonkeyPatch) ->
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(hybrid_rec.serve, "serve", lambda **kw: calls.append(kw))
     args = ["serve", "--model-dir", "m", "--port", "7999", "--explain-backend", "template"]
-    result = CliRunner().invoke(app, [*args, "--epochs", "2", "--refit", "--concurrency", "3"])
+    more = ["--epochs", "2", "--refit", "--concurrency", "3", "--reload-every", "2.5"]
+    result = CliRunner().invoke(app, [*args, *more])
     assert result.exit_code == 0, result.output
     assert calls == [
         {
@@ -109,6 +110,7 @@ def test_serve_passes_its_options_to_the_app(monkeypatch: pytest.MonkeyPatch) ->
             "port": 7999,
             "refit": True,
             "concurrency": 3,
+            "reload_every": 2.5,
             "epochs": 2,
             "explain_backend": "template",
         }

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -276,6 +279,96 @@ def test_the_year_field_starts_blank(model_dir: Path, tmp_path: Path) -> None:
 def test_added_items_are_escaped(state: DemoApp) -> None:
     page, _ = state.add_item("", "<script>alert(1)</script>", "a plain description", [], None, None)
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+# ---------------------------------------------------------------------------- reload
+
+
+@pytest.fixture
+def on_disk(model_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the model that the tests replace by saving over it."""
+    copy = tmp_path / "served"
+    shutil.copytree(model_dir, copy)
+    return copy
+
+
+def _top(state: DemoApp, user: str) -> str:
+    return str(state.rec.recommend([user], k=1)["item_id"].iloc[0])
+
+
+def test_a_model_saved_over_the_served_one_is_loaded_and_added_items_kept(
+    on_disk: Path, tmp_path: Path
+) -> None:
+    state = DemoApp(
+        HybridRecommender.load(on_disk), benchmarks_dir=tmp_path / "none", model_dir=on_disk
+    )
+    assert state.reload_if_changed() is False  # nothing changed yet
+    page, _ = state.add_item(
+        "", "Moon Diary", "A log of nights on the moon.", ["space"], None, None
+    )
+    assert "hr-error" not in page
+    user = state.user_choices()[0]
+    gone = _top(state, user)
+    # a nightly job, in another process: stop serving the user's top item, save in place
+    other = HybridRecommender.load(on_disk)
+    other.remove_items([gone])
+    other.save(on_disk)
+    old = state.rec
+    assert state.reload_if_changed() is True
+    assert state.rec is not old and state.reloaded_at is not None
+    assert state.catalogue.rec is state.rec and state.explainer.rec is state.rec
+    assert gone in state.rec.removed_items
+    _, results = list(state.recommend_user(user, K))[-1]
+    assert gone not in cards(results) and len(cards(results)) == K
+    # the item added in the app survived the reload, and is still served
+    assert "new-1" in state.catalogue
+    *_, found = state.recommend_new_user([], "A log of nights on the moon.", 10)
+    assert "new-1" in cards(found)
+    assert state.reload_if_changed() is False  # once per save
+
+
+def test_a_broken_save_is_skipped_and_the_old_model_kept(
+    on_disk: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = DemoApp(
+        HybridRecommender.load(on_disk), benchmarks_dir=tmp_path / "none", model_dir=on_disk
+    )
+    old = state.rec
+    HybridRecommender.load(on_disk).save(on_disk)
+    np.save(on_disk / "item_vectors.npy", np.zeros((2, 2), np.float32))  # tampered
+    with caplog.at_level("WARNING", logger="app"):
+        assert state.reload_if_changed() is False
+    assert state.rec is old
+    assert "cannot be loaded" in caplog.text and "still serving" in caplog.text
+    assert state.reload_if_changed() is False  # not retried until it changes again
+    _, results = list(state.recommend_user(state.user_choices()[0], K))[-1]
+    assert len(cards(results)) == K
+    old.save(on_disk)  # a good save again
+    assert state.reload_if_changed() is True and state.rec is not old
+
+
+def test_the_watcher_picks_up_a_save(on_disk: Path, tmp_path: Path) -> None:
+    state = DemoApp(
+        HybridRecommender.load(on_disk), benchmarks_dir=tmp_path / "none", model_dir=on_disk
+    )
+    old = state.rec
+    stop = threading.Event()
+    watcher = threading.Thread(target=state.watch, args=(0.05, stop), daemon=True)
+    watcher.start()
+    try:
+        HybridRecommender.load(on_disk).save(on_disk)
+        deadline = time.monotonic() + 30
+        while state.rec is old and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state.rec is not old
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert not watcher.is_alive()
+
+
+def test_an_app_without_a_model_directory_never_reloads(state: DemoApp) -> None:
+    assert state.model_dir is None and state.reload_if_changed() is False
 
 
 # ---------------------------------------------------------------------------- insight
