@@ -340,6 +340,18 @@ class HybridRecommender:
         if found is None:
             return None
         users, targets, cold = found
+        weights = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0] if self.taste_.dim else [0.0]
+        prior = self.item_prior_[cold]
+        fixed = self.config.model.cold_offset is not None  # no popularity term: see config
+        priors = [0.0] if fixed or not prior.any() else [0.0, 0.02, 0.05, 0.1, 0.2]
+        grid = [(float(w), float(p)) for p in priors for w in weights]  # simplest first
+        # as in _tune_offsets: ~200 MB of scores, about 1e9 ranked over the grid
+        n = len(cold)
+        cap = max(50, min(2000, 50_000_000 // n, 1_000_000_000 // (n * len(grid))))
+        if len(np.unique(users)) > cap:
+            rng = np.random.default_rng(self.config.model.seed)
+            keep = np.isin(users, rng.choice(np.unique(users), cap, replace=False))
+            users, targets = users[keep], targets[keep]
         uniq, rows = np.unique(users, return_inverse=True)
         pos = np.full(len(self.item_ids_), -1)
         pos[cold] = np.arange(len(cold))
@@ -348,11 +360,6 @@ class HybridRecommender:
         n_rel = relevant.sum(axis=1)
         scores = self.user_vectors()[uniq] @ self.item_vectors_[cold].T
         taste = self._user_taste()[uniq] @ self.item_taste_[cold].T
-        prior = self.item_prior_[cold]
-        weights = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0] if self.taste_.dim else [0.0]
-        fixed = self.config.model.cold_offset is not None  # no popularity term: see config
-        priors = [0.0] if fixed or not prior.any() else [0.0, 0.02, 0.05, 0.1, 0.2]
-        grid = [(float(w), float(p)) for p in priors for w in weights]  # simplest first
         k = min(self.config.eval.k, len(cold))
         recalls = []
         for weight, p in grid:
