@@ -1,5 +1,5 @@
-"""Items without interactions: their own content-taste weight, and the tuning of it
-and of the cold offset against the cold items the validation names."""
+"""Items without interactions: their own content-taste weight, tuned on the new items
+the validation names, ranked among themselves."""
 
 from __future__ import annotations
 
@@ -120,33 +120,3 @@ def test_the_cold_taste_weight_is_chosen_on_new_items_ranked_among_themselves(
     # a validation naming fewer than two cold items tunes nothing
     one_item = validation[validation["item_id"] == validation["item_id"][0]]
     assert rec._tune_cold_ranking(one_item) is None
-
-
-def test_the_cold_offset_is_tuned_against_the_cold_items_the_validation_names(
-    fresh: Callable[[], HybridRecommender], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """New items nobody touched (withdrawn, not yet on sale) are not candidates: 25 of
-    them scoring above every other item would otherwise hide the one named item from
-    every top 20 and leave the offset at 0."""
-    rec = fresh()
-    assert rec.config.eval.k == 20
-    cold = _with_new_items(rec, 26)
-    named, untouched = cold[0], cold[1:]
-    warm = np.flatnonzero(rec.counts_ > 0)
-    liked = warm[0]  # a warm item the validation users have not seen, scored high
-    users = np.array([u for u in range(len(rec.user_ids_)) if liked not in rec._seen.row(u)])[:30]
-    _patched(rec, monkeypatch, users)
-    rec.item_vectors_[:] = 0.0
-    rec.item_vectors_[warm, 0] = 0.52
-    rec.item_vectors_[liked, 0] = 0.7
-    rec.item_vectors_[named, 0] = 0.3
-    rec.item_vectors_[untouched, 0] = 0.9
-    validation = pd.DataFrame(
-        {
-            "user_id": np.repeat(rec.user_ids_.external_ids[users], 2),
-            "item_id": np.tile(rec.item_ids_.external_ids[[liked, named]], len(users)),
-        }
-    )
-    bias, _, _ = rec._tune_offsets(validation)
-    # the smallest offset that lifts the named item (0.3) above the other warm ones (0.52)
-    assert bias == pytest.approx(0.25)
