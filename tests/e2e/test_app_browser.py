@@ -243,6 +243,39 @@ def _add_a_film(page: Any) -> None:
     assert "Starfall Station" in page.inner_text("#item-out")
 
 
+def _a_nightly_removal_reaches_the_running_app(
+    page: Any, model_dir: Path, log: Path, k: int
+) -> None:
+    """Another process stops serving the user's top item and saves the model in place;
+    the running app reloads it on its own (every 10 s) and the item leaves the list."""
+    from hybrid_rec import HybridRecommender
+
+    top = page.locator("#user-out .hr-card").first.get_attribute("data-item")
+    assert top
+    rec = HybridRecommender.load(model_dir)
+    rec.remove_items([top])
+    rec.save(model_dir)
+    deadline = time.perf_counter() + 120
+    while "reloaded the model" not in log.read_text() and time.perf_counter() < deadline:
+        time.sleep(0.5)
+    assert "reloaded the model" in log.read_text(), log.read_text()[-3000:]
+    page.click("#user-go")
+    # Gradio patches the HTML in place: wait for a complete list without the item (a list
+    # that keeps it never completes this wait, and the test fails on its timeout)
+    page.wait_for_function(
+        """([top, k]) => {
+            const out = document.querySelector("#user-out");
+            const items = [...out.querySelectorAll(".hr-card")].map((c) => c.dataset.item);
+            const done = out.querySelector(".hr-progress");
+            return items.length === k && !items.includes(top) && done?.dataset.done === `${k}`;
+        }""",
+        arg=[top, k],
+        timeout=120_000,
+    )
+    shown = [page.locator("#user-out .hr-card").nth(n).get_attribute("data-item") for n in range(k)]
+    assert top not in shown, (top, shown)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -286,6 +319,7 @@ def test_serve_ml100k_first_and_second_start(
                 assert len(tags) == k and all(t.startswith(("llama_cpp", "template")) for t in tags)
                 assert any(t.startswith("llama_cpp") for t in tags), tags
                 shoot(page, "6-ml100k-user")
+                _a_nightly_removal_reaches_the_running_app(page, model_dir, log, k)
                 open_tab(page, "New user")
                 type_into(page, "taste", "a space adventure with aliens and robots")
                 set_k(page, "new-k", k)
