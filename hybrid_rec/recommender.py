@@ -646,6 +646,8 @@ class HybridRecommender:
             vecs, weights = self.model_.encode_items(
                 self.content_[items], self.counts_[items], ids=items
             )
+            # neighbour-base items lend their vectors as they are now, found by their text now
+            self.neighbours_.update(items, vecs, self._neighbour_coords(items))
             self.item_vectors_[items] = self._blend(vecs, items)
             self.fusion_weights_[items] = weights
             self.index_.update(items, self._index_vectors(items))

@@ -24,7 +24,9 @@ Recall@20 from 0.264 to 0.280 (measured before the taper below);
 
 The neighbours are the items that had interactions when the vectors were
 last computed in full (``fit``); their fused vectors are kept unblended and
-saved with the model, so the transfer never compounds.
+saved with the model, so the transfer never compounds. When such an item's
+text or vector changes later (``update_items``, ``partial_fit``), its entry
+follows (:meth:`NeighbourTransfer.update`).
 
 The weights fade to zero just above the ``(neighbours + 1)``-th similarity
 (over :data:`TAPER` of cosine) instead of stopping at a hard cut, so ``t``
@@ -113,6 +115,26 @@ class NeighbourTransfer:
             return np.full(len(ids), -1)
         pos = np.minimum(np.searchsorted(self.ids, ids), self.size - 1)
         return np.where(self.ids[pos] == ids, pos, -1)
+
+    def update(self, ids: np.ndarray, vectors: np.ndarray, coords: np.ndarray) -> int:
+        """Replace the (unblended) vectors and the coordinates of those ``ids`` that
+        are base items; other ids are ignored. Returns how many were base items.
+
+        An item whose text changed (``update_items``) is then found by its new
+        text, and lends its new vector, to the items blended from now on; items
+        blended before keep their blend until the next full refresh (``fit``).
+        """
+        pos = self._positions(ids)
+        hit = pos >= 0
+        if not hit.any():
+            return 0
+        rows = pos[hit]
+        self.vectors[rows] = np.asarray(vectors, np.float32)[hit]
+        self.coords[rows] = np.asarray(coords)[hit]
+        self._unit_coords[rows] = _unit(np.asarray(coords)[hit])
+        if self._index is not None:
+            self._index.update(rows, self._unit_coords[rows])
+        return int(hit.sum())
 
     @classmethod
     def empty(cls, dim: int, coord_dim: int) -> NeighbourTransfer:

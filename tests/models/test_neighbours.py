@@ -197,3 +197,44 @@ def test_a_neighbour_crossing_the_cut_moves_the_target_continuously(
     far = np.array([[np.cos(0.05), np.sin(0.05)], [np.cos(0.05), -np.sin(0.05)]], np.float32)
     with_a, with_b = base.targets(far)
     assert with_a[0] > 2.0 and with_b[0] < -2.0
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_updating_a_base_item_moves_what_it_lends(
+    indexed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybrid_rec.models import neighbours
+
+    if indexed:
+        monkeypatch.setattr(neighbours, "_DENSE_MAX", 0)  # the FAISS path, index built
+    base = _base()
+    sharp = NeighbourTransfer(base.ids, base.vectors, base.coords, neighbours=1, temperature=1e-4)
+    query = np.random.default_rng(5).normal(size=(1, 16)).astype(np.float32)
+    sharp.targets(query)  # builds the index on the FAISS path
+    moved, elsewhere = int(base.ids[7]), np.full((1, 8), 3.0, np.float32)
+    # the item now reads exactly like the query, and lends a new vector
+    assert (
+        sharp.update(np.array([moved, 99_999]), np.r_[elsewhere, elsewhere], np.r_[query, query])
+        == 1
+    )
+    np.testing.assert_allclose(sharp.targets(query), elsewhere, atol=1e-5)
+    assert sharp.update(np.array([99_999]), elsewhere, query) == 0  # not a base item
+
+
+def test_an_updated_warm_item_is_found_by_its_new_text(
+    fresh: Callable[[], HybridRecommender], clustered: Dataset
+) -> None:
+    rec = fresh()
+    rec.neighbour_weight_ = 0.5
+    rec._refresh_vectors()
+    code = int(rec.neighbours_.ids[0])
+    item = str(rec.item_ids_.external_ids[code])
+    cluster = clustered.info["item_cluster"][item]
+    other = synthetic_new_items(1, cluster=(cluster + 2) % 4, seed=8, start_id=70_000)
+    rec.update_items(other.drop(columns="item_id").assign(item_id=item))
+    row = int(np.flatnonzero(rec.neighbours_.ids == code)[0])
+    np.testing.assert_allclose(rec.neighbours_.coords[row], rec.item_taste_[code], atol=1e-6)
+    vecs, _ = rec.model_.encode_items(
+        rec.content_[[code]], rec.counts_[[code]], ids=np.array([code])
+    )
+    np.testing.assert_allclose(rec.neighbours_.vectors[row], vecs[0], atol=1e-5)
