@@ -111,13 +111,17 @@ class DemoApp:
             self._on_disk = now  # a version that fails to load is not tried again
             start = time.perf_counter()
             try:
-                rec = _load_like(self.model_dir, self.rec)
+                rec = _load_like(self.model_dir, self.rec)  # slow part: the old one serves
                 rec.config.explain.backend = self.rec.config.explain.backend
-                with self.lock.read():
+                with self.lock.write():  # no item can be added between the copy and the swap
                     session = self.rec.items_[self.rec.items_[ITEM_COL].isin(self.added)]
-                missing = session[~session[ITEM_COL].isin(rec.items_[ITEM_COL])]
-                if len(missing):
-                    rec.add_items(missing.reset_index(drop=True))
+                    missing = session[~session[ITEM_COL].isin(rec.items_[ITEM_COL])]
+                    if len(missing):
+                        rec.add_items(missing.reset_index(drop=True))
+                    self.rec = rec
+                    self.catalogue = Catalogue(rec)
+                    self.explainer = Explainer(rec, self.catalogue)
+                    self.reloaded_at = datetime.datetime.now()
             except Exception as exc:
                 log.warning(
                     "%s changed on disk but cannot be loaded (%s); still serving the model "
@@ -126,11 +130,6 @@ class DemoApp:
                     exc,
                 )
                 return False
-            with self.lock.write():
-                self.rec = rec
-                self.catalogue = Catalogue(rec)
-                self.explainer = Explainer(rec, self.catalogue)
-                self.reloaded_at = datetime.datetime.now()
             log.info(
                 "reloaded the model from %s (%d items, %d users; %d added here kept) in %.1f s",
                 self.model_dir,

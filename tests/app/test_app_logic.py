@@ -327,6 +327,49 @@ def test_a_model_saved_over_the_served_one_is_loaded_and_added_items_kept(
     assert state.reload_if_changed() is False  # once per save
 
 
+def test_an_item_added_while_the_app_reloads_is_not_lost(
+    on_disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An add that comes while the reload copies the app's items into the new model
+    waits for the swap and lands in the new model."""
+    import app.state
+
+    state = DemoApp(
+        HybridRecommender.load(on_disk), benchmarks_dir=tmp_path / "none", model_dir=on_disk
+    )
+    first, _ = state.add_item(
+        "", "Moon Diary", "A log of nights on the moon.", ["space"], None, None
+    )
+    assert "hr-error" not in first
+    HybridRecommender.load(on_disk).save(on_disk)
+    loader = app.state._load_like
+    other = threading.Thread(
+        target=state.add_item,
+        args=("", "Mars Notes", "Letters from a Mars base.", ["space"], None, None),
+    )
+
+    def load_and_race(directory: Path, current: HybridRecommender) -> HybridRecommender:
+        rec = loader(directory, current)
+        copy_items = rec.add_items
+
+        def add_items(frame: pd.DataFrame) -> Any:  # the app's items being copied over
+            if not other.is_alive() and other.ident is None:
+                other.start()
+                other.join(1.0)  # a user adds an item meanwhile
+            return copy_items(frame)
+
+        monkeypatch.setattr(rec, "add_items", add_items)
+        return rec
+
+    monkeypatch.setattr(app.state, "_load_like", load_and_race)
+    assert state.reload_if_changed() is True
+    other.join(30)
+    assert not other.is_alive()
+    titles = set(state.rec.items_["title"])
+    assert {"Moon Diary", "Mars Notes"} <= titles, titles
+    assert state.added == ["new-1", "new-2"]
+
+
 def test_a_broken_save_is_skipped_and_the_old_model_kept(
     on_disk: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
