@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -285,12 +285,12 @@ class HybridRecommender:
             vecs = self.item_vectors_.copy()
             vecs[cold] = raw + weight * moved
             recalls.append(self._val_recall(self.model_, vecs, users, targets, cold, k, False))
-        best = next(w for w, r in zip(grid, recalls, strict=True) if r >= 0.995 * max(recalls))
+        best, best_recall = _simplest_best(grid, recalls)
         log.info(
             "neighbour weight %.2f (cold validation recall@%d %.4f, without %.4f)",
             best,
             k,
-            max(recalls),
+            best_recall,
             recalls[0],
         )
         return best
@@ -345,29 +345,18 @@ class HybridRecommender:
         fixed = self.config.model.cold_offset is not None  # no popularity term: see config
         priors = [0.0] if fixed or not prior.any() else [0.0, 0.02, 0.05, 0.1, 0.2]
         grid = [(float(w), float(p)) for p in priors for w in weights]  # simplest first
-        # as in _tune_offsets: ~200 MB of scores, about 1e9 ranked over the grid
-        n = len(cold)
-        cap = max(50, min(2000, 50_000_000 // n, 1_000_000_000 // (n * len(grid))))
-        if len(np.unique(users)) > cap:
-            rng = np.random.default_rng(self.config.model.seed)
-            keep = np.isin(users, rng.choice(np.unique(users), cap, replace=False))
-            users, targets = users[keep], targets[keep]
-        uniq, rows = np.unique(users, return_inverse=True)
+        uniq = self._tuning_users(users, len(cold), len(grid))
+        keep = np.isin(users, uniq)
         pos = np.full(len(self.item_ids_), -1)
         pos[cold] = np.arange(len(cold))
         relevant = np.zeros((len(uniq), len(cold)), dtype=bool)
-        relevant[rows, pos[targets]] = True
+        relevant[np.searchsorted(uniq, users[keep]), pos[targets[keep]]] = True
         n_rel = relevant.sum(axis=1)
         scores = self.user_vectors()[uniq] @ self.item_vectors_[cold].T
         taste = self._user_taste()[uniq] @ self.item_taste_[cold].T
         k = min(self.config.eval.k, len(cold))
-        recalls = []
-        for weight, p in grid:
-            total = scores + weight * taste + p * prior
-            top = np.argpartition(-total, k - 1, axis=1)[:, :k]
-            recalls.append(float(np.mean(np.take_along_axis(relevant, top, 1).sum(1) / n_rel)))
-        best_recall = max(recalls)
-        best = next(g for g, r in zip(grid, recalls, strict=True) if r >= 0.995 * best_recall)
+        recalls = [_recall_at(scores + w * taste + p * prior, relevant, n_rel, k) for w, p in grid]
+        best, best_recall = _simplest_best(grid, recalls)
         log.info(
             "new items: taste weight %.2f, prior weight %.2f (cold validation recall@%d %.4f)",
             *best,
@@ -375,6 +364,18 @@ class HybridRecommender:
             best_recall,
         )
         return best
+
+    def _tuning_users(self, users: np.ndarray, n_items: int, n_settings: int) -> np.ndarray:
+        """The distinct ``users`` (sorted) a grid search over ``n_settings`` ranks
+        ``n_items`` for: all of them, or a seeded sample small enough that their
+        scores take about 200 MB and about 1e9 scores are ranked over the grid."""
+        uniq = np.unique(users)
+        n = max(1, n_items)
+        cap = max(50, min(2000, 50_000_000 // n, 1_000_000_000 // (n * n_settings)))
+        if len(uniq) > cap:
+            rng = np.random.default_rng(self.config.model.seed)
+            uniq = np.sort(rng.choice(uniq, cap, replace=False))
+        return uniq
 
     def _tune_offsets(
         self,
@@ -437,13 +438,7 @@ class HybridRecommender:
             (float(b), float(w), float(p)) for p in priors for w in weights for b in biases
         ]
         users_all = self.user_ids_.to_internal(val[C.user], kind="user")
-        uniq = np.unique(users_all)
-        rng = np.random.default_rng(self.config.model.seed)
-        n_items = max(1, len(self.item_ids_))
-        # ~200 MB of scores, and about 1e9 scores ranked over the whole grid
-        cap = max(50, min(2000, 50_000_000 // n_items, 1_000_000_000 // (n_items * len(grid))))
-        if len(uniq) > cap:
-            uniq = np.sort(rng.choice(uniq, cap, replace=False))
+        uniq = self._tuning_users(users_all, len(self.item_ids_), len(grid))
         keep = np.isin(users_all, uniq)
         rows = np.searchsorted(uniq, users_all[keep])
         relevant = np.zeros((len(uniq), len(self.item_ids_)), dtype=bool)
@@ -460,11 +455,9 @@ class HybridRecommender:
             cold_weight = weight if cold_ranking is None else cold_ranking[0]
             total = scores + np.where(cold, cold_weight, weight) * taste
             total += bias * cold + prior * cold_prior
-            top = np.argpartition(-total, k - 1, axis=1)[:, :k]
-            recalls.append(float(np.mean(np.take_along_axis(relevant, top, 1).sum(1) / n_rel)))
+            recalls.append(_recall_at(total, relevant, n_rel, k))
         # the simplest setting within 0.5% of the best recall: no more promotion than needed
-        best_recall = max(recalls)
-        best = next(g for g, r in zip(grid, recalls, strict=True) if r >= 0.995 * best_recall)
+        best, best_recall = _simplest_best(grid, recalls)
         log.info(
             "cold-item offset %.2f, taste weight %.2f, prior weight %.2f "
             "(validation recall@%d %.4f)",
@@ -2108,17 +2101,33 @@ class HybridRecommender:
         )
 
 
+def _recall_at(total: np.ndarray, relevant: np.ndarray, n_rel: np.ndarray, k: int) -> float:
+    """Mean over users (rows) of the share of their relevant items in their top ``k``
+    by ``total``."""
+    top = np.argpartition(-total, k - 1, axis=1)[:, :k]
+    return float(np.mean(np.take_along_axis(relevant, top, 1).sum(1) / n_rel))
+
+
+_T = TypeVar("_T")
+
+
+def _simplest_best(grid: Sequence[_T], recalls: Sequence[float]) -> tuple[_T, float]:
+    """The first setting of ``grid`` (ordered simplest first) whose recall is within
+    0.5% of the best, and the best recall."""
+    best = max(recalls)
+    return next(g for g, r in zip(grid, recalls, strict=True) if r >= 0.995 * best), best
+
+
 def _comparable(values: pd.Series) -> np.ndarray:
     """Cell values as text for change detection: missing is "", and a number is
     written one way whatever its type (``6.0`` from Parquet, ``"6"`` or ``"6.0"`` from
     a CSV are all ``"6"``)."""
 
     def text(v: Any) -> str:
-        if v is None or (not isinstance(v, str | list | tuple | np.ndarray) and pd.isna(v)):
-            return ""
-        if isinstance(v, list | tuple | np.ndarray):
-            return "|".join(map(str, v))
-        out = str(v).strip()
+        cell = _cell_text(v)  # missing is None, a list a|b: as the catalogue is saved
+        if cell is None or isinstance(v, list | tuple | np.ndarray):
+            return cell or ""
+        out = cell.strip()
         try:
             number = float(out)
         except ValueError:
