@@ -51,6 +51,7 @@ def serve(
     Every ``reload_every`` seconds (0: never) the app checks whether a save has
     replaced the model directory — ``hybrid-rec sync-catalogue`` or
     ``update-items`` run at night, say — and serves the new model once loaded.
+    With ``block=False``, ``demo.hr_stop_watching.set()`` stops those checks.
     """
     start = time.perf_counter()
     _configure_logging()
