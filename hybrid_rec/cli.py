@@ -178,6 +178,15 @@ FilterOption = Annotated[
         "'released>=2024-01-01'.",
     ),
 ]
+NewItems = Annotated[
+    int,
+    typer.Option(
+        "--new-items",
+        min=0,
+        help="At least this many of each list's items are new arrivals (items without "
+        "interactions), taking the places of the lowest-scored others. Default 0: by score alone.",
+    ),
+]
 
 
 @app.callback()
@@ -445,6 +454,7 @@ def recommend_cmd(
         ),
     ] = UnknownUsers.error,
     filter_: FilterOption = None,
+    new_items: NewItems = 0,
 ) -> None:
     """Top-k items for known users."""
     from hybrid_rec.recommender import HybridRecommender
@@ -455,7 +465,9 @@ def recommend_cmd(
     rec = HybridRecommender.load(model_dir)
     users = _unique(users, "user")
     _check_users(rec, users, unknown_users)
-    frame = rec.recommend(users, k=k, unknown_users=unknown_users.value, filters=filters)
+    frame = rec.recommend(
+        users, k=k, unknown_users=unknown_users.value, filters=filters, new_items=new_items
+    )
     why = "no item passes the filters" if filters else "every user was unknown and skipped"
     _show_items(frame, rec, out, empty_because=why)
 
@@ -498,6 +510,7 @@ def recommend_new_cmd(
         typer.Option("--filter", help="Attribute filter, as for `recommend` (repeatable)."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write CSV/Parquet/JSONL instead.")] = None,
+    new_items: NewItems = 0,
 ) -> None:
     """Top-k items for someone with no history: a few liked items and/or a taste in words."""
     from hybrid_rec.recommender import HybridRecommender
@@ -508,7 +521,9 @@ def recommend_new_cmd(
     if not liked and not (text or "").strip():
         raise typer.BadParameter("give --liked ITEM (repeatable) and/or --text.")
     rec = HybridRecommender.load(model_dir)
-    frame = rec.recommend_for_new_user(liked_items=liked or [], text=text, k=k, filters=filters)
+    frame = rec.recommend_for_new_user(
+        liked_items=liked or [], text=text, k=k, filters=filters, new_items=new_items
+    )
     _show_items(frame, rec, out, empty_because="no item passes the filters")
 
 
@@ -979,6 +994,7 @@ def recommend_batch_cmd(
     resume: Resume = True,
     progress: Progress = None,
     filter_: FilterOption = None,
+    new_items: NewItems = 0,
 ) -> None:
     """Top-k items for many users, written chunk by chunk."""
     from hybrid_rec.data.io import read_column
@@ -1010,6 +1026,7 @@ def recommend_batch_cmd(
         chunk_size=chunk_size,
         unknown_users=policy.value,
         filters=filters or None,
+        new_items=new_items,
         show_progress=_progress(progress),
     )
 

@@ -54,6 +54,7 @@ from hybrid_rec.errors import (
 )
 from hybrid_rec.filters import Filters, filter_mask
 from hybrid_rec.index import VectorIndex
+from hybrid_rec.index.slots import reserve_slots
 from hybrid_rec.models import (
     HybridModel,
     TrainData,
@@ -807,6 +808,44 @@ class HybridRecommender:
             mask = ~self.removed_ if mask is None else mask & ~self.removed_
         return mask
 
+    def _check_new_items(self, new_items: int, k: int) -> int:
+        """``new_items`` checked: a whole number from 0 to ``k`` (a ``k`` that is not
+        a positive integer is :meth:`_check_k`'s to report)."""
+        ok = isinstance(new_items, int | np.integer) and not isinstance(new_items, bool)
+        bound = k if isinstance(k, int | np.integer) and not isinstance(k, bool) else None
+        if not ok or new_items < 0 or (bound is not None and new_items > max(bound, 0)):
+            raise DataValidationError(
+                f"new_items must be a whole number from 0 to k ({k}), got {new_items!r}.",
+                source="new_items",
+            )
+        return int(new_items)
+
+    def _search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        allowed: np.ndarray | None,
+        exclude: list[np.ndarray] | None,
+        new_items: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The index's top ``k``, with ``new_items`` places reserved for items
+        without interactions (:func:`~hybrid_rec.index.slots.reserve_slots`)."""
+        scores, ids = self.index_.search(queries, k, allowed=allowed, exclude=exclude)
+        if not new_items:
+            return scores, ids
+        fresh = self.counts_ == 0
+        if allowed is not None:
+            fresh &= allowed
+        elif self.removed_.any():
+            fresh &= ~self.removed_
+        if not fresh.any():
+            return scores, ids
+        extra_scores, extra_ids = self.index_.search(
+            queries, new_items, allowed=fresh, exclude=exclude
+        )
+        return reserve_slots(scores, ids, extra_scores, extra_ids, fresh, new_items)
+
     def _frame(
         self,
         query_ids: np.ndarray,
@@ -856,6 +895,7 @@ class HybridRecommender:
         filters: Filters | None = None,
         unknown_users: Literal["error", "popular", "skip"] = "error",
         explain: bool | int = False,
+        new_items: int = 0,
     ) -> pd.DataFrame:
         """Top-``k`` items for known users.
 
@@ -877,6 +917,12 @@ class HybridRecommender:
         explain
             ``True`` (top 3 per user) or a number of ranks: adds an ``explanation``
             column, generated in one batch where the backend allows.
+        new_items
+            At least this many of each known user's ``k`` items are items without
+            interactions (new arrivals), where enough of them pass the filters:
+            the best-scored ones take the places of the lowest-scored other items
+            (:mod:`hybrid_rec.index.slots`). 0 (default) ranks every item by
+            score alone. Unknown users served popular items get none.
 
         Returns
         -------
@@ -895,6 +941,7 @@ class HybridRecommender:
             )
         allowed = self._allowed(candidates, filters)
         n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_)
+        new_items = self._check_new_items(new_items, k)
         k = self._check_k(k, n_cand)
         known = codes >= 0
         frames = []
@@ -902,11 +949,12 @@ class HybridRecommender:
             q_users = codes[known]
             uvecs = self._cached_user_vectors(q_users)
             exclude = [self._seen.row(int(u)) for u in q_users] if exclude_seen else None
-            scores, ids = self.index_.search(
+            scores, ids = self._search(
                 self._as_query(uvecs, self._user_taste()[q_users]),
                 k,
                 allowed=allowed,
                 exclude=exclude,
+                new_items=new_items,
             )
             frames.append(
                 self._frame(
@@ -974,11 +1022,14 @@ class HybridRecommender:
         *,
         filters: Filters | None = None,
         exclude_liked: bool = True,
+        new_items: int = 0,
     ) -> pd.DataFrame:
         """Recommendations for someone with no history: a few liked items and/or a taste in words.
 
         The liked items and the text (embedded by the content encoder and fused
         like a brand-new item) become the history the user tower attends over.
+        ``new_items`` reserves places for items without interactions, as in
+        :meth:`recommend`.
 
         Returns
         -------
@@ -1017,16 +1068,18 @@ class HybridRecommender:
         uvec, _ = self.model_.encode_users(table, batch)
         allowed = self._allowed(None, filters)
         n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_)
+        new_items = self._check_new_items(new_items, k)
         k = self._check_k(k, n_cand)
         if not k:
             return self._empty_frame(C.user, C.item).drop(columns=[C.user])
         exclude = [np.unique(liked_codes)] if exclude_liked and len(liked_codes) else None
         taste = taste / max(float(np.linalg.norm(taste)), 1e-12)
-        scores, ids = self.index_.search(
+        scores, ids = self._search(
             self._as_query(uvec, taste[None, :].astype(np.float32)),
             k,
             allowed=allowed,
             exclude=exclude,
+            new_items=new_items,
         )
         out = self._frame(
             np.asarray(["new"], dtype=object), scores, ids, C.user, C.item, self.item_ids_
@@ -1509,6 +1562,7 @@ class HybridRecommender:
         exclude_seen: bool = ...,
         filters: Filters | None = ...,
         unknown_users: Literal["error", "popular", "skip"] = ...,
+        new_items: int = ...,
         overwrite: bool = ...,
         resume: bool = ...,
         show_progress: bool | None = ...,
@@ -1526,6 +1580,7 @@ class HybridRecommender:
         exclude_seen: bool = ...,
         filters: Filters | None = ...,
         unknown_users: Literal["error", "popular", "skip"] = ...,
+        new_items: int = ...,
         overwrite: bool = ...,
         resume: bool = ...,
         show_progress: bool | None = ...,
@@ -1542,6 +1597,7 @@ class HybridRecommender:
         exclude_seen: bool = True,
         filters: Filters | None = None,
         unknown_users: Literal["error", "popular", "skip"] = "error",
+        new_items: int = 0,
         overwrite: bool = False,
         resume: bool = True,
         show_progress: bool | None = None,
@@ -1573,6 +1629,7 @@ class HybridRecommender:
         if not len(ids) and output is None:
             return self.recommend([], k)
         allowed = self._allowed(candidates, filters)
+        new_items = self._check_new_items(new_items, k)
         self._check_k(k, int(allowed.sum()) if allowed is not None else len(self.item_ids_))
         table = InputTable(pd.DataFrame({C.user: ids}))
 
@@ -1586,6 +1643,7 @@ class HybridRecommender:
                     exclude_seen=exclude_seen,
                     filters=filters,
                     unknown_users=unknown_users,
+                    new_items=new_items,
                 )
             finally:
                 _K_WARNED.reset(token)
@@ -1602,6 +1660,8 @@ class HybridRecommender:
             "index": self.index_.kind,
             "model": self._fingerprint(),
         }
+        if new_items:  # only when set: a run started before the option existed still resumes
+            params["new_items"] = new_items
         return write_parquet(
             table,
             process,

@@ -435,6 +435,19 @@ def test_add_items_makes_new_items_recommendable_and_saves_in_place(
     assert set(ids) <= set(grown.item_ids_.external_ids)
     similar = grown.similar_items(ids[0], k=2)["similar_item_id"].tolist()
     assert set(similar) & set(ids[1:])  # the new items sit together in the space
+    # every list can be asked to show new arrivals
+    user = str(grown.user_ids_.external_ids[0])
+    fresh = set(ids) | set(grown.items_["item_id"][grown.counts_ == 0])
+    plain = set(grown.recommend(user, k=5)["item_id"]) & fresh
+    out = tmp_path / "slots.csv"
+    asked = _cli(
+        "recommend", user, "--model-dir", str(model), "-k", "5", "--new-items", "3", "--out", str(out)
+    )
+    assert asked.returncode == 0, asked.stderr
+    shown = pd.read_csv(out, dtype={"item_id": str})
+    assert len(shown) == 5 and len(set(shown["item_id"]) & fresh) == 3 > len(plain)
+    too_many = _cli("recommend", user, "--model-dir", str(model), "-k", "2", "--new-items", "3")
+    assert too_many.returncode != 0 and "new_items must be" in too_many.stderr
     # again: refused by default, skipped on request; nothing changes
     again = _cli("add-items", str(new_csv), "--model-dir", str(model))
     assert again.returncode == 2 and "3 item(s) already in the model" in again.stderr

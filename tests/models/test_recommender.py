@@ -112,6 +112,53 @@ def test_add_items_makes_new_items_retrievable_without_refit(
     assert info["interactions"] == 0 and info["content_share"] > 0.5
 
 
+def test_new_items_reserves_places_for_items_without_interactions(
+    clustered: Dataset, fresh: Callable[[], HybridRecommender]
+) -> None:
+    rec = fresh()
+    new = pd.concat(
+        [synthetic_new_items(3, cluster=c, seed=c, start_id=30_000 + 10 * c) for c in range(4)]
+    )
+    rec.add_items(new)
+    fresh_ids = set(new["item_id"]) | set(rec.items_["item_id"][rec.counts_ == 0])
+    users = _cluster_users(clustered, 2)[:12]
+    k, m = 10, 3
+    plain = rec.recommend(users, k=k)
+    slots = rec.recommend(users, k=k, new_items=m)
+    assert len(slots) == len(plain) == k * len(users)
+    # the plain lists hold fewer new items than asked for, so places were reserved
+    assert (plain["item_id"].isin(fresh_ids).groupby(plain["user_id"]).sum() < m).all()
+    for user in users:
+        got = slots[slots["user_id"] == user]
+        was = plain[plain["user_id"] == user]
+        assert got["rank"].tolist() == list(range(1, k + 1))
+        assert got["score"].is_monotonic_decreasing
+        is_new = got["item_id"].isin(fresh_ids)
+        assert is_new.sum() >= m
+        # the reserved ones are the best-scored items without interactions ...
+        ranked = rec.score([user], sorted(fresh_ids))[0]
+        best = np.asarray(sorted(fresh_ids))[np.argsort(-ranked, kind="stable")[: is_new.sum()]]
+        assert set(got["item_id"][is_new]) == set(best)
+        # ... and the other items are the plain list's best others, with the same scores
+        others = was[~was["item_id"].isin(fresh_ids)]["item_id"].tolist()
+        assert got["item_id"][~is_new].tolist() == others[: k - is_new.sum()]
+        dense = rec.score([user], got["item_id"].tolist())[0]
+        assert np.allclose(got["score"].to_numpy(), dense, atol=1e-5)
+    batch = rec.recommend_batch(users, k=k, new_items=m, chunk_size=5)
+    pd.testing.assert_frame_equal(batch, slots)
+    liked = [i for i, c in clustered.info["item_cluster"].items() if c == 1][:2]
+    newcomer = rec.recommend_for_new_user(liked_items=liked, k=k, new_items=m)
+    assert newcomer["item_id"].isin(fresh_ids).sum() >= m
+    assert newcomer["score"].is_monotonic_decreasing
+    filtered = rec.recommend(users[:1], k=k, new_items=m, filters={"category": "no such"})
+    assert filtered.empty  # nothing passes: nothing reserved either
+    for bad in (-1, k + 1, 1.5, True, "2"):
+        with pytest.raises(DataValidationError, match="new_items"):
+            rec.recommend(users[:1], k=k, new_items=bad)  # type: ignore[arg-type]
+        with pytest.raises(DataValidationError, match="new_items"):
+            rec.recommend_for_new_user(liked_items=liked, k=k, new_items=bad)  # type: ignore[arg-type]
+
+
 def test_fusion_weights_are_a_distribution_conditioned_on_evidence(
     fitted: HybridRecommender,
 ) -> None:
