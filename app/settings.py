@@ -23,6 +23,7 @@ __all__ = [
     "REPO_ROOT",
     "Limits",
     "check_k",
+    "check_new_items",
     "check_text",
 ]
 
@@ -71,6 +72,22 @@ def check_k(k: Any, limits: Limits) -> int:
             fix="move the slider.",
         )
     return int(value)
+
+
+def check_new_items(n: Any, k: int) -> int:
+    """Places kept for new arrivals: a whole number from 0, at most ``k`` (a larger one
+    asks for a list of new arrivals only), or a readable error."""
+    try:
+        value = float(n)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value.is_integer() or value < 0:
+        raise DataValidationError(
+            f"must be a whole number from 0, got {n!r}.",
+            source="new arrivals",
+            fix="move the slider.",
+        )
+    return int(min(value, k))
 
 
 def check_text(text: Any, limit: int, what: str) -> str:

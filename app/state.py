@@ -45,6 +45,7 @@ from app.settings import (
     REACH_SHOWN,
     Limits,
     check_k,
+    check_new_items,
     check_text,
 )
 from hybrid_rec import HybridRecError, HybridRecommender
@@ -206,17 +207,20 @@ class DemoApp:
         self,
         user_id: str | None,
         k: float,
+        new_items: float = 0,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> Iterator[tuple[str, str]]:
-        """Yield ``(history_html, results_html)``: the list at once, then explanations."""
+        """Yield ``(history_html, results_html)``: the list at once, then explanations.
+        ``new_items`` places are kept for items without interactions (new arrivals)."""
         try:
             k_ = check_k(k, self.limits)
+            fresh = check_new_items(new_items, k_)
             user = check_text(user_id, self.limits.max_id, "user")
             if not user:
                 raise DataValidationError("pick a user first.", source="user")
             progress(0.1, desc="Ranking")
             with self.lock.read():
-                recs = self.rec.recommend([user], k=k_)
+                recs = self.rec.recommend([user], k=k_, new_items=fresh)
                 history = render_history(self.catalogue.title, self.rec.user_history(user))
                 cards = []
                 for row in recs.itertuples(index=False):

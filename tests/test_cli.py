@@ -440,9 +440,8 @@ def test_add_items_makes_new_items_recommendable_and_saves_in_place(
     fresh = set(ids) | set(grown.items_["item_id"][grown.counts_ == 0])
     plain = set(grown.recommend(user, k=5)["item_id"]) & fresh
     out = tmp_path / "slots.csv"
-    asked = _cli(
-        "recommend", user, "--model-dir", str(model), "-k", "5", "--new-items", "3", "--out", str(out)
-    )
+    args = ("--model-dir", str(model), "-k", "5", "--new-items", "3", "--out", str(out))
+    asked = _cli("recommend", user, *args)
     assert asked.returncode == 0, asked.stderr
     shown = pd.read_csv(out, dtype={"item_id": str})
     assert len(shown) == 5 and len(set(shown["item_id"]) & fresh) == 3 > len(plain)

@@ -24,13 +24,22 @@ def user_tab(state: DemoApp) -> None:
                 elem_id="user-pick",
             )
             k = k_slider(state.limits, "user-k")
+            fresh = gr.Slider(
+                0,
+                5,
+                value=0,
+                step=1,
+                label="New arrivals, at least",
+                info="Places kept for items without interactions (0: by score alone).",
+                elem_id="user-new",
+            )
             go = gr.Button("Recommend", variant="primary", elem_id="user-go")
             history = gr.HTML(elem_id="user-history")
         with gr.Column(scale=2):
             out = gr.HTML(render_notice("Pick a user and press Recommend."), elem_id="user-out")
     go.click(
         state.recommend_user,
-        [user, k],
+        [user, k, fresh],
         [history, out],
         api_name="recommend_user",
         trigger_mode="always_last",  # a click while explanations stream runs next, not never

@@ -661,3 +661,20 @@ def test_card_chips_say_how_many_values_are_not_shown() -> None:
     assert _chips(["a", "b", "c"]) == ["a", "b", "c"]
     assert _chips(["a", "b", "c", "d"]) == ["a", "b", "c", "d"]
     assert _chips(list("abcdef")) == ["a", "b", "c", "+3"]
+
+
+def test_places_kept_for_new_arrivals(make_state: Callable[..., DemoApp], data: Dataset) -> None:
+    state = make_state()
+    new = synthetic_new_items(4, cluster=2, seed=21, start_id=50_000)
+    state.rec.add_items(new)
+    fresh = set(new["item_id"]) | set(state.rec.items_["item_id"][state.rec.counts_ == 0])
+    user = state.user_choices()[0]
+    *_, (_, plain) = state.recommend_user(user, K)
+    *_, (_, kept) = state.recommend_user(user, K, 3)
+    assert len(set(cards(plain)) & fresh) < 3 <= len(set(cards(kept)) & fresh)
+    assert len(cards(kept)) == K and kept.count("cold · new") >= 3
+    *_, (_, capped) = state.recommend_user(user, 2, 5)  # more than k: the whole list
+    assert len(cards(capped)) == 2 and set(cards(capped)) <= fresh
+    for bad in (-1, 1.5, "x"):
+        *_, (_, page) = state.recommend_user(user, K, bad)
+        assert "new arrivals" in page and not cards(page)

@@ -94,6 +94,20 @@ def test_user_tab_shows_k_results_with_explanations(
     assert page.locator("#user-history .hr-hist-row").count() > 0
     assert "template" in page.inner_text(".hr-backend-label")
     shoot(page, "1-user-recommendations")
+    # places kept for new arrivals: the items without interactions come in, marked cold
+    plain_cold = page.locator("#user-out .hr-cold").count()
+    set_k(page, "user-new", 2)
+    page.click("#user-go")
+    expected = served.state.rec.recommend(["u17"], k=K, new_items=2)["item_id"].tolist()
+    page.wait_for_function(
+        "want => [...document.querySelectorAll('#user-out .hr-card')]"
+        ".map(c => c.dataset.item).join(',') === want",
+        arg=",".join(expected),
+    )
+    wait_explained(page, "user-out", K)
+    assert [cards.nth(n).get_attribute("data-item") for n in range(K)] == expected
+    assert page.locator("#user-out .hr-cold").count() >= 2 > plain_cold
+    shoot(page, "1b-user-new-arrivals")
 
 
 def test_new_user_tab_builds_a_user_and_gets_results(
