@@ -187,7 +187,26 @@ class HybridRecommender:
             e.g. from an embedding store. The attribute part
             (:mod:`~hybrid_rec.content.attributes`) is appended to them here, as to
             encoded ones.
+
+        A fit that fails (bad input found late, a NaN in training, an interrupt)
+        leaves a fitted model as it was before the call.
         """
+        previous = dict(self.__dict__)
+        try:
+            return self._fit(interactions, items, validation, content, show_progress)
+        except BaseException:  # bad input found late, a NaN, Ctrl-C: the old model stays
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            raise
+
+    def _fit(
+        self,
+        interactions: pd.DataFrame,
+        items: pd.DataFrame,
+        validation: pd.DataFrame | None,
+        content: np.ndarray | None,
+        show_progress: bool | None,
+    ) -> HybridRecommender:
         cfg = self.config
         catalogue = validate_items(items)
         inter = validate_interactions(interactions, catalogue, config=cfg.data)
@@ -548,7 +567,17 @@ class HybridRecommender:
         positives excluded) and cold Recall@k (among items with no training
         interactions, or — with no cold items — among CF-dropped warm items)."""
         val = validate_interactions(validation, self.items_, config=self.config.data)
-        val = val[val[C.user].isin(pd.Index(self.user_ids_.external_ids))]
+        known = val[C.user].isin(pd.Index(self.user_ids_.external_ids))
+        if not known.any():
+            raise DataValidationError(
+                f"none of the {val[C.user].nunique()} validation user(s) is in the training "
+                "interactions, so early stopping would have nothing to score.",
+                source="validation",
+                column=C.user,
+                fix="hold out some interactions of training users (or pass no validation: "
+                "5% of each user's interactions is then held out automatically).",
+            )
+        val = val[known]
         users = self.user_ids_.to_internal(val[C.user], kind="user")
         items = self.item_ids_.to_internal(val[C.item], kind="item")
         k = self.config.eval.k
@@ -1746,6 +1775,7 @@ class HybridRecommender:
     ) -> HybridRecommender:
         """Add validated interactions to the log, fold in lightly-seen items, refresh
         the touched items' vectors (unless the caller refreshes everything after)."""
+        self._check_log_columns(inter)  # before anything changes: a refused file changes nothing
         before = self.counts_.copy()
         self.user_ids_ = self.user_ids_.add_ids(inter[C.user])
         n_events = len(self.event_vocab_)
@@ -1769,15 +1799,17 @@ class HybridRecommender:
             self._refresh_vectors(touched)
         return self
 
-    def _set_log_append(self, inter: pd.DataFrame) -> None:
-        has_time = C.timestamp in inter.columns
-        if has_time != self._has_time:
+    def _check_log_columns(self, inter: pd.DataFrame) -> None:
+        if (C.timestamp in inter.columns) != self._has_time:
             raise DataValidationError(
                 "new interactions must have a timestamp column exactly when the training "
                 "data had one.",
                 source="partial_fit",
                 column=C.timestamp,
             )
+
+    def _set_log_append(self, inter: pd.DataFrame) -> None:
+        has_time = C.timestamp in inter.columns
         part = self._log_rows(inter)
         last = int(self._log["t"].max()) if len(self._log) else 0
         part["t"] = (

@@ -14,7 +14,7 @@ import pytest
 
 from hybrid_rec import HybridRecommender, RecommenderConfig
 from hybrid_rec.content import HashingEncoder
-from hybrid_rec.data.datasets import Dataset, synthetic_new_items
+from hybrid_rec.data.datasets import Dataset, synthetic, synthetic_new_items
 from hybrid_rec.errors import (
     DataValidationError,
     ModelFileError,
@@ -440,6 +440,39 @@ def test_nan_in_training_stops_with_clear_message(clustered: Dataset, small_conf
     with pytest.raises(TrainingError, match=r"diverged|NaN"):
         rec.fit(clustered.interactions, clustered.items, show_progress=False)
     assert not rec._fitted
+
+
+def test_a_refused_call_leaves_the_model_as_it_was(
+    clustered: Dataset, fresh: Callable[[], HybridRecommender], tmp_path: Path
+) -> None:
+    """Bad input found part-way (after ids were registered, after the catalogue was read)
+    used to leave a half-changed model that served IndexErrors and saved a directory
+    ``load`` refused."""
+    rec = fresh()
+    user = clustered.interactions["user_id"].iloc[0]
+    item = clustered.items["item_id"].iloc[0]
+    before = rec.recommend([user], k=5)
+    n_users, n_items = len(rec.user_ids_), len(rec.item_ids_)
+    no_time = pd.DataFrame({"user_id": ["brand-new"], "item_id": [item], "event": ["view"]})
+    with pytest.raises(DataValidationError, match="timestamp"):
+        rec.partial_fit(no_time)  # the model was fitted with timestamps
+    assert len(rec.user_ids_) == n_users
+    with pytest.raises(UnknownIdError):
+        rec.recommend(["brand-new"], k=3)
+    other = synthetic(n_users=50, n_items=320, n_clusters=4, interactions_per_user=10, seed=3)
+    stranger = pd.DataFrame({"user_id": ["zz"] * 3, "item_id": [item] * 3})
+    bad_fits = [
+        (dict(validation=stranger), "none of the 1 validation user"),
+        (dict(content=np.zeros((3, 3), np.float32)), "content"),
+    ]
+    for kwargs, message in bad_fits:
+        with pytest.raises(DataValidationError, match=message):
+            rec.fit(other.interactions, other.items, show_progress=False, **kwargs)
+        assert (len(rec.user_ids_), len(rec.item_ids_)) == (n_users, n_items)
+        pd.testing.assert_frame_equal(rec.recommend([user], k=5), before)
+    rec.similar_items([item], k=3)
+    again = HybridRecommender.load(rec.save(tmp_path / "m"), encoder=HashingEncoder(256))
+    pd.testing.assert_frame_equal(again.recommend([user], k=5), before)
 
 
 def test_user_vectors_are_computed_once_per_user_and_match_the_tower(
