@@ -8,6 +8,7 @@ file whose content is not the format its extension claims) becomes a
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
 import itertools
 import json
@@ -27,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hybrid_rec.data.columns import FREE_TEXT_COLUMNS, TITLE_COLUMNS, Columns
 from hybrid_rec.errors import DataValidationError
 
 __all__ = [
@@ -123,6 +125,40 @@ def _check_utf8(path: Path) -> None:
                     source=str(path),
                     fix="re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).",
                 ) from None
+
+
+MISSING_MARKERS = (
+    "",
+    "NA",
+    "N/A",
+    "n/a",
+    "#N/A",
+    "#NA",
+    "<NA>",
+    "NaN",
+    "nan",
+    "-NaN",
+    "-nan",
+    "null",
+    "NULL",
+    "None",
+)
+"""Cells read as missing, except in id, title and free-text columns: there only an empty
+cell is missing, so an item called "NA" (Namibia) or "None" keeps its name."""
+_LITERAL_COLUMNS = frozenset({Columns.user, Columns.item, *TITLE_COLUMNS, *FREE_TEXT_COLUMNS})
+
+
+def _first_records(path: Path, sep: str) -> tuple[list[str], list[str] | None]:
+    """The header and the first data row, as ``csv`` splits them (quotes respected)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        records = (row for row in csv.reader(fh, delimiter=sep) if row)
+        header: list[str] = []
+        try:
+            header = next(records, [])
+            first = next(records, None)
+        except csv.Error:  # a cell over csv's size limit: pandas reads it and checks the rest
+            first = None
+        return header, first
 
 
 def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
@@ -240,9 +276,30 @@ def _iter_delimited(path: Path, sep: str, rows: int | None) -> Iterator[pd.DataF
                 "this is a Parquet file, not CSV.", source=str(path), fix="rename it to .parquet."
             )
     _check_utf8(path)
+    header, first = _first_records(path, sep)
+    if first is not None and len(first) > len(header):
+        # pandas would take the first column for an index and shift every name by one
+        raise DataValidationError(
+            f"the first data row has {len(first)} fields, the header {len(header)}.",
+            source=str(path),
+            fix="remove the extra field (or name its column in the header); quote a value "
+            f"that contains {'a comma' if sep == ',' else 'a tab'}.",
+        )
+    missing: dict[str, list[str]] | list[str] = (
+        {name: [""] if name in _LITERAL_COLUMNS else list(MISSING_MARKERS) for name in header}
+        if header
+        else list(MISSING_MARKERS)
+    )
     try:
         read = pd.read_csv(
-            path, sep=sep, dtype=str, keep_default_na=True, encoding="utf-8", chunksize=rows
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_values=missing,
+            index_col=False,
+            encoding="utf-8",
+            chunksize=rows,
         )
         if rows is None:
             yield read

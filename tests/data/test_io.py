@@ -57,6 +57,41 @@ def test_wrong_format_for_extension(tmp_path: Path) -> None:
         read_table(tmp_path / "data.xlsx")
 
 
+@pytest.mark.parametrize("sep, suffix", [(",", ".csv"), ("\t", ".tsv")])
+def test_an_extra_field_is_an_error_not_a_shifted_file(
+    tmp_path: Path, sep: str, suffix: str
+) -> None:
+    """pandas takes a first row one field longer than the header for an index and shifts
+    every column name by one: ids became titles, titles categories."""
+    path = tmp_path / f"items{suffix}"
+    rows = [
+        ["item_id", "title", "category"],
+        ["x1", "Orbit", "space", "EXTRA"],
+        ["x2", "Bread", "food"],
+    ]
+    path.write_text("".join(sep.join(r) + "\n" for r in rows))
+    with pytest.raises(DataValidationError, match="first data row has 4 fields, the header 3"):
+        read_table(path)
+    rows[1], rows[2] = rows[2], rows[1]  # further down, pandas' own check names the line
+    path.write_text("".join(sep.join(r) + "\n" for r in rows))
+    with pytest.raises(DataValidationError, match="line 3"):
+        read_table(path)
+    quoted = tmp_path / "quoted.csv"  # a separator inside quotes is not a field
+    quoted.write_text('item_id,title\nx1,"Orbit, the guide"\n')
+    assert read_table(quoted)["title"].tolist() == ["Orbit, the guide"]
+
+
+def test_na_words_are_names_in_id_and_text_columns(tmp_path: Path) -> None:
+    path = tmp_path / "items.csv"
+    huge = "y" * 200_000  # over the csv module's field limit: still read
+    path.write_text(f"item_id,title,rating,brand\nNA,{huge},NA,null\nnull,None,4,Acme\n,x,,\n")
+    frame = read_table(path)
+    assert frame["item_id"].tolist()[:2] == ["NA", "null"] and pd.isna(frame["item_id"][2])
+    assert frame["title"].tolist() == [huge, "None", "x"]
+    assert frame["rating"].isna().tolist() == [True, False, True]  # "NA" is a missing rating
+    assert frame["brand"].isna().tolist() == [True, False, True]
+
+
 def test_atomic_path_keeps_old_file_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "keep.txt"
     target.write_text("old")
