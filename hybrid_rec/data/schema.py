@@ -30,6 +30,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 C = Columns
+MS_ABOVE = 1e11
+"""With ``timestamp_unit = "auto"``, unix times above this are milliseconds (1e11 s is
+the year 5138; 1e11 ms is 1973)."""
+EARLIEST, LATEST = -2_208_988_800, 7_258_118_400
+"""Unix seconds of 1900-01-01 and 2200-01-01: a log's times fall between."""
 
 
 @dataclass
@@ -250,8 +255,26 @@ def _timestamps(frame: pd.DataFrame, source: str, unit: str) -> np.ndarray:
             raise DataValidationError(
                 "timestamp is not finite.", source=source, column=C.timestamp, rows=rows
             )
-        use_ms = unit == "ms" or (unit == "auto" and np.nanmedian(values) > 1e11)
-        return (values / 1000.0 if use_ms else values).astype(np.int64)
+        in_ms = values if unit == "s" else values / 1000.0  # out of range in any unit: say so
+        _check_time_range(np.where(np.abs(values) > MS_ABOVE, in_ms, values), raw, source, "time")
+        big = np.abs(values) > MS_ABOVE
+        if unit == "auto" and big.any() and not big.all():
+            rows = np.flatnonzero(big if big.sum() <= len(big) / 2 else ~big)
+            raise DataValidationError(
+                "timestamps mix seconds and milliseconds: "
+                f"{int(big.sum())} of {len(big)} are above {MS_ABOVE:.0e}, "
+                f"e.g. {_plain(raw.iloc[int(np.flatnonzero(big)[0])])!r} and "
+                f"{_plain(raw.iloc[int(np.flatnonzero(~big)[0])])!r}.",
+                source=source,
+                column=C.timestamp,
+                rows=rows,
+                fix="convert them to one unit (the rows listed are the fewer kind), or say which "
+                "every number is with [data] timestamp_unit = 's' or 'ms'.",
+            )
+        use_ms = unit == "ms" or (unit == "auto" and bool(big.all()))
+        seconds = values / 1000.0 if use_ms else values
+        _check_time_range(seconds, raw, source, "millisecond count" if use_ms else "second count")
+        return seconds.astype(np.int64)
     parsed = pd.to_datetime(raw.astype("string"), errors="coerce", utc=True, format="mixed")
     bad = parsed.isna().to_numpy()
     if bad.any():
@@ -264,6 +287,23 @@ def _timestamps(frame: pd.DataFrame, source: str, unit: str) -> np.ndarray:
             fix="use unix seconds/milliseconds or ISO 8601 (2024-05-01T12:00:00Z).",
         )
     return _epoch_seconds(parsed)
+
+
+def _check_time_range(seconds: np.ndarray, raw: pd.Series, source: str, unit: str) -> None:
+    """Unix times outside years 1900-2200 are typos or another unit, and a huge one
+    would wrap around when stored as a 64-bit integer."""
+    bad = (seconds < EARLIEST) | (seconds > LATEST)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataValidationError(
+            f"timestamp {_plain(raw.iloc[int(rows[0])])!r} read as a unix {unit} is not "
+            "between the years 1900 and 2200.",
+            source=source,
+            column=C.timestamp,
+            rows=rows,
+            fix="check those rows (a typo, or another unit); [data] timestamp_unit says "
+            "whether numbers are seconds or milliseconds.",
+        )
 
 
 def _epoch_seconds(times: pd.Series) -> np.ndarray:

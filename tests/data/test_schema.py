@@ -137,6 +137,26 @@ def test_timestamps_seconds_millis_and_iso() -> None:
     assert secs["timestamp"].tolist() == millis["timestamp"].tolist() == iso["timestamp"].tolist()
 
 
+def test_timestamps_out_of_range_or_of_mixed_units_are_refused() -> None:
+    """1e30 used to wrap to -9.2e18 (and drag the unit guess for the whole column);
+    seconds beside milliseconds were divided by 1000 into 1970."""
+    base = {"user_id": ["u", "v", "w"], "item_id": ["a", "b", "c"]}
+    for times, message, row in [
+        ([1e30, 1.7e9, 1.7e9], "not between the years 1900 and 2200", "row(s) 0"),
+        ([1.7e9, -5e12, 1.7e9], "not between the years 1900 and 2200", "row(s) 1"),
+        ([1.7e9, 1.7e9, 9e9], "not between the years 1900 and 2200", "row(s) 2"),
+        ([1.7e12, 1_700_000_000, 1.7e12], "mix seconds and milliseconds", "row(s) 1"),
+    ]:
+        with pytest.raises(DataValidationError, match=message) as info:
+            validate_interactions(pd.DataFrame({**base, "timestamp": times}))
+        assert row in str(info.value)
+    mixed = pd.DataFrame({**base, "timestamp": [1.7e12, 1.7e9, 1.7e12]})
+    with pytest.raises(DataValidationError, match="not between"):  # all as seconds: 1.7e12 s
+        validate_interactions(mixed, config=DataConfig(timestamp_unit="s"))
+    as_ms = validate_interactions(mixed.iloc[[0, 2]], config=DataConfig(timestamp_unit="ms"))
+    assert as_ms["timestamp"].tolist() == [1_700_000_000, 1_700_000_000]
+
+
 def test_unparseable_timestamp() -> None:
     frame = pd.DataFrame(
         {"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": ["2024-01-01", "yesterday"]}
