@@ -47,6 +47,13 @@ def filter_mask(items: pd.DataFrame, filters: Filters | None) -> np.ndarray | No
         An unknown column, a number compared with a text column (or text with a
         numeric one), or a date that does not parse.
     """
+    if filters is not None and not isinstance(filters, Mapping):
+        raise DataValidationError(
+            f"must be a mapping of column to condition, got {type(filters).__name__} "
+            f"{filters!r:.60}.",
+            source="filters",
+            fix='e.g. {"category": "Tea", "price": ("<", 20)}.',
+        )
     if not filters:
         return None
     mask = np.ones(len(items), dtype=bool)
@@ -63,16 +70,55 @@ def filter_mask(items: pd.DataFrame, filters: Filters | None) -> np.ndarray | No
 
 
 _OP_TEXT = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
+_OP_LIKE = re.compile(r"^\s*([<>=!~]+)\s*(.*?)\s*$")
+"""Text that starts like a comparison: ``=<20`` or ``=>4`` is a typo, not a value to match."""
+
+
+def _bad_operator(op: str, column: str, given: Any) -> DataValidationError:
+    return DataValidationError(
+        f"unknown comparison {op!r} in the filter on {column!r}: {given!r}.",
+        source="filters",
+        column=column,
+        fix=f"use one of {' '.join(_OPS)}, as (op, value) or text such as '<=20'.",
+    )
+
+
+def _comparison_text(text: str, column: str) -> tuple[str, str] | None:
+    """``"<20"`` as ``("<", "20")``; None for a value. Text shaped like a comparison with
+    an operator that is not one (``"=<20"``, ``"=>4"``, ``"~3"``) is an error."""
+    parsed = _OP_TEXT.match(text)
+    if parsed and _as_number(parsed.group(2)) is not None:
+        return parsed.group(1), parsed.group(2)
+    typo = _OP_LIKE.match(text)
+    if typo and _as_number(typo.group(2)) is not None:
+        raise _bad_operator(typo.group(1), column, text)
+    return None
 
 
 def _one(col: pd.Series, cond: Any, column: str) -> np.ndarray:
     if callable(cond):
         return np.asarray(cond(col), dtype=bool)
-    parsed = _OP_TEXT.match(cond) if isinstance(cond, str) else None
-    if parsed and _as_number(parsed.group(2)) is not None:  # "<20"; "<3 Love" stays a value
-        cond = (parsed.group(1), parsed.group(2))
-    if isinstance(cond, tuple) and len(cond) == 2 and isinstance(cond[0], str) and cond[0] in _OPS:
+    if isinstance(cond, str):  # "<20" is a comparison; "<3 Love" stays a value
+        cond = _comparison_text(cond, column) or cond
+    op_first = isinstance(cond, tuple) and cond and isinstance(cond[0], str)
+    if op_first and _OP_LIKE.fullmatch(cond[0]):
+        if cond[0] not in _OPS:  # ("=>", 10), ("~", 3)
+            raise _bad_operator(cond[0], column, cond)
+        if len(cond) != 2:  # ("<", 3, 4)
+            raise DataValidationError(
+                f"a comparison is (op, value); the filter on {column!r} is {cond!r}.",
+                source="filters",
+                column=column,
+                fix="give one value, or two filters as a callable for a range.",
+            )
         return _compare(col, cond[0], cond[1], column)
+    if isinstance(cond, Mapping):
+        raise DataValidationError(
+            f"the filter on {column!r} is a mapping ({cond!r:.60}); give a value, a list "
+            "of values, (op, value) or a callable.",
+            source="filters",
+            column=column,
+        )
     if isinstance(cond, list | set | frozenset | tuple):
         return (
             np.logical_or.reduce([_one(col, c, column) for c in cond])

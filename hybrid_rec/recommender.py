@@ -44,7 +44,7 @@ from hybrid_rec.content.text import new_item_texts
 from hybrid_rec.data.columns import Columns
 from hybrid_rec.data.idmap import IdMap, id_list
 from hybrid_rec.data.io import atomic_write_json
-from hybrid_rec.data.schema import validate_interactions, validate_items
+from hybrid_rec.data.schema import source_name, validate_interactions, validate_items
 from hybrid_rec.errors import (
     DataValidationError,
     EmbeddingStoreError,
@@ -831,7 +831,7 @@ class HybridRecommender:
         mask = filter_mask(self.items_, filters)
         if candidates is not None:
             cand = np.zeros(len(self.item_ids_), dtype=bool)
-            cand[self.item_ids_.to_internal(list(candidates), kind="item")] = True
+            cand[self.item_ids_.to_internal(id_list(candidates), kind="item")] = True
             mask = cand if mask is None else mask & cand
         if self.removed_.any():  # removed items are never served, whatever else is asked
             mask = ~self.removed_ if mask is None else mask & ~self.removed_
@@ -959,6 +959,8 @@ class HybridRecommender:
             ``user_id, item_id, score, rank``.
         """
         self._check_fitted()
+        _check_choice(unknown_users, "unknown_users", ("error", "popular", "skip"))
+        top = _explain_ranks(explain)
         user_list = id_list(users)
         codes = self.user_ids_.lookup(user_list)
         unknown = [u for u, c in zip(user_list, codes, strict=True) if c < 0]
@@ -995,17 +997,18 @@ class HybridRecommender:
                     self.item_ids_,
                 )
             )
-        if unknown and unknown_users == "popular" and k:
-            frames.append(self._popular_for(np.asarray(unknown, dtype=object), k, allowed))
-        if not frames:
-            out = self._empty_frame(C.user, C.item)
-            return out.assign(explanation=pd.Series(dtype=object)) if explain else out
-        out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        if explain and unknown_users != "popular":
+        if top and frames:  # the known users' lists; the popular fallback has no history
             from hybrid_rec.explain import add_explanations
 
-            out = add_explanations(self, out, top=3 if explain is True else int(explain))
-        elif len(frames) == 1 and known.all():
+            frames[0] = add_explanations(self, frames[0], top=top)
+        if unknown and unknown_users == "popular" and k:
+            popular = self._popular_for(np.asarray(unknown, dtype=object), k, allowed)
+            frames.append(popular.assign(explanation=None) if top else popular)
+        if not frames:
+            out = self._empty_frame(C.user, C.item)
+            return out.assign(explanation=pd.Series(dtype=object)) if top else out
+        out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        if len(frames) == 1 and known.all():
             return out  # already in the callers' user order, best first
         order = {u: n for n, u in enumerate(user_list)}
         return out.sort_values(
@@ -1018,8 +1021,8 @@ class HybridRecommender:
         For evaluation and re-ranking; use :meth:`recommend` for retrieval.
         """
         self._check_fitted()
-        u = self.user_ids_.to_internal([str(x) for x in users], kind="user")
-        i = self.item_ids_.to_internal([str(x) for x in items], kind="item")
+        u = self.user_ids_.to_internal(id_list(users), kind="user")
+        i = self.item_ids_.to_internal(id_list(items), kind="item")
         queries = self._as_query(self.user_vectors()[u], self._user_taste()[u])
         return np.asarray(queries @ self._index_vectors(i).T, dtype=np.float32)
 
@@ -1067,6 +1070,11 @@ class HybridRecommender:
         """
         self._check_fitted()
         liked = id_list(liked_items)
+        if text is not None and not isinstance(text, str):
+            raise DataValidationError(
+                f"the taste description must be text, got {type(text).__name__}.",
+                source="recommend_for_new_user",
+            )
         text = (text or "").strip()
         if not liked and not text:
             raise DataValidationError(
@@ -1222,7 +1230,7 @@ class HybridRecommender:
         :meth:`fit`. Returns the internal ids of the updated items.
         """
         self._check_fitted()
-        frame = validate_items(changed, source=changed.attrs.get("source", "changed items"))
+        frame = validate_items(changed, source=source_name(changed, "changed items"))
         codes, merged = self._merged_rows(frame)
         self._require_text(merged, "changed item(s)")
         merged, content = self._embed_new_items(merged, self._check_store(store))
@@ -1333,7 +1341,7 @@ class HybridRecommender:
         ``max_removed_share=1`` when that is meant.
         """
         self._check_fitted()
-        frame = validate_items(catalogue, source=catalogue.attrs.get("source", "catalogue"))
+        frame = validate_items(catalogue, source=source_name(catalogue, "catalogue"))
         codes = self.item_ids_.lookup(frame[C.item])
         is_new = codes < 0
         known = frame[~is_new]
@@ -1557,11 +1565,7 @@ class HybridRecommender:
 
     def _items_to_skip(self, table: InputTable, on_existing: str) -> pd.Index:
         """Check the new items' ids (present, unique) before any work; the ids to leave out."""
-        if on_existing not in ("score", "skip", "error"):
-            raise DataValidationError(
-                f"on_existing must be 'score', 'skip' or 'error', got {on_existing!r}.",
-                source="on_existing",
-            )
+        _check_choice(on_existing, "on_existing", ("score", "skip", "error"))
         ids = validate_items(pd.DataFrame({C.item: table.column(C.item)}), source=table.name)
         known = (self.item_ids_.lookup(ids[C.item]) >= 0) if on_existing != "score" else None
         if known is None or not known.any():
@@ -1645,6 +1649,7 @@ class HybridRecommender:
             ``output``, what was written.
         """
         self._check_fitted()
+        _check_choice(unknown_users, "unknown_users", ("error", "popular", "skip"))
         if users is None:
             ids = self.user_ids_.external_ids.astype(str)
         else:
@@ -2238,6 +2243,26 @@ def _identity(directory: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise DataValidationError(
+            f"must be one of {', '.join(map(repr, choices))}, got {value!r}.",
+            source=name,
+        )
+
+
+def _explain_ranks(explain: object) -> int:
+    """``recommend``'s ``explain``: False / 0 none, True the top 3, a number that many ranks."""
+    if isinstance(explain, bool):
+        return 3 if explain else 0
+    if isinstance(explain, int | np.integer) and explain >= 0:
+        return int(explain)
+    raise DataValidationError(
+        f"must be True, False or a number of ranks (0 or more), got {explain!r}.",
+        source="explain",
+    )
 
 
 def _internal_holdout(

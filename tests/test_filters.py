@@ -97,3 +97,20 @@ def test_numeric_equality_on_a_nullable_integer_column() -> None:
     items = pd.DataFrame({"item_id": list("abc"), "year": pd.array([1990, None, 1995], "Int64")})
     assert _picked(items, {"year": 1990}) == ["a"]
     assert _picked(items, {"year": ">1991"}) == ["c"]
+
+
+@pytest.mark.parametrize(
+    "filters, message",
+    [
+        ({"price": ("=>", 10)}, "unknown comparison '=>'"),
+        ({"price": ("~", 3)}, "unknown comparison '~'"),
+        ({"price": "=<20"}, "unknown comparison '=<'"),
+        ({"price": ("<", 3, 4)}, r"a comparison is \(op, value\)"),
+        ({"category": {"Tea": 1}}, "is a mapping"),
+        ("price<20", "must be a mapping of column to condition"),
+    ],
+)
+def test_malformed_filters_are_errors_not_empty_results(filters: object, message: str) -> None:
+    """Each of these used to be read as "any of these values" and match nothing."""
+    with pytest.raises(DataValidationError, match=message):
+        filter_mask(_items(), filters)  # type: ignore[arg-type]

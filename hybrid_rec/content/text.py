@@ -41,7 +41,7 @@ import pandas as pd
 
 from hybrid_rec.config import ContentConfig
 from hybrid_rec.data.columns import Columns
-from hybrid_rec.data.schema import validate_items
+from hybrid_rec.data.schema import source_name, validate_items
 from hybrid_rec.errors import ConfigError, DataValidationError
 
 __all__ = [
@@ -291,7 +291,7 @@ def item_texts(items: pd.DataFrame, config: ContentConfig | None = None) -> pd.S
     cfg = config or ContentConfig()
     frame = validate_items(items)
     template = load_template(cfg.text_template)
-    columns = _text_columns(frame, cfg, str(items.attrs.get("source", "items")))
+    columns = _text_columns(frame, cfg, source_name(items, "items"))
     rendered = {
         c: [render_value(v, cfg.list_separator) for v in frame[c].tolist()] for c in columns
     }
@@ -414,7 +414,7 @@ def new_item_texts(
 
     Returns the validated frame and its texts (aligned rows).
     """
-    frame = validate_items(new_items, source=new_items.attrs.get("source", "new items"))
+    frame = validate_items(new_items, source=source_name(new_items, "new items"))
     texts = item_texts(frame, config)
     empty = texts.str.strip() == ""
     if empty.any():

@@ -23,6 +23,7 @@ from hybrid_rec.errors import DataValidationError
 __all__ = [
     "ValidationReport",
     "normalize_ids",
+    "source_name",
     "validate_interactions",
     "validate_items",
 ]
@@ -48,7 +49,8 @@ class ValidationReport:
     notes: list[str] = field(default_factory=list)
 
 
-def _source(frame: object, default: str) -> str:
+def source_name(frame: object, default: str) -> str:
+    """The file a frame was read from (``read_table`` notes it), else ``default``."""
     attrs = getattr(frame, "attrs", None)
     return str(attrs.get("source", default)) if isinstance(attrs, dict) else default
 
@@ -115,6 +117,15 @@ def _name_key(column: object) -> str:
 def _require_columns(
     frame: pd.DataFrame, required: tuple[str, ...], source: str, kind: str
 ) -> None:
+    names = pd.Index([str(c) for c in frame.columns])
+    if names.has_duplicates:
+        twice = sorted(set(names[names.duplicated()]))
+        raise DataValidationError(
+            f"column name(s) {', '.join(map(repr, twice[:5]))} appear more than once.",
+            source=source,
+            column=twice[0],
+            fix="rename or drop the extra copies: each column is read by its name.",
+        )
     missing = [c for c in required if c not in frame.columns]
     if missing:
         have = ", ".join(map(str, frame.columns[:12]))
@@ -350,7 +361,7 @@ def validate_items(items: pd.DataFrame, *, source: str | None = None) -> pd.Data
 
     Returns a copy with string ids and the original other columns.
     """
-    src = source or _source(items, "items")
+    src = source or source_name(items, "items")
     if not isinstance(items, pd.DataFrame):
         raise DataValidationError(
             f"expected a pandas DataFrame, got {type(items).__name__}.", source=src
@@ -406,7 +417,7 @@ def validate_interactions(
     """
     cfg = config or DataConfig()
     rep = report if report is not None else ValidationReport()
-    src = source or _source(interactions, "interactions")
+    src = source or source_name(interactions, "interactions")
     if not isinstance(interactions, pd.DataFrame):
         raise DataValidationError(
             f"expected a pandas DataFrame, got {type(interactions).__name__}.", source=src

@@ -231,3 +231,12 @@ def test_an_event_weight_of_zero_ignores_that_type() -> None:
     assert out["item_id"].tolist() == ["b"] and report.dropped_ignored_events == 2
     with pytest.raises(DataValidationError, match="event weights of 0"):
         validate_interactions(raw[raw["event"] == "view"], config=cfg)
+
+
+def test_a_column_name_twice_is_an_error() -> None:
+    items = pd.DataFrame([["a", "Tea", "Green tea"]], columns=["item_id", "title", "title"])
+    with pytest.raises(DataValidationError, match="'title' appear more than once"):
+        validate_items(items)
+    log = pd.DataFrame([["u", "a", "b"]], columns=["user_id", "item_id", "item_id"])
+    with pytest.raises(DataValidationError, match="'item_id' appear more than once"):
+        validate_interactions(log)

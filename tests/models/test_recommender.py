@@ -433,6 +433,35 @@ def test_bad_input(fitted: HybridRecommender, clustered: Dataset) -> None:
         HybridRecommender().recommend(["u"])
 
 
+def test_bad_arguments_are_named_errors(fitted: HybridRecommender, clustered: Dataset) -> None:
+    """Each used to pass silently (an empty or unexplained list) or raise a raw Python error."""
+    user = clustered.interactions["user_id"].iloc[0]
+    item = clustered.items["item_id"].iloc[0]
+    with pytest.raises(DataValidationError, match="unknown_users: must be one of"):
+        fitted.recommend(["nobody"], k=3, unknown_users="bogus")  # type: ignore[arg-type]
+    with pytest.raises(DataValidationError, match="unknown_users: must be one of"):
+        fitted.recommend_batch([user], unknown_users="Skip")  # type: ignore[arg-type]
+    for explain in ("yes", -1, 1.5):
+        with pytest.raises(DataValidationError, match="explain: must be"):
+            fitted.recommend([user], k=2, explain=explain)  # type: ignore[arg-type]
+    with pytest.raises(DataValidationError, match="must be text"):
+        fitted.recommend_for_new_user(text=123)  # type: ignore[arg-type]
+    with pytest.raises(DataValidationError, match="expected a pandas DataFrame, got list"):
+        fitted.add_items([{"item_id": "z", "title": "t"}])  # type: ignore[arg-type]
+    with pytest.raises(DataValidationError, match="expected a pandas DataFrame, got NoneType"):
+        fitted.sync_catalogue(None)  # type: ignore[arg-type]
+    # one id is one id everywhere, not a string of one-character ids
+    assert fitted.recommend(user, k=5, candidates=item, exclude_seen=False)["item_id"].tolist() == [
+        item
+    ]
+    assert np.array_equal(fitted.score(user, item), fitted.score([user], [item]))
+    # explanations for the known users, none for the popular fallback (it used to drop them all)
+    both = fitted.recommend([user, "nobody"], k=2, explain=True, unknown_users="popular")
+    known = both["user_id"] == user
+    assert both.loc[known, "explanation"].str.len().gt(20).all()
+    assert both.loc[~known, "explanation"].isna().all() and (~known).sum() == 2
+
+
 def test_nan_in_training_stops_with_clear_message(clustered: Dataset, small_config: Any) -> None:
     cfg = small_config(epochs=2)
     cfg.model.lr = 1e30
