@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from hybrid_rec._version import __version__
@@ -1966,6 +1967,26 @@ class HybridRecommender:
 
     @classmethod
     def _load_once(cls, d: Path, encoder: Encoder | None) -> HybridRecommender:
+        try:
+            return cls._read(d, encoder)
+        except ModelFileError:
+            raise
+        except (  # files that pass their sha256 yet do not fit together: written by hand or a bug
+            KeyError,
+            ValueError,  # also JSON and pydantic errors
+            IndexError,
+            TypeError,
+            AttributeError,
+            pa.ArrowException,
+            SafetensorError,
+        ) as exc:
+            raise ModelFileError(
+                f"{d}: not a model this version of hybrid_rec can read ({type(exc).__name__}: "
+                f"{str(exc)[:300]}).",
+            ) from exc
+
+    @classmethod
+    def _read(cls, d: Path, encoder: Encoder | None) -> HybridRecommender:
         manifest = read_manifest(d, library_version=__version__)
         config = RecommenderConfig.model_validate_json((d / "config.json").read_text())
         rec = cls(config, encoder=encoder)
@@ -2040,12 +2061,13 @@ class HybridRecommender:
         )
         try:
             rec.model_.load_state_dict(load_file(str(d / "model.safetensors")))
-        except (RuntimeError, OSError) as exc:
+        except (RuntimeError, OSError, SafetensorError) as exc:
             raise ModelFileError(
                 f"{d / 'model.safetensors'}: incompatible weights ({exc})."
             ) from None
         rec.model_.eval()
         rec.train_result_ = TrainResult(**meta["train"], seconds=0.0)
+        _check_loaded(rec, d)
         rec._derive()
         rec.cold_bias_ = float(meta.get("cold_bias", 0.0))
         rec.index_ = VectorIndex.load(
@@ -2243,6 +2265,34 @@ def _identity(directory: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _check_loaded(rec: HybridRecommender, d: Path) -> None:
+    """The loaded parts agree on the number of items and users, and the vectors are finite."""
+    n_items, n_users, dim = len(rec.item_ids_), len(rec.user_ids_), rec.config.model.dim
+    shapes = {
+        "items.parquet rows": (len(rec.items_), n_items),
+        "content.npy rows": (rec.content_.shape[0], n_items),
+        "item_vectors.npy": (rec.item_vectors_.shape, (n_items, dim)),
+        "fusion_weights.npy rows": (len(rec.fusion_weights_), n_items),
+    }
+    for what, (got, want) in shapes.items():
+        if got != want:
+            raise ModelFileError(f"{d}: {what} is {got}, expected {want}.")
+    if C.item not in rec.items_.columns or not np.array_equal(
+        rec.items_[C.item].astype(str).to_numpy(), rec.item_ids_.external_ids.astype(str)
+    ):
+        raise ModelFileError(f"{d}: items.parquet does not list the ids of item_ids.json.")
+    if not np.isfinite(rec.item_vectors_).all() or not np.isfinite(rec.content_).all():
+        raise ModelFileError(f"{d}: item_vectors.npy or content.npy holds NaN or infinity.")
+    log_ = rec._log
+    for col, n in (("u", n_users), ("i", n_items)):
+        values = log_[col].to_numpy()
+        if len(values) and (values.min() < 0 or values.max() >= n):
+            raise ModelFileError(
+                f"{d}: interactions.parquet column {col!r} runs from {int(values.min())} to "
+                f"{int(values.max())}, outside 0..{n - 1}."
+            )
 
 
 def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:

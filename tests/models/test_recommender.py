@@ -407,6 +407,63 @@ def test_load_rejects_tampered_or_foreign_directories(
     assert len(plain.items_) == len(fitted.items_)  # nothing was added
 
 
+def _rehashed(d: Path) -> Path:
+    """Sign the directory's files again, as a hand edit or a buggy writer would leave it."""
+    from hybrid_rec.persistence import write_manifest
+
+    manifest = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").unlink()
+    write_manifest(d, {k: v for k, v in manifest.items() if k not in ("files", "library")})
+    return d
+
+
+def _edit_meta(d: Path) -> None:
+    meta = json.loads((d / "meta.json").read_text())
+    del meta["event_vocab"]
+    (d / "meta.json").write_text(json.dumps(meta))
+
+
+def _short_items(d: Path) -> None:
+    pd.read_parquet(d / "items.parquet").head(10).to_parquet(d / "items.parquet")
+
+
+def _nan_vector(d: Path) -> None:
+    vectors = np.load(d / "item_vectors.npy")
+    vectors[3, 0] = np.nan
+    np.save(d / "item_vectors.npy", vectors)
+
+
+def _user_out_of_range(d: Path) -> None:
+    log = pd.read_parquet(d / "interactions.parquet")
+    log.loc[0, "u"] = 10_000
+    log.to_parquet(d / "interactions.parquet")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: (d / "config.json").write_text('{"model": {"dim": "wide"}}'), "ValidationError"),
+        (_edit_meta, "KeyError"),
+        (lambda d: (d / "meta.json").write_text("[1, 2]"), "TypeError|AttributeError"),
+        (lambda d: (d / "interactions.parquet").write_text("not parquet"), "Arrow"),
+        (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 64), "incompatible weights"),
+        (lambda d: np.save(d / "content.npy", np.zeros(5, np.float32)), "IndexError|content"),
+        (_short_items, "items.parquet rows is 10"),
+        (_nan_vector, "NaN"),
+        (_user_out_of_range, "interactions.parquet column 'u'"),
+    ],
+)
+def test_files_that_pass_their_sha256_but_do_not_fit_are_model_file_errors(
+    fitted: HybridRecommender, tmp_path: Path, edit: Callable[[Path], object], message: str
+) -> None:
+    """Each used to raise a raw Python error (or load silently with wrong contents)."""
+    d = fitted.save(tmp_path / "m")
+    assert len(HybridRecommender.load(_rehashed(d), encoder=HashingEncoder(256)).items_)
+    edit(d)
+    with pytest.raises(ModelFileError, match=message):
+        HybridRecommender.load(_rehashed(d), encoder=HashingEncoder(256))
+
+
 def test_bad_input(fitted: HybridRecommender, clustered: Dataset) -> None:
     user = clustered.interactions["user_id"].iloc[0]
     with pytest.raises(UnknownIdError, match="'nobody'"):
