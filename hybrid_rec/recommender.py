@@ -180,9 +180,10 @@ class HybridRecommender:
             no interactions are cold: they are embedded from content alone.
         validation
             Held-out interactions for early stopping (e.g. a cold-start split's
-            ``val_warm`` and ``val_cold`` concatenated). Without it, a random 5% of
-            each user's interactions is held out for early stopping and folded
-            back in afterwards.
+            ``val_warm`` and ``val_cold`` concatenated). Without it, every
+            interaction of a random 5% of the items (as new items) and a random 5%
+            of the interactions of each user with 5 or more are held out, for early
+            stopping and for tuning the new-item weights, then folded back in.
         content
             Precomputed sentence vectors aligned with ``items`` rows (skips encoding),
             e.g. from an embedding store. The attribute part
@@ -784,13 +785,16 @@ class HybridRecommender:
         if not self._fitted:
             raise NotFittedError("this HybridRecommender is not fitted: call fit() or load().")
 
-    def _check_k(self, k: int, n: int) -> int:
+    def _check_k(self, k: int, n: int, *, of_users: bool = False) -> int:
         """``k`` checked and capped at the ``n`` candidates (0: nothing passes the
-        filters, and the caller returns an empty frame)."""
+        filters, and the caller returns an empty frame); ``of_users``: the candidates
+        are users (:meth:`score_cold_items`)."""
         if not isinstance(k, int | np.integer) or isinstance(k, bool) or k <= 0:
             raise DataValidationError(f"k must be a positive integer, got {k!r}.", source="k")
         if n == 0 and not _K_WARNED.get():
             log.warning("no item passes the candidates/filters given; the result is empty.")
+        elif k > n and not _K_WARNED.get() and of_users:
+            log.warning("k=%d is larger than the %d users; at most %d per item.", k, n, n)
         elif k > n and not _K_WARNED.get():
             log.warning(
                 "k=%d is larger than the %d candidate items; at most %d per query "
@@ -1525,7 +1529,7 @@ class HybridRecommender:
         skip = self._items_to_skip(table, on_existing)
         opened = self._check_store(store)
         users = self.user_queries()
-        scorer = TopK(users, self._check_k(k, len(users)))
+        scorer = TopK(users, self._check_k(k, len(users), of_users=True))
         user_ids = pa.array(self.user_ids_.external_ids, pa.string())
 
         def process(chunk: pd.DataFrame, first_row: int) -> pa.Table:

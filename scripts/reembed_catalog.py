@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-removed", action="store_true", help="keep vectors of items gone from the file"
     )
     parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="allow deleting more than half of the store (the file is the whole, smaller "
+        "catalogue)",
+    )
+    parser.add_argument(
         "--rebuild",
         action="store_true",
         help="if the store was written by another encoder or version, delete it and start again",
@@ -127,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.store,
                 config=config,
                 keep_removed=args.keep_removed,
+                prune=args.prune,
                 rebuild=args.rebuild,
                 repair=args.repair,
                 lock_wait=args.wait,
@@ -143,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.store,
                 config=config,
                 keep_removed=args.keep_removed,
+                prune=args.prune,
                 rebuild=args.rebuild,
                 repair=args.repair,
                 lock_wait=args.wait,

@@ -159,6 +159,21 @@ def test_the_script_prints_one_summary_line(
     assert out[0].endswith(" items/s")
 
 
+def test_the_script_prunes_a_shrunk_catalogue_only_when_told(
+    tmp_path: Path, catalogue: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal says "--prune"; the script used to have no such flag."""
+    main = load_script().main
+    store = str(tmp_path / "s")
+    first = [str(write(catalogue, tmp_path / "all.csv")), "--store", store, "--encoder", "hashing"]
+    assert main([*first, "-q"]) == 0
+    few = write(catalogue.head(5), tmp_path / "few.csv")
+    assert main([str(few), "--store", store, "--encoder", "hashing", "-q"]) == 2
+    assert "--prune" in capsys.readouterr().err
+    assert main([str(few), "--store", store, "--encoder", "hashing", "-q", "--prune"]) == 0
+    assert f"removed {len(catalogue) - 5}" in capsys.readouterr().out
+
+
 def test_the_script_reports_user_errors_without_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

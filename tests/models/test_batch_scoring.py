@@ -202,6 +202,11 @@ def test_recommend_batch_warns_once_not_per_chunk(
     with caplog.at_level(logging.WARNING, logger="hybrid_rec.recommender"):
         fitted.recommend(users[:1], n + 5)  # the flag does not outlive the batch
     assert caplog.text.count(f"k={n + 5} is larger") == 1
+    caplog.clear()
+    n_users = len(fitted.user_ids_)
+    with caplog.at_level(logging.WARNING, logger="hybrid_rec.recommender"):
+        fitted.score_cold_items(synthetic_new_items(2, cluster=0, seed=8), k=n_users + 1)
+    assert f"larger than the {n_users} users; at most {n_users} per item" in caplog.text
 
 
 def test_index_recall_is_saved_for_approximate_indexes_only(
