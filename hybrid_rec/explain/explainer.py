@@ -21,13 +21,15 @@ The shape is a pipeline (``preprocess → _forward → postprocess``):
    (``model_cites=True``, a second, grammar-constrained call on llama.cpp);
 4. **check** (:func:`check_explanation`): every catalogue title the text names
    is the recommended item or a fact's item; every attribute value, number and
-   proper name it names is in the facts or the item's data; the cited fact ids
-   exist and include an item behind the recommendation; it neither links
-   anywhere, copies free text or the prompt at length, talks about
-   instructions, nor claims reception, people or plot ("praised", "classic",
-   "directed") the facts do not hold. A failure gets one retry (sampled, told what
-   was wrong), then the template backend writes the explanation. Timeouts,
-   errors and unparseable output fall back at once, logged.
+   proper name it names is in the facts (the item's title and attributes, never
+   its untrusted description); the cited fact ids exist and include an item
+   behind the recommendation; it neither links anywhere, holds markup, copies
+   free text or the prompt at length, talks about or echoes instructions, nor
+   claims reception, people, plot, price, sales or popularity ("praised",
+   "classic", "directed", "free", "bestseller") the facts do not hold. A failure
+   gets one retry (sampled, told what was wrong), then the template backend
+   writes the explanation. Timeouts, errors and unparseable output fall back at
+   once, logged.
 
 Results are cached by (user, item, model, prompt version, language, answer
 start, facts). :meth:`Explainer.explain_many` sends the first attempts to the
@@ -130,12 +132,19 @@ _BOUNDARY = frozenset({".", "!", "?", "。", "！", "？", ":", ";", "：", "；
 _QUOTES = frozenset({'"', "'", "“", "”", "‘", "’", "《", "》", "「", "」", "*", "_"})
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 _LINK = re.compile(
-    r"https?://|www\.|[\w.+-]+@[\w-]+\.\w+|\b[\w-]+\.(?:com|net|org|io|ru|cn|info|biz|xyz|example)\b",
+    r"https?://|www\.|[\w.+-]+@[\w-]+\.\w+|\b[\w-]+\.(?:com|net|org|io|ru|cn|info|biz|xyz|example)\b"
+    r"|javascript:|\]\(",
     re.IGNORECASE,
 )
+_DOMAIN = re.compile(r"(?<![\w.])[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.[a-z]{2,24}(?:/\S*)?(?!\w)")
+"""A bare host name (``cheap-deals.shop``, ``bit.ly/xyz``): lower case, so "e.g." and
+"U.S." are not one."""
+_MARKUP = re.compile(r"<(?:/\s*)?[A-Za-z][^<>]*>")
 _INSTRUCTION = re.compile(
     r"\b(?:ignore|disregard|forget)\b[^.]{0,40}\b(?:instruction|prompt|rule|direction)s?\b"
-    r"|\bsystem prompt\b|\binstructions?\b",
+    r"|\bsystem prompt\b|\binstructions?\b"
+    r"|\b(?:reply|respond|answer|output)\b[^.!?]{0,30}\b(?:only|exactly|verbatim)\b"
+    r"|\bas (?:requested|instructed|you asked)\b",
     re.IGNORECASE,
 )
 _CLAIM = re.compile(
@@ -143,11 +152,20 @@ _CLAIM = re.compile(
     r"|critically|must-(?:see|watch)|iconic|beloved|blockbusters?|starring|stars|directed"
     r"|directors?|cast|plot|storyline|based on a true story"
     r"|great choice|perfect (?:choice|pick)|fun and engaging|engaging|amazing|fantastic"
-    r"|on the market)\b",
+    r"|on the market"
+    r"|free|prices?|priced|cheap(?:er|est)?|discount(?:ed|s)?|on sale|sales?|deals?|offers?"
+    r"|bargains?|best[- ]?sell(?:er|ers|ing)|top[- ]rated|millions?|thousands|ships?|shipping"
+    r"|delivery|buy|order now|limited[- ]time|today only|guaranteed|hit|costs?|dollars?"
+    r"|euros?|pounds|percent|per cent|twists?|twist ending)\b|[$€£¥%]",
     re.IGNORECASE,
 )
-"""Claims about reception, people or plot, and generic praise, that facts never hold
-(allowed when they do)."""
+"""Claims about reception, people, plot, price or sales, and generic praise, that facts
+never hold (allowed when they do)."""
+_POPULARITY = re.compile(
+    r"\b(?:popular|loved by|in demand|everyone|everybody|crowd[- ]pleas\w*|trending)\b",
+    re.IGNORECASE,
+)
+"""Popularity, which only a ``popular`` fact supports."""
 _PERSON = re.compile(r"\b(?:to|for) me\b|\byou(?:'ve| have)? recommended\b", re.IGNORECASE)
 """Who recommends to whom, mixed up ("you recommended X to me")."""
 _LIKING = re.compile(
@@ -691,20 +709,26 @@ def check_explanation(
     there is one; every
     catalogue title named belongs to the recommended item or a fact's item;
     every attribute value named is among the item's values, the facts' values
-    or the words of the item's description / stated taste; every number (a
-    year, a count) appears in the facts or the item's data; no other proper
-    name (a run of capitalised words, such as an invented director) that the
-    facts do not contain; no link or e-mail address; no run of
+    or the words of the user's stated taste; every number (a year, a count)
+    appears in the facts or the item's title and attributes (a share's digits
+    do not count); no other proper name (a run of capitalised words, such as
+    an invented director, or one inside a sentence: "try Dune") that the facts
+    do not contain; no link, host name, e-mail address or markup; no run of
     :data:`COPY_WORDS` words copied from the description or from ``prompt``
     (the system prompt: a model told to reveal it must not); no talk of
-    instructions or prompts; no claims about reception, people or plot
-    ("praised", "classic", "directed", "starring") the facts do not hold.
+    instructions or prompts, nor an echoed one ("reply only with", "as
+    requested"); no claims about reception, people, plot, price or sales
+    ("praised", "classic", "directed", "free", "bestseller", "$") the facts do
+    not hold; no popularity without a ``popular`` fact. The item's description
+    is never evidence: it is untrusted catalogue text.
     """
     problems = _check_form(text, fact_ids, facts, language)
     found = mentions.find_titles(text)
     allowed_items = facts.allowed_items
     allowed_values = facts.allowed_values
-    item_words = " ".join(filter(None, [facts.description, facts.taste])).lower()
+    # the user's own words count as evidence; the item's description does not: it is
+    # untrusted catalogue text ("it won 3 Oscars"), never checked, mostly never shown
+    taste_words = (facts.taste or "").lower()
     problems.extend(
         f"names {m.surface!r}, which is not in the facts"
         for m in found
@@ -714,22 +738,28 @@ def check_explanation(
     values = mentions.find_values(text, spans)
     for value in dict.fromkeys(v for v, _, _ in values):
         low = value.lower()
-        if low not in allowed_values and not re.search(rf"(?<!\w){re.escape(low)}", item_words):
+        if low not in allowed_values and not re.search(rf"(?<!\w){re.escape(low)}", taste_words):
             problems.append(f"names the attribute {value!r}, which is not in the facts")
-    known_text = _known_text(facts, mentions, item_words)
-    problems.extend(_check_numbers(text, known_text))
+    known_text = _known_text(facts, mentions, taste_words)
+    problems.extend(_check_numbers(text, _known_numbers(facts, mentions, taste_words)))
     problems.extend(_check_names(text, [*spans, *((a, b) for _, a, b in values)], known_text))
-    if _LINK.search(text):
+    outside_titles = _blank(text, spans)
+    if _LINK.search(text) or _DOMAIN.search(outside_titles):
         problems.append("contains a link or address")
+    if _MARKUP.search(outside_titles):
+        problems.append("contains markup")
+    item_words = " ".join(filter(None, [facts.description, facts.taste])).lower()
     if _copies(text, item_words):
         problems.append("copies the item's description")
     if prompt and _copies(text, prompt):
         problems.append("repeats the prompt")
     if _INSTRUCTION.search(text):
         problems.append("talks about instructions or prompts")
-    claims = [w for w in dict.fromkeys(_CLAIM.findall(text)) if w.lower() not in known_text]
+    claims = [w for w in dict.fromkeys(_CLAIM.findall(outside_titles)) if not _said(w, known_text)]
     if claims:
         problems.append(f"claims what the facts do not say ({', '.join(claims[:3])})")
+    if not facts.of_kind("popular") and (said := _POPULARITY.search(outside_titles)):
+        problems.append(f"calls the item popular ({said.group()}), which the facts do not")
     problems.extend(_check_liking(text, facts))
     problems.extend(_check_repetition(text))
     if _PERSON.search(text):
@@ -751,26 +781,35 @@ def _sentences(text: str) -> list[str]:
 
 def _check_liking(text: str, facts: Facts) -> list[str]:
     """No sentence says the user liked a history item they rated low, or liked the
-    recommended item itself (which they have not met) without naming an item they did."""
+    recommended item itself (which they have not met) without naming an item they did.
+    Titles are masked before the text is cut into sentences: "Airplane!" ends none."""
     items = facts.of_kind("history_item", "picked_item")
     low = [f.title for f in items if f.liked is False and f.title]
     liked = [f.title for f in items if f.liked is not False and f.title]
+    masked, marks = _mask_titles(text, [*low, *liked, facts.title])
     problems: list[str] = []
-    for sentence in _sentences(text):
+    for sentence in _sentences(masked):
         if not _LIKING.search(sentence):
             continue
         problems.extend(
             f"says you liked {title!r}, which you rated low"
             for title in low
-            if _names(sentence, title)
+            if marks[title] in sentence
         )
-        if _names(sentence, facts.title) and not any(_names(sentence, t) for t in liked):
+        if marks[facts.title] in sentence and not any(marks[t] in sentence for t in liked):
             problems.append(f"says you liked {facts.title!r}, the item being recommended")
     return problems
 
 
-def _names(sentence: str, title: str) -> bool:
-    return bool(re.search(rf"(?<!\w){re.escape(title.lower())}(?!\w)", sentence.lower()))
+def _mask_titles(text: str, titles: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """``text`` with each title (longest first, any case) replaced by a marker that holds
+    no punctuation, and the marker of each title."""
+    marks: dict[str, str] = {}
+    for n, title in enumerate(sorted(set(titles), key=len, reverse=True)):
+        marks[title] = f"\ue000{n}\ue001"
+        pattern = rf"(?<!\w){re.escape(title)}(?!\w)"
+        text = re.sub(pattern, marks[title], text, flags=re.IGNORECASE)
+    return text, marks
 
 
 def _check_repetition(text: str) -> list[str]:
@@ -874,9 +913,10 @@ def _check_form(text: str, fact_ids: Sequence[str], facts: Facts, language: str)
     return problems
 
 
-def _known_text(facts: Facts, mentions: CatalogueMentions, item_words: str) -> str:
-    """Everything the facts and the item's data say, as one lower-case string."""
-    parts = [facts.title, item_words]
+def _known_text(facts: Facts, mentions: CatalogueMentions, taste_words: str) -> str:
+    """Everything the facts, the item's title and attributes and the user's stated taste
+    say, as one lower-case string."""
+    parts = [facts.title, taste_words]
     parts += [v for vals in facts.item_attributes.values() for v in vals]
     for f in facts.facts:
         parts += [str(x) for x in (f.title, f.value) if x is not None]
@@ -884,9 +924,40 @@ def _known_text(facts: Facts, mentions: CatalogueMentions, item_words: str) -> s
     return " ".join(parts).lower()
 
 
-def _check_numbers(text: str, known: str) -> list[str]:
-    """Every number in ``text`` (``1995``, ``the 1990s``, ``300 people``) is in ``known``."""
-    numbers = set(re.findall(r"\d+", known))
+def _known_numbers(facts: Facts, mentions: CatalogueMentions, taste_words: str) -> set[str]:
+    """The whole numbers the facts state: in titles, values, counts and years. A share
+    (0.62) gives none: no fact line or draft states it as a number."""
+    parts = [facts.title, taste_words]
+    parts += [v for vals in facts.item_attributes.values() for v in vals]
+    for f in facts.facts:
+        if f.title:
+            parts.append(f.title)
+        if isinstance(f.value, float) and not f.value.is_integer():
+            continue
+        if f.value is not None:
+            parts.append(str(f.value))
+    parts += [mentions.years.get(i, "") for i in facts.allowed_items]
+    return set(re.findall(r"\d+", " ".join(parts)))
+
+
+def _said(word: str, known: str) -> bool:
+    """Whether ``known`` holds ``word`` as a word (or its plural); a symbol anywhere."""
+    low = word.lower()
+    if not low[:1].isalnum():
+        return low in known
+    return re.search(rf"(?<!\w){re.escape(low)}s?(?!\w)", known) is not None
+
+
+def _blank(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """``text`` with the ``spans`` (titles found in it) replaced by spaces."""
+    out = list(text)
+    for a, b in spans:
+        out[a:b] = " " * (b - a)
+    return "".join(out)
+
+
+def _check_numbers(text: str, numbers: set[str]) -> list[str]:
+    """Every number in ``text`` (``1995``, ``the 1990s``, ``300 people``) is a known one."""
     decades = {x[:3] for x in numbers if len(x) == 4}
 
     def known_number(n: str) -> bool:
@@ -900,21 +971,25 @@ def _check_numbers(text: str, known: str) -> list[str]:
 
 
 def _check_names(text: str, skip: Sequence[tuple[int, int]], known: str) -> list[str]:
-    """Runs of two or more capitalised words (outside titles and values) must be known:
-    an invented director or award is the commonest small-model invention."""
+    """Capitalised words outside titles and values must be known: runs of two or more
+    anywhere (an invented director or award is the commonest small-model invention),
+    and single ones inside a sentence ("try Dune", "set in Berlin")."""
     problems = []
-    run: list[re.Match[str]] = []
+    run: list[tuple[int, re.Match[str]]] = []
     toks = _tokens(text)
     for i, tok in enumerate([*toks, None]):
         inside = tok is not None and any(a <= tok.start() < b for a, b in skip)
         if tok is not None and not inside and _NAME_WORD.match(tok.group()):
             if not run and tok.group() in _STARTERS and _opens_sentence(toks, i):
                 continue
-            run.append(tok)
+            run.append((i, tok))
             continue
-        if len(run) >= 2:
-            name = text[run[0].start() : run[-1].end()]
-            if name.lower() not in known:
+        single = (
+            len(run) == 1 and len(run[0][1].group()) > 2 and not _opens_sentence(toks, run[0][0])
+        )
+        if len(run) >= 2 or single:
+            name = text[run[0][1].start() : run[-1][1].end()]
+            if not _said(name, known):
                 problems.append(f"names {name!r}, which is not in the facts")
         run = []
     return problems

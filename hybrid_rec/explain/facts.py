@@ -79,7 +79,10 @@ MAX_VALUE_CHARS = 40
 MAX_TASTE_CHARS = 120
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SPECIAL_TOKEN = re.compile(r"<\|[^|>]{0,40}\|>|<\/?[A-Za-z_][\w-]{0,20}>|\[/?INST\]")
+_SPECIAL_TOKEN = re.compile(
+    r"<\|[^|>]{0,40}\|>|<(?:/\s*)?[A-Za-z_][\w-]{0,20}(?:\s[^<>]{0,200})?\s*/?>|\[/?INST\]"
+)
+"""Chat-template tokens and tag-like markup (``<facts>``, ``</draft >``, ``<img src=x>``)."""
 _ADDRESSES_MODEL = re.compile(
     r"\b(?:ignore|disregard|forget|override)\b.{0,60}?"
     r"\b(?:instructions?|rules?|prompts?|guidelines?|directions?|above|previous)\b"
@@ -88,9 +91,20 @@ _ADDRESSES_MODEL = re.compile(
     r"|\b(?:reply|respond|answer|output|print|say|repeat|write)\b[^.!?]{0,40}"
     r"\b(?:only|exactly|verbatim|word for word)\b"
     r"|\byou (?:must|should|will) (?:now )?(?:say|write|reply|output|tell|recommend|include)\b"
-    r"|\btell the (?:user|reader)\b",
+    r"|\btell the (?:user|reader)\b"
+    r"|\b(?:note|message|instructions?) (?:to|for) (?:the )?"
+    r"(?:ai|assistant|model|llm|bot|chatbot)\b"
+    r"|\b(?:ai|assistant|model|llm|chatbot|gpt)\s*[:,]"
+    r"|\b(?:always|must|should|please) (?:also )?"
+    r"(?:mention|say|state|write|tell|add|include|claim)\b"
+    r"|\b(?:the|your|this) (?:explanation|answer|reply|response|recommendation) "
+    r"(?:must|should|has to|needs to)\b"
+    r"|\bwhen you (?:explain|describe|recommend|write)\b"
+    r"|\b(?:ignore|disregard|forget) (?:the |this |that )?(?:draft|facts|data)\b",
     re.IGNORECASE,
 )
+"""Text that addresses the explaining model (a description's sentence, a title or an
+attribute value with it is withheld from the prompt)."""
 _TRAILING_ARTICLE = re.compile(r"^(.*\S),\s*(The|A|An)$")
 _SENTENCES = re.compile(r"(?<=[.!?。！？])\s+")
 
@@ -363,17 +377,28 @@ def _item(
     title = display_title(clean_text(row[title_column(rec.items_)], MAX_TITLE_CHARS)) or str(
         item_id
     )
+    dropped = 0
+    if withhold and _ADDRESSES_MODEL.search(title):  # a title that talks to the model
+        log.info("item %s: its title addresses a model; named by its id instead", item_id)
+        title, dropped = f"item {item_id}", 1
     text_cols = [c for c in FREE_TEXT_COLUMNS if c in rec.items_.columns]
     description = clean_text(row[text_cols[0]], 4 * MAX_DESCRIPTION_CHARS) if text_cols else ""
-    dropped = 0
     if withhold and description:
-        description, dropped = withhold_instructions(description)
-        if dropped:
-            log.info("item %s: %d sentence(s) addressed to a model withheld", item_id, dropped)
+        description, n = withhold_instructions(description)
+        dropped += n
+        if n:
+            log.info("item %s: %d sentence(s) addressed to a model withheld", item_id, n)
     description = clean_text(description, MAX_DESCRIPTION_CHARS)
-    return _Item(
-        str(item_id), code, title, description or None, _row_attributes(row, columns), dropped
-    )
+    attributes = _row_attributes(row, columns)
+    if withhold:
+        for col, values in list(attributes.items()):
+            kept = tuple(v for v in values if not _ADDRESSES_MODEL.search(v))
+            dropped += len(values) - len(kept)
+            if kept:
+                attributes[col] = kept
+            else:
+                del attributes[col]
+    return _Item(str(item_id), code, title, description or None, attributes, dropped)
 
 
 def _shared_facts(target: _Item, sources: Sequence[tuple[Fact, _Item]], limit: int) -> list[Fact]:
