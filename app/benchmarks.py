@@ -69,7 +69,7 @@ def render_quality(data: dict[str, Any]) -> str:
     tables = []
     for key, entry in data.items():
         meta, methods = entry.get("meta", {}), entry.get("methods", {})
-        k = meta.get("k", 20)
+        k = escape(str(meta.get("k", 20)))
         head = "".join(f"<th>{s} R@{k}</th><th>{s} N@{k}</th>" for s in settings)
         rows = []
         for name, res in methods.items():

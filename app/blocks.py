@@ -57,7 +57,7 @@ def build_app(
     ) as demo:
         header = gr.HTML(state.header_html(), elem_id="header")
         with gr.Tabs():
-            user_tab(state)
+            users = user_tab(state)
             liked = new_user_tab(state)
             new_item_tab(state, liked)
             insight_tab(state, demo)
@@ -66,6 +66,8 @@ def build_app(
         # and the items added since the Blocks were built: the picker's choices are also
         # the server's list of allowed values, per visit
         demo.load(state.picker_update, None, liked, api_visibility="private", queue=False)
+        # the users too: a model reloaded since the page was built has others
+        demo.load(state.user_picker_update, None, users, api_visibility="private", queue=False)
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     demo.hr_state = state  # serve() and the tests use it
     return demo

@@ -6,6 +6,7 @@ because the API (``gradio_client``) can skip the page.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ __all__ = [
     "REACH_SHOWN",
     "REPO_ROOT",
     "Limits",
+    "as_number",
     "check_k",
     "check_new_items",
     "check_text",
+    "shown",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,17 +60,29 @@ class Limits:
     max_added: int = 500
     max_id: int = 100
     max_attribute: int = 60
+    max_values: int = 12
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error never echoes a megabyte."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def as_number(value: Any) -> float:
+    """``value`` as a float; NaN where it is not a number (or too large for one)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
 
 
 def check_k(k: Any, limits: Limits) -> int:
     """``k`` as an int between 1 and ``limits.max_k``, or a readable error."""
-    try:
-        value = float(k)
-    except (TypeError, ValueError):
-        value = float("nan")
+    value = as_number(k)
     if not value.is_integer() or not 1 <= value <= limits.max_k:
         raise DataValidationError(
-            f"must be a whole number between 1 and {limits.max_k}, got {k!r}.",
+            f"must be a whole number between 1 and {limits.max_k}, got {shown(k)}.",
             source="k",
             fix="move the slider.",
         )
@@ -77,13 +92,10 @@ def check_k(k: Any, limits: Limits) -> int:
 def check_new_items(n: Any, k: int) -> int:
     """Places kept for new arrivals: a whole number from 0, at most ``k`` (a larger one
     asks for a list of new arrivals only), or a readable error."""
-    try:
-        value = float(n)
-    except (TypeError, ValueError):
-        value = float("nan")
+    value = as_number(n)
     if not value.is_integer() or value < 0:
         raise DataValidationError(
-            f"must be a whole number from 0, got {n!r}.",
+            f"must be a whole number from 0, got {shown(n)}.",
             source="new arrivals",
             fix="move the slider.",
         )
@@ -91,8 +103,17 @@ def check_new_items(n: Any, k: int) -> int:
 
 
 def check_text(text: Any, limit: int, what: str) -> str:
-    """``text`` stripped (None gives ``""``), or a readable error when it is too long."""
-    value = "" if text is None else str(text).strip()
+    """``text`` without control and format characters (zero-width spaces, direction
+    overrides, escape codes; a tab or newline becomes a space, except in multi-line
+    fields, which keep their newlines) and stripped (None gives ``""``), or a readable
+    error when it is too long. Text of invisible characters only is empty."""
+    raw = "" if text is None else str(text)
+    value = "".join(
+        ch
+        if unicodedata.category(ch) not in ("Cc", "Cf") or ch == "\n"
+        else (" " if ch in "\t\r" else "")
+        for ch in raw
+    ).strip()
     if len(value) > limit:
         raise DataValidationError(
             f"is {len(value):,} characters long; the limit is {limit:,}.",

@@ -37,6 +37,7 @@ from app.render import (
     render_error,
     render_header,
     render_history,
+    render_notice,
 )
 from app.settings import (
     DEFAULT_BENCHMARKS_DIR,
@@ -44,9 +45,11 @@ from app.settings import (
     NEIGHBOURS_SHOWN,
     REACH_SHOWN,
     Limits,
+    as_number,
     check_k,
     check_new_items,
     check_text,
+    shown,
 )
 from hybrid_rec import HybridRecError, HybridRecommender
 from hybrid_rec.errors import DataValidationError
@@ -116,9 +119,19 @@ class DemoApp:
                 rec.config.explain.backend = self.rec.config.explain.backend
                 with self.lock.write():  # no item can be added between the copy and the swap
                     session = self.rec.items_[self.rec.items_[ITEM_COL].isin(self.added)]
-                    missing = session[~session[ITEM_COL].isin(rec.items_[ITEM_COL])]
+                    on_disk = session[ITEM_COL].isin(rec.items_[ITEM_COL])
+                    missing = session[~on_disk]
                     if len(missing):
                         rec.add_items(missing.reset_index(drop=True))
+                    taken = sorted(map(str, session[ITEM_COL][on_disk]))
+                    if taken:  # the save has items of those ids: the save's win, said so
+                        log.warning(
+                            "%d item(s) added here (%s) have ids the new save holds too; "
+                            "the saved items are served under those ids",
+                            len(taken),
+                            ", ".join(taken[:5]),
+                        )
+                        self.added = [i for i in self.added if i not in set(taken)]
                     self.rec = rec
                     self.catalogue = Catalogue(rec)
                     self.explainer = Explainer(rec, self.catalogue)
@@ -155,6 +168,11 @@ class DemoApp:
         """Every known user id, numeric ids in numeric order (for the user picker)."""
         ids = [str(u) for u in self.rec.user_ids_.external_ids]
         return sorted(ids, key=lambda u: (not u.isdigit(), int(u) if u.isdigit() else 0, u))
+
+    def user_picker_update(self) -> dict[str, Any]:
+        """The user picker's choices as the model is now (a reload may add or drop users)."""
+        with self.lock.read():
+            return gr.update(choices=self.user_choices())
 
     def header_html(self) -> str:
         """The banner: catalogue size, encoder and the explanation backend in use."""
@@ -220,6 +238,12 @@ class DemoApp:
                 raise DataValidationError("pick a user first.", source="user")
             progress(0.1, desc="Ranking")
             with self.lock.read():
+                if self.rec.user_ids_.lookup([user])[0] < 0:
+                    raise DataValidationError(
+                        f"there is no user {shown(user)} in this model.",
+                        source="user",
+                        fix="pick one from the list, or build a new user in the New user tab.",
+                    )
                 recs = self.rec.recommend([user], k=k_, new_items=fresh)
                 history = render_history(self.catalogue.title, self.rec.user_history(user))
                 cards = []
@@ -248,13 +272,15 @@ class DemoApp:
         try:
             k_ = check_k(k, self.limits)
             taste = check_text(text, self.limits.max_text, "taste description")
-            picks = [liked] if isinstance(liked, str) else [str(x) for x in liked or []]
-            if len(picks) > self.limits.max_liked:
+            given = [liked] if isinstance(liked, str) else list(liked or [])
+            if len(given) > self.limits.max_liked:
                 raise DataValidationError(
-                    f"{len(picks)} items picked; the limit is {self.limits.max_liked}.",
+                    f"{len(given)} items picked; the limit is {self.limits.max_liked}.",
                     source="picked items",
                     fix="remove a few.",
                 )
+            cleaned = (check_text(x, self.limits.max_id, "picked item") for x in given)
+            picks = [p for p in cleaned if p]
             if not picks and not taste.strip():
                 raise DataValidationError(
                     "nothing to go on yet.",
@@ -294,8 +320,16 @@ class DemoApp:
         ``others`` holds the remaining columns as ``column: value`` lines
         (``brand: Acme``, ``price: 12.5``); numeric columns take numbers."""
         lim = self.limits
+        given_id = check_text(item_id, lim.max_id, "item id")
+        if given_id and given_id in self.catalogue:
+            raise DataValidationError(
+                f"the catalogue already has an item with id {shown(given_id)}.",
+                source="new item",
+                column=ITEM_COL,
+                fix="leave the id blank to get a new one, or type another.",
+            )
         row: dict[str, Any] = {
-            ITEM_COL: check_text(item_id, lim.max_id, "item id") or self._next_id(),
+            ITEM_COL: given_id or self._next_id(),
             "title": check_text(title, lim.max_title, "title") or None,
             "description": check_text(description, lim.max_text, "description") or None,
         }
@@ -303,8 +337,22 @@ class DemoApp:
         column = self.catalogue.attribute_column
         if column:
             values = [attributes] if isinstance(attributes, str) else list(attributes or [])
-            clean = [check_text(v, lim.max_attribute, column) for v in values]
-            known = set(self.catalogue.vocabulary())
+            if len(values) > lim.max_values:
+                raise DataValidationError(
+                    f"{len(values):,} {column} values given; the limit is {lim.max_values}.",
+                    source="new item",
+                    column=column,
+                    fix="keep the few that describe the item best.",
+                )
+            vocabulary = self.catalogue.vocabulary()
+            by_case = {v.lower(): v for v in vocabulary}
+            clean = list(  # "space" is the catalogue's "Space"; each value once
+                dict.fromkeys(
+                    by_case.get(v.lower(), v)
+                    for v in (check_text(x, lim.max_attribute, column) for x in values)
+                )
+            )
+            known = set(vocabulary)
             for value in clean:
                 if value and value not in known and not _NEW_VALUE.fullmatch(value):
                     raise DataValidationError(
@@ -345,12 +393,12 @@ class DemoApp:
             if not value:
                 continue
             if self.catalogue.is_numeric(name):
-                try:
-                    fields[name] = float(value)
-                except ValueError:
+                number = as_number(value)
+                if not math.isfinite(number):
                     raise DataValidationError(
                         f"{name} takes a number, got {value[:40]!r}.", source="other attributes"
-                    ) from None
+                    )
+                fields[name] = number
             else:
                 fields[name] = check_text(value, self.limits.max_attribute, name)
         return fields
@@ -379,14 +427,14 @@ class DemoApp:
     ) -> tuple[str, dict[str, Any]]:
         """Add an item live; return the result HTML and an update of the item picker."""
         try:
-            if len(self.added) >= self.limits.max_added:
-                raise DataValidationError(
-                    f"this demo already holds {len(self.added)} added items, its limit.",
-                    source="new item",
-                    fix="restart the app to start afresh.",
-                )
             progress(0.2, desc="Embedding and adding the item")
-            with self.lock.write():  # the automatic id and the addition, atomically
+            with self.lock.write():  # the limit, the automatic id and the addition, atomically
+                if len(self.added) >= self.limits.max_added:
+                    raise DataValidationError(
+                        f"this demo already holds {len(self.added)} added items, its limit.",
+                        source="new item",
+                        fix="restart the app to start afresh.",
+                    )
                 frame = self.new_item_frame(
                     item_id, title, description, attributes, year, keywords, others
                 )
@@ -394,12 +442,22 @@ class DemoApp:
                 self.rec.add_items(frame)
                 new_id = str(frame[ITEM_COL].iloc[0])
                 self.added.append(new_id)
-            progress(0.5, desc="Finding the users it would reach and why")
-            with self.lock.read():
-                added = self._describe_added(new_id, frame)
-                choices = self.catalogue.choices()
         except Exception as exc:
             return render_error(exc), gr.update()
+        # the item is in: whatever fails from here on is said as such, not as a failed add
+        with self.lock.read():
+            choices = self.catalogue.choices()
+        progress(0.5, desc="Finding the users it would reach and why")
+        try:
+            with self.lock.read():
+                added = self._describe_added(new_id, frame)
+        except Exception as exc:
+            log.error("item %s was added, but describing it failed", new_id, exc_info=exc)
+            page = render_notice(
+                f"Added as item {new_id}: it is retrievable now. The users it would reach "
+                f"could not be shown ({type(exc).__name__}: {str(exc)[:200]})."
+            )
+            return page, gr.update(choices=choices)
         return render_added(added, self.limits.max_k), gr.update(choices=choices)
 
     def _check_not_added_before(self, frame: pd.DataFrame) -> None:
@@ -407,10 +465,11 @@ class DemoApp:
         if not self.added:
             return
         earlier = self.rec.items_[self.rec.items_[ITEM_COL].isin(self.added)]
-        cols = [c for c in frame.columns if c != ITEM_COL and c in earlier.columns]
+        cols = [c for c in earlier.columns if c != ITEM_COL]  # a column not given is empty
 
         def key(row: pd.Series) -> tuple[str, ...]:
-            return tuple("" if pd.isna(row[c]) else str(row[c]).strip().lower() for c in cols)
+            cells = (row.get(c) for c in cols)
+            return tuple("" if _blank(v) else str(v).strip().lower() for v in cells)
 
         new = key(frame.iloc[0])
         for _, row in earlier.iterrows():
@@ -468,19 +527,27 @@ _NEW_VALUE = re.compile(r"(?=.{1,32}$)[^\W_][\w&'.+-]*(?: [\w&'.+-]+){0,3}")
 to every visitor and quoted in explanations)."""
 
 
-def _check_year(year: float | None) -> int | None:
-    """A whole year from 1000 to ten years ahead; blank means unknown."""
-    if year is None or math.isnan(year):
+def _blank(value: object) -> bool:
+    return value is None or (not isinstance(value, list | tuple) and bool(pd.isna(value)))
+
+
+def _check_year(year: float | str | None) -> int | None:
+    """A whole year from 1000 to ten years ahead (a number, or text that reads as one);
+    blank means unknown."""
+    if year is None or (isinstance(year, str) and not year.strip()):
+        return None
+    value = as_number(year)
+    if isinstance(year, float) and math.isnan(year):
         return None
     latest = datetime.date.today().year + 10
-    if not math.isfinite(year) or year != int(year) or not 1000 <= year <= latest:
+    if not math.isfinite(value) or value != int(value) or not 1000 <= value <= latest:
         raise DataValidationError(
-            f"year {year:g} is not a whole year from 1000 to {latest}.",
+            f"year {shown(year)} is not a whole year from 1000 to {latest}.",
             source="new item",
             column="year",
             fix="leave it blank if the year is unknown.",
         )
-    return int(year)
+    return int(value)
 
 
 def _chips(values: list[str], shown: int = 4) -> list[str]:

@@ -11,8 +11,9 @@ from app.tabs.common import k_slider
 __all__ = ["user_tab"]
 
 
-def user_tab(state: DemoApp) -> None:
-    """Pick a user (searchable) and k; the list shows at once, explanations fill in."""
+def user_tab(state: DemoApp) -> gr.Dropdown:
+    """Pick a user (searchable) and k; the list shows at once, explanations fill in.
+    Returns the user picker, whose choices each visit refreshes."""
     users = state.user_choices()
     with gr.Tab("A user's recommendations", id="user"), gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=280):
@@ -44,3 +45,4 @@ def user_tab(state: DemoApp) -> None:
         api_name="recommend_user",
         trigger_mode="always_last",  # a click while explanations stream runs next, not never
     )
+    return user

@@ -123,7 +123,7 @@ def test_the_app_template_names_history_items_and_evidence(state: DemoApp) -> No
         ("u0", 0, "k: must be a whole number between 1 and 50"),
         ("u0", 51, "between 1 and 50"),
         ("u0", 2.5, "whole number"),
-        ("nobody", 5, "unknown user"),
+        ("nobody", 5, "there is no user"),
         (None, 5, "pick a user first"),
     ],
 )
@@ -240,7 +240,7 @@ def test_add_item_builds_the_catalogue_columns(state: DemoApp) -> None:
     [
         (("", "", "", [], None, None), "have no text at all"),
         (("u0-item", "", "", [], None, None), "have no text at all"),
-        (("i0", "Duplicate", "", [], None, None), "already in the catalogue"),
+        (("i0", "Duplicate", "", [], None, None), "already has an item with id"),
         (("", "t" * 201, "", [], None, None), "title: is 201 characters long"),
         (("", "T", "", [], None, None, "colour: red"), "columns: price"),
         (("", "T", "", [], None, None, "price: cheap"), "price takes a number"),
@@ -678,3 +678,130 @@ def test_places_kept_for_new_arrivals(make_state: Callable[..., DemoApp], data: 
     for bad in (-1, 1.5, "x"):
         *_, (_, page) = state.recommend_user(user, K, bad)
         assert "new arrivals" in page and not cards(page)
+
+
+# ---------------------------------------------------------------------------- a review's findings
+
+
+def test_an_add_whose_description_fails_still_says_it_was_added(
+    state: DemoApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The add used to be reported as "Could not do that" although the item was in,
+    and a second try was then refused as already added."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("scoring crashed")
+
+    monkeypatch.setattr(state.rec, "score_cold_items", broken)
+    page, picker = state.add_item("", "Moon Diary", "Nights on the moon.", ["space"], None, None)
+    assert "Added as item new-1" in page and "scoring crashed" in page and "hr-error" not in page
+    assert ("Moon Diary", "new-1") in picker["choices"] and state.added == ["new-1"]
+
+
+def test_the_user_picker_follows_a_reloaded_model(on_disk: Path, tmp_path: Path) -> None:
+    state = DemoApp(
+        HybridRecommender.load(on_disk), benchmarks_dir=tmp_path / "none", model_dir=on_disk
+    )
+    assert "newcomer" not in state.user_picker_update()["choices"]
+    grown = HybridRecommender.load(on_disk)
+    item = str(grown.item_ids_.external_ids[0])
+    stamp = int(grown._log["t"].max()) + 1
+    grown.partial_fit(
+        pd.DataFrame({"user_id": ["newcomer"], "item_id": [item], "timestamp": [stamp]})
+    )
+    grown.save(on_disk)
+    assert state.reload_if_changed()
+    assert "newcomer" in state.user_picker_update()["choices"]
+    *_, (_, page) = state.recommend_user("nobody", K)
+    assert "there is no user" in page and "recommend_for" not in page
+
+
+def test_a_reload_says_when_the_save_holds_an_added_items_id(
+    on_disk: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = DemoApp(
+        HybridRecommender.load(on_disk), benchmarks_dir=tmp_path / "none", model_dir=on_disk
+    )
+    state.add_item("", "Moon Diary", "A log of nights on the moon.", ["space"], None, None)
+    other = HybridRecommender.load(on_disk)
+    other.add_items(pd.DataFrame({"item_id": ["new-1"], "title": ["Soups"], "category": ["food"]}))
+    other.save(on_disk)
+    with caplog.at_level("WARNING", logger="app.state"):
+        assert state.reload_if_changed()
+    assert "new-1" in caplog.text and "the saved items are served" in caplog.text
+    assert state.added == [] and state.catalogue.title("new-1") == "Soups"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (("", "T", "d", ["space"] * 13, None, None), "13 category values given"),
+        (("", "T", "d", [], None, None, "price: inf"), "price takes a number"),
+        (("", "T", "d", [], None, None, "price: 1e400"), "price takes a number"),
+        (("", "\u200b\u200b", "\u2060", [], None, None), "no text"),
+    ],
+)
+def test_more_bad_new_items_are_clear_errors(
+    state: DemoApp, fields: tuple[Any, ...], message: str
+) -> None:
+    n = len(state.catalogue)
+    page, _ = state.add_item(*fields)
+    assert "hr-error" in page and message in page and "Unexpected" not in page, page
+    assert len(state.catalogue) == n
+
+
+def test_new_item_text_is_cleaned_and_values_merged(state: DemoApp) -> None:
+    frame = state.new_item_frame(
+        "", "\u202eDiary\x1b[2J", "", ["space", "Space", "space"], None, None
+    )
+    assert frame["title"].iloc[0] == "Diary[2J" and frame["category"].iloc[0] == "space"
+    assert _check_year("1999") == 1999 and _check_year(" ") is None
+    for bad in (10**400, "nineteen", float("inf")):
+        with pytest.raises(HybridRecError, match="is not a whole year"):
+            _check_year(bad)
+
+
+def test_the_added_item_limit_holds_under_concurrent_adds(
+    make_state: Callable[..., DemoApp],
+) -> None:
+    from app.settings import Limits
+
+    state = make_state(limits=Limits(max_added=1))
+    barrier = threading.Barrier(4)
+
+    def add(n: int) -> None:
+        barrier.wait()
+        state.add_item("", f"Title {n}", f"Text {n}", ["space"], None, None)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(state.added) == 1
+
+
+def test_duplicates_are_found_whichever_comes_first(state: DemoApp) -> None:
+    """Only the new form's columns were compared: with a price first, the same item
+    without one was refused; the other way round it was accepted."""
+    state.add_item("", "Plain", "desc", [], None, None, "price: 3")
+    plain, _ = state.add_item("", "Plain", "desc", [], None, None)
+    assert "hr-error" not in plain  # another price: another item, in either order
+    again, _ = state.add_item("", "Plain", "desc", [], None, None)
+    assert "already added, as item new-2" in again
+
+
+def test_pages_never_echo_a_megabyte_and_blank_picks_are_ignored(state: DemoApp) -> None:
+    *_, (_, page) = state.recommend_user(state.user_choices()[0], "x" * 1_000_000)
+    assert "hr-error" in page and len(page) < 2_000
+    *_, page = state.recommend_new_user(["", "  "], "space and planets", K)
+    assert "hr-error" not in page and len(cards(page)) == K
+    *_, invisible = state.recommend_new_user(None, "\u200b\u200b", K)
+    assert "nothing to go on yet" in invisible
+
+
+def test_the_quality_table_escapes_every_value() -> None:
+    from app.benchmarks import render_quality
+
+    html = render_quality({"x": {"meta": {"k": "<img src=x onerror=alert(1)>"}, "methods": {}}})
+    assert "<img" not in html and "&lt;img" in html
