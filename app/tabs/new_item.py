@@ -40,6 +40,7 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown) -> None:
                     value=[],
                     multiselect=True,
                     allow_custom_value=True,
+                    max_choices=limits.max_values,
                     label=(column or "attributes").capitalize(),
                     visible=column is not None,
                     elem_id="item-attr",
