@@ -89,8 +89,11 @@ def _check_readable(path: Path) -> str:
 def read_table(path: str | os.PathLike[str], *, allow_empty: bool = False) -> pd.DataFrame:
     """Read a CSV, TSV, Parquet or JSON Lines file into a DataFrame.
 
-    Id-like columns are read as strings (``dtype=str`` for text formats) so
-    that ``"007"`` stays ``"007"``; the schema validators convert the rest.
+    Text formats are read as strings, so that ``"007"`` stays ``"007"``; then a
+    column whose every filled cell is a number (``price``, ``year``) becomes
+    numeric, as it is in a DataFrame or a Parquet file, unless it is an id, title
+    or free-text column or a value has a leading zero (a code such as ``"0123"``).
+    The schema validators convert the rest.
     With ``allow_empty``, a header without rows gives an empty frame (a day with
     no new items); an empty file is still an error.
 
@@ -104,6 +107,8 @@ def read_table(path: str | os.PathLike[str], *, allow_empty: bool = False) -> pd
     fmt = _check_readable(p)
     reader = {"csv": _read_csv, "tsv": _read_tsv, "parquet": _read_parquet, "jsonl": _read_jsonl}
     frame = reader[fmt](p)
+    if fmt in ("csv", "tsv"):
+        frame = _numeric_columns(frame)
     if frame.empty and not allow_empty:
         raise DataValidationError(
             "the file has no data rows.",
@@ -111,6 +116,29 @@ def read_table(path: str | os.PathLike[str], *, allow_empty: bool = False) -> pd
             fix="add at least one row below the header.",
         )
     frame.attrs["source"] = str(p)
+    return frame
+
+
+_LEADING_ZERO = r"^[+-]?0\d"
+_EXACT = 2.0**53
+"""Numbers above this are not held exactly by a float: such digit strings are codes."""
+
+
+def _numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of numbers read as text become numbers: whole ones ``Int64`` (a blank is
+    missing), others float. Ids, titles, free text and codes with a leading zero stay."""
+    for name in frame.columns:
+        if name in _LITERAL_COLUMNS:
+            continue
+        text = frame[name].dropna().astype(str).str.strip()
+        if not len(text) or text.str.contains(_LEADING_ZERO).any():
+            continue
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers.isna().any() or float(numbers.abs().max()) > _EXACT:
+            continue  # words, or digits too long for a number: a code
+        column = pd.to_numeric(frame[name], errors="coerce")
+        whole = bool((numbers == numbers.round()).all()) and not text.str.contains(r"[.eE]").any()
+        frame[name] = column.astype("Int64") if whole else column.astype("float64")
     return frame
 
 

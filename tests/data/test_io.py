@@ -134,3 +134,21 @@ def test_exclusive_lock_waits_as_long_as_asked(tmp_path: Path) -> None:
         thread.join()
     assert 0.4 < waited < 10
     assert not path.exists()  # removed by its last holder
+
+
+def test_number_columns_of_a_csv_are_numbers_codes_and_ids_stay_text(tmp_path: Path) -> None:
+    """Every CSV column used to stay text: a CSV-fitted model then cited prices as shared
+    attributes in explanations and let update-items store 'cheap' as a price."""
+    path = tmp_path / "items.csv"
+    path.write_text(
+        "item_id,title,price,year,zip,code,big\n"
+        "1,1984,12.50,1995,00123,A1,123456789012345678901234567890\n"
+        "2,2001,3,,00456,7,1\n"
+    )
+    frame = read_table(path)
+    assert frame["price"].tolist() == [12.5, 3.0] and frame["price"].dtype == "float64"
+    assert str(frame["year"].dtype) == "Int64" and frame["year"].isna().tolist() == [False, True]
+    assert frame["item_id"].tolist() == ["1", "2"] and frame["title"].tolist() == ["1984", "2001"]
+    assert frame["zip"].tolist() == ["00123", "00456"]  # a leading zero: a code
+    assert frame["code"].tolist() == ["A1", "7"]
+    assert frame["big"].dtype != "Int64"  # beyond 64 bits: kept as it was read
