@@ -43,7 +43,7 @@ from hybrid_rec.content.encoders import encode_queries
 from hybrid_rec.content.store import EmbeddingStore
 from hybrid_rec.content.text import new_item_texts
 from hybrid_rec.data.columns import Columns
-from hybrid_rec.data.idmap import IdMap, id_list
+from hybrid_rec.data.idmap import IdMap, id_list, id_text
 from hybrid_rec.data.io import atomic_write_json
 from hybrid_rec.data.schema import source_name, validate_interactions, validate_items
 from hybrid_rec.errors import (
@@ -2100,7 +2100,7 @@ class HybridRecommender:
         from hybrid_rec.explain import explain
 
         self._check_fitted()
-        return explain(self, str(user_id), str(item_id))
+        return explain(self, id_text(user_id), id_text(item_id))
 
     def explain_for_new_user(
         self, item_id: str, liked_items: Sequence[str] = (), text: str | None = None
@@ -2109,7 +2109,8 @@ class HybridRecommender:
         from hybrid_rec.explain import explain_for_new_user
 
         self._check_fitted()
-        return explain_for_new_user(self, str(item_id), list(liked_items), text)
+        # ids read as recommend_for_new_user reads them: " 50" and 50 are item "50"
+        return explain_for_new_user(self, id_text(item_id), id_list(liked_items), text)
 
     def user_history(self, user_id: str) -> pd.DataFrame:
         """The user's latest history items (most recent first) with the user tower's

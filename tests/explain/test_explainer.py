@@ -512,3 +512,15 @@ def test_real_model_neither_follows_nor_quotes_injections(
         assert result.grounded, result
         assert "ignore" not in low and "instruction" not in low, result.text
         assert not any(m.lower() in low for m in markers), result.text
+
+
+def test_padded_ids_are_explained_like_plain_ones(rec: HybridRecommender) -> None:
+    """recommend_for_new_user strips " i5"; explain_for_new_user did not, so every
+    explanation of such a list fell back to an unchecked template."""
+    liked = [str(rec.item_ids_.external_ids[5])]
+    item = str(rec.recommend_for_new_user(liked_items=liked, k=1)["item_id"].iloc[0])
+    plain = rec.explain_for_new_user(item, liked)
+    padded = rec.explain_for_new_user(f" {item} ", [f" {liked[0]}"])
+    assert padded.grounded and padded.text == plain.text
+    user = str(rec.user_ids_.external_ids[0])
+    assert rec.explain(f" {user}", item).text == rec.explain(user, item).text
