@@ -407,7 +407,11 @@ def evaluate_cmd(
         config, {"--encoder": ("content.encoder", encoder), "--seed": ("split.seed", seed)}
     )
     catalogue = validate_items(read_table(items))
-    log_frame = validate_interactions(read_table(interactions), catalogue, config=cfg.data)
+    # checked here, before the encoder loads; the event weights are applied once, when the
+    # hybrid fits (validating twice squared them)
+    log_frame = validate_interactions(
+        read_table(interactions), catalogue, config=cfg.data, event_weights=False
+    )
     catalogue = catalogue.reset_index(drop=True)
     content, encoder_name = embed_items(catalogue, cfg.content)
     dataset = name or interactions.stem

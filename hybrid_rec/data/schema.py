@@ -394,6 +394,7 @@ def validate_interactions(
     config: DataConfig | None = None,
     source: str | None = None,
     report: ValidationReport | None = None,
+    event_weights: bool = True,
 ) -> pd.DataFrame:
     """Validate and clean an interaction frame.
 
@@ -407,6 +408,11 @@ def validate_interactions(
         or are dropped with a warning if ``config.unknown_items == "drop"``.
     config
         Event weights and policies.
+    event_weights
+        Multiply ``weight`` by the event's weight (default). ``False`` checks the
+        events (and drops those weighted 0) but leaves ``weight`` as given: for a
+        frame that is validated again later, by ``fit``, which then applies the
+        event weights once (validating twice would square them).
 
     Returns
     -------
@@ -444,7 +450,8 @@ def validate_interactions(
     if C.event in frame.columns:
         event_weight = _event_weights(frame, src, cfg)
         ignored = event_weight == 0
-        weight *= event_weight
+        if event_weights:
+            weight *= event_weight
         out[C.event] = frame[C.event].astype(str).str.strip().str.lower()
     if C.weight in frame.columns:
         weight *= _numeric(frame, C.weight, src)

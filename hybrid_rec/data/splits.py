@@ -111,7 +111,10 @@ def cold_start_split(
     size = warm.groupby(C.user)[C.item].transform("size").to_numpy()
     pos = (rank.to_numpy() - 1) / size  # in [0, 1)
     is_test = pos < cfg.warm_test_share
-    is_val = (pos >= cfg.warm_test_share) & (pos < cfg.warm_test_share + cfg.warm_val_share)
+    # rounded: 0.2 + 0.1 is 0.30000000000000004 in floating point, which gave every user
+    # with 10, 20, 30 ... warm interactions one more validation interaction than its share
+    val_end = round(cfg.warm_test_share + cfg.warm_val_share, 12)
+    is_val = (pos >= cfg.warm_test_share) & (pos < val_end)
     # users with a single warm interaction keep it for training
     single = size < 2
     is_test &= ~single

@@ -344,10 +344,15 @@ def combine_runs(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]
     return out
 
 
+COMPARABLE = ("split", "encoder", "k", "long_tail_max")
+"""Meta fields two runs share when their rows may stand in one table."""
+
+
 def merge_quality(
     path: Path, key: str, meta: dict[str, Any], results: dict[str, Any], order: Sequence[str]
 ) -> dict[str, Any]:
-    """Update ``key`` in quality.json; keep other methods only if the split is the same.
+    """Update ``key`` in quality.json; keep other methods only if the split, encoder, k and
+    long-tail bound are the same (:data:`COMPARABLE`).
 
     Returns this key's entry with its methods in ``order`` (registry order), then any others.
     """
@@ -358,9 +363,16 @@ def merge_quality(
         except json.JSONDecodeError:
             log.warning("%s is not valid JSON; starting it afresh.", path)
     entry = data.get(key, {})
-    methods = (
-        entry.get("methods", {}) if entry.get("meta", {}).get("split") == meta["split"] else {}
-    )
+    before = entry.get("meta", {})
+    same = all(before.get(f) == meta.get(f) for f in COMPARABLE)
+    if entry.get("methods") and not same:
+        log.warning(
+            "%s: the results kept for %r came from another split, encoder, k or long-tail "
+            "bound; they are replaced, not mixed with these.",
+            path,
+            key,
+        )
+    methods = entry.get("methods", {}) if same else {}
     methods.update(results)
     rank = {name: i for i, name in enumerate(order)}
     methods = dict(sorted(methods.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
@@ -525,11 +537,19 @@ def run_benchmark(
 ) -> BenchmarkRun:
     """Split ``interactions`` for item cold start and run ``methods`` (all by default).
 
-    ``interactions`` must be validated (:func:`~hybrid_rec.data.schema.validate_interactions`)
-    and ``content`` aligned with ``items`` rows. A method whose optional dependency
-    is missing (LightFM) is skipped and named in ``skipped``. ``config`` is the
-    :class:`~hybrid_rec.config.RecommenderConfig` the hybrid methods start from.
+    ``interactions`` must be validated without event weights
+    (:func:`~hybrid_rec.data.schema.validate_interactions` with ``event_weights=False``:
+    the hybrid applies them when it fits) and ``content`` aligned with ``items`` rows.
+    A method whose optional dependency is missing (LightFM) is skipped and named in
+    ``skipped``. ``config`` is the :class:`~hybrid_rec.config.RecommenderConfig` the
+    hybrid methods start from; its ``eval.k`` and long-tail bound are set to ``k`` and
+    ``long_tail_max``, so that the hybrid tunes itself for the figure reported.
     """
+    from hybrid_rec.config import RecommenderConfig
+
+    config = (config or RecommenderConfig()).model_copy(deep=True)
+    config.eval.k = k
+    config.eval.long_tail_max_interactions = long_tail_max
     registry = build_methods()
     names = select_methods(methods)
     if repeats < 1:

@@ -240,3 +240,22 @@ def test_a_column_name_twice_is_an_error() -> None:
     log = pd.DataFrame([["u", "a", "b"]], columns=["user_id", "item_id", "item_id"])
     with pytest.raises(DataValidationError, match="'item_id' appear more than once"):
         validate_interactions(log)
+
+
+def test_a_frame_validated_without_event_weights_gets_them_once_later() -> None:
+    """hybrid-rec evaluate validated the log, then fit validated the split's training part
+    again: a purchase (5) weighed 25 against a view's 1."""
+    raw = pd.DataFrame(
+        {
+            "user_id": ["u", "u", "v"],
+            "item_id": ["a", "b", "a"],
+            "event": ["view", "purchase", "click"],
+            "weight": [1.0, 2.0, 1.0],
+        }
+    )
+    once = validate_interactions(raw)["weight"].tolist()
+    assert once == [1.0, 10.0, 2.0]
+    checked = validate_interactions(raw, event_weights=False)
+    assert checked["weight"].tolist() == [1.0, 2.0, 1.0] and "event" in checked
+    assert validate_interactions(checked)["weight"].tolist() == once
+    assert validate_interactions(validate_interactions(raw))["weight"].tolist() != once

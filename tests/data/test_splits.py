@@ -74,3 +74,21 @@ def test_temporal_split_global_and_per_user() -> None:
     assert per_user.test.groupby("user_id").size().min() >= 1
     with pytest.raises(DataValidationError, match="timestamp"):
         temporal_split(frame.drop(columns="timestamp"))
+
+
+def test_each_users_warm_shares_are_exact() -> None:
+    """0.2 + 0.1 is 0.30000000000000004 in floating point: a user with 10 warm
+    interactions got 2 test, 2 validation and 6 training ones instead of 2, 1 and 7."""
+    frame = _frame(n_users=60, n_items=50, per_user=20)  # every item well trained
+    split = cold_start_split(frame, SplitConfig(cold_item_share=0.04, seed=2))
+    n_warm = frame[~frame["item_id"].isin(split.cold_items)].groupby("user_id").size()
+    parts = {
+        name: part.groupby("user_id").size().reindex(n_warm.index, fill_value=0)
+        for name, part in (("test", split.test_warm), ("val", split.val_warm))
+    }
+    kept = split.train.groupby("user_id").size().reindex(n_warm.index, fill_value=0)
+    whole = (kept + parts["test"] + parts["val"]) == n_warm  # nothing dropped as untrained
+    exact = np.ceil(np.round(n_warm * 0.2, 9)), np.ceil(np.round(n_warm * 0.3, 9))
+    assert whole.sum() >= 40 and (n_warm[whole] % 10 == 0).sum() >= 5
+    assert (parts["test"][whole] == exact[0][whole]).all()
+    assert (parts["val"][whole] == (exact[1] - exact[0])[whole]).all()

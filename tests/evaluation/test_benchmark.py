@@ -149,3 +149,51 @@ def test_every_content_method_sees_the_attribute_features_the_hybrid_appends() -
     spec = benchmark.MethodSpec("recorder", lambda ctx: Recorder())
     benchmark.run_method(spec, ctx, ColdStartEvaluator(split, k=5, stage="test"))
     assert seen["content"] is augmented
+
+
+def test_results_of_another_encoder_or_k_are_replaced_not_mixed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "quality.json"
+    meta = {"split": {"seed": 42}, "encoder": "minilm", "k": 20, "long_tail_max": 5}
+    benchmark.merge_quality(path, "ds", meta, {"content-knn": {"x": 1}}, ["content-knn", "hybrid"])
+    same = benchmark.merge_quality(
+        path, "ds", meta, {"hybrid": {"x": 2}}, ["content-knn", "hybrid"]
+    )
+    assert list(same["methods"]) == ["content-knn", "hybrid"]
+    for field, value in (("encoder", "hashing"), ("k", 10), ("long_tail_max", 10)):
+        other = {**meta, field: value}
+        with caplog.at_level("WARNING"):
+            out = benchmark.merge_quality(path, "ds", other, {"hybrid": {"x": 3}}, ["hybrid"])
+        assert list(out["methods"]) == ["hybrid"] and "replaced, not mixed" in caplog.text
+        caplog.clear()
+        benchmark.merge_quality(path, "ds", meta, {"content-knn": {"x": 1}}, ["content-knn"])
+
+
+def test_the_hybrid_is_tuned_for_the_k_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/evaluate.py --k 10 tuned the hybrid's early stopping and offsets for k=20."""
+    from hybrid_rec.data.datasets import synthetic
+    from hybrid_rec.evaluation.baselines import Popularity
+
+    seen: list[object] = []
+
+    def spy(ctx: benchmark.BenchContext) -> Popularity:
+        seen.append(ctx.config)
+        return Popularity()
+
+    spec = benchmark.MethodSpec("hybrid", spy, deterministic=True)
+    monkeypatch.setattr(benchmark, "build_methods", lambda: {"hybrid": spec})
+    data = synthetic(n_users=40, n_items=60, n_clusters=3, interactions_per_user=10, seed=1)
+    content = np.eye(60, 8, dtype=np.float32)
+    benchmark.run_benchmark(
+        data.interactions,
+        data.items,
+        content,
+        key="s",
+        dataset="s",
+        encoder="x",
+        methods=["hybrid"],
+        k=10,
+        long_tail_max=3,
+    )
+    assert seen[0].eval.k == 10 and seen[0].eval.long_tail_max_interactions == 3
