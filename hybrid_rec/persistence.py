@@ -27,6 +27,7 @@ __all__ = [
     "load_npy",
     "model_lock",
     "read_manifest",
+    "recover_interrupted_save",
     "sha256_file",
     "write_manifest",
 ]
@@ -54,6 +55,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     directory complete.
     """
     dest = Path(target).resolve()
+    recover_interrupted_save(dest)
     check_replaceable(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +66,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         for f in tmp.iterdir():
+            os.chmod(f, default_mode())  # safetensors writes 0600: others could not load it
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
         fsync_dir(tmp)
@@ -73,7 +76,13 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
             aside = tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent)
             old = Path(aside) / dest.name
             os.replace(dest, old)
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if old is not None:  # put the old model back: never leave no model at all
+                os.replace(old, dest)
+                shutil.rmtree(old.parent, ignore_errors=True)
+            raise
         fsync_dir(dest.parent)
         if old is not None:
             try:  # once more, on the moved folder: a file written into it since the check
@@ -85,6 +94,25 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recover_interrupted_save(target: str | Path) -> bool:
+    """Put back a model a crash left aside: :func:`atomic_directory` moves the old
+    directory to ``.NAME.XXXX.old/NAME`` and then renames the new one in; killed
+    between the two, it leaves no ``NAME`` at all. Returns whether one was restored
+    (the newest, when there are several); the unfinished new one is left to be
+    cleaned up with the other temporary folders."""
+    dest = Path(target)
+    if dest.exists() or not dest.parent.is_dir():
+        return False
+    found = dest.parent.glob(f".{dest.name}.*.old/{dest.name}")
+    aside = sorted((p for p in found if (p / MANIFEST).is_file()), key=lambda p: p.stat().st_mtime)
+    if not aside:
+        return False
+    os.replace(aside[-1], dest)
+    shutil.rmtree(aside[-1].parent, ignore_errors=True)
+    log.warning("%s: restored the model an interrupted save had moved aside", dest)
+    return True
 
 
 def model_lock(

@@ -68,7 +68,13 @@ from hybrid_rec.models.history import Histories
 from hybrid_rec.models.neighbours import NeighbourTransfer, neighbour_share
 from hybrid_rec.models.prior import ContentPrior
 from hybrid_rec.models.taste import ContentTaste
-from hybrid_rec.persistence import atomic_directory, load_npy, read_manifest, write_manifest
+from hybrid_rec.persistence import (
+    atomic_directory,
+    load_npy,
+    read_manifest,
+    recover_interrupted_save,
+    write_manifest,
+)
 
 __all__ = ["CatalogueSync", "HybridRecommender"]
 
@@ -1957,6 +1963,7 @@ class HybridRecommender:
         version and read another, is started again.
         """
         d = Path(directory)
+        recover_interrupted_save(d)  # a save killed between its two renames left no model
         for _ in range(3):
             before = _identity(d)
             try:

@@ -103,6 +103,43 @@ def test_a_failed_save_leaves_the_earlier_model_whole(tmp_path: Path) -> None:
     _read(d)
 
 
+def test_a_failed_rename_in_puts_the_old_model_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old model was moved aside, the new one's rename failed, and the new one was
+    deleted: no model was left at all (a review reproduced it with EIO and ENOTEMPTY)."""
+    d = _save_fake_model(tmp_path / "m", b"old")
+    real = persistence.os.replace
+
+    def failing(src: object, dst: object) -> None:
+        if Path(str(src)).is_dir() and str(src).endswith(".tmp"):  # the new model, renamed in
+            raise OSError(5, "Input/output error")
+        real(src, dst)
+
+    monkeypatch.setattr(persistence.os, "replace", failing)
+    with pytest.raises(OSError, match="Input/output"):
+        _save_fake_model(d, b"new")
+    monkeypatch.setattr(persistence.os, "replace", real)
+    assert (d / "weights.bin").read_bytes() == b"old"
+    _read(d)
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_a_model_left_aside_by_a_killed_save_is_put_back(tmp_path: Path) -> None:
+    """Killed between its two renames, a save leaves ``.m.XXXX.old/m`` and no ``m``."""
+    d = _save_fake_model(tmp_path / "m", b"old")
+    aside = tmp_path / ".m.abcd.old"
+    aside.mkdir()
+    d.rename(aside / "m")
+    assert not d.exists()
+    assert persistence.recover_interrupted_save(d)
+    assert (d / "weights.bin").read_bytes() == b"old" and not aside.exists()
+    assert not persistence.recover_interrupted_save(d)  # nothing more to do
+    (aside / "m").mkdir(parents=True)  # an unfinished folder without a manifest: left alone
+    d.rename(tmp_path / "elsewhere")
+    assert not persistence.recover_interrupted_save(d) and not d.exists()
+
+
 def test_a_saved_model_with_the_users_files_added_is_not_replaced(tmp_path: Path) -> None:
     d = _save_fake_model(tmp_path / "m")
     (d / "notes.txt").write_text("mine")

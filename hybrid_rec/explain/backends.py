@@ -1005,9 +1005,13 @@ class TransformersBackend:
         kwargs: dict[str, Any] = {"local_files_only": True}
         if gguf_file:
             kwargs["gguf_file"] = gguf_file
+        # weights from safetensors or GGUF only: a pytorch_model.bin is a pickle
+        weights = {} if gguf_file else {"use_safetensors": True}
         try:
             self.tokenizer: Any = AutoTokenizer.from_pretrained(str(directory), **kwargs)
-            self.model: Any = AutoModelForCausalLM.from_pretrained(str(directory), **kwargs)
+            self.model: Any = AutoModelForCausalLM.from_pretrained(
+                str(directory), **kwargs, **weights
+            )
         except (OSError, ValueError) as exc:
             raise ModelFileError(f"{directory}: could not load the model ({exc}).") from None
         self.model.eval()

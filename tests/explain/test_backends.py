@@ -166,6 +166,24 @@ def test_transformers_batch_equals_single(tiny_llama_dir: Path, rec: HybridRecom
     assert [b.text for b in batch] == [s.text for s in single]  # type: ignore[union-attr]
 
 
+def test_transformers_refuses_pickled_weights(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    """A folder holding only pytorch_model.bin (a pickle) used to be loaded."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from hybrid_rec.errors import ModelFileError
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_llama_dir, pickled)
+    model = AutoModelForCausalLM.from_pretrained(str(pickled), local_files_only=True)
+    (pickled / "model.safetensors").unlink()
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")  # the file a pickle loads
+    with pytest.raises(ModelFileError, match="could not load the model"):
+        TransformersBackend(pickled)
+
+
 def test_transformers_missing_dir_is_a_model_file_error(tmp_path: Path) -> None:
     from hybrid_rec.errors import ModelFileError
 

@@ -464,6 +464,15 @@ def test_files_that_pass_their_sha256_but_do_not_fit_are_model_file_errors(
         HybridRecommender.load(_rehashed(d), encoder=HashingEncoder(256))
 
 
+def test_every_saved_file_has_the_umask_mode(fitted: HybridRecommender, tmp_path: Path) -> None:
+    """safetensors wrote model.safetensors 0600: another account could not load the model."""
+    from hybrid_rec.data.io import default_mode
+
+    d = fitted.save(tmp_path / "m")
+    modes = {f.name: f.stat().st_mode & 0o777 for f in d.iterdir()}
+    assert set(modes.values()) == {default_mode()}, modes
+
+
 def test_bad_input(fitted: HybridRecommender, clustered: Dataset) -> None:
     user = clustered.interactions["user_id"].iloc[0]
     with pytest.raises(UnknownIdError, match="'nobody'"):
