@@ -331,9 +331,13 @@ def fit_cmd(
         str | None, typer.Option(help="minilm, hashing, e5-multilingual, or a local model dir.")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Override model.epochs.")] = None,
+    wait: Wait = 0.0,
 ) -> None:
-    """Fit a model on interactions + items and save it to a directory."""
-    from hybrid_rec.persistence import check_replaceable
+    """Fit a model on interactions + items and save it to a directory.
+
+    The directory is locked from the start of the fit to the save, as an update command
+    locks it: an add-items run meanwhile would otherwise save over the new model."""
+    from hybrid_rec.persistence import check_replaceable, model_lock
     from hybrid_rec.recommender import HybridRecommender
 
     cfg = _load_config(
@@ -341,8 +345,10 @@ def fit_cmd(
         {"--encoder": ("content.encoder", encoder), "--epochs": ("model.epochs", epochs)},
     )
     check_replaceable(model_dir.resolve())  # a folder of the user's files: refused before the fit
-    rec = HybridRecommender(cfg).fit(read_table(interactions), read_table(items))
-    rec.save(model_dir)
+    model_dir.resolve().parent.mkdir(parents=True, exist_ok=True)  # where the lock file goes
+    with model_lock(model_dir, wait=wait):
+        rec = HybridRecommender(cfg).fit(read_table(interactions), read_table(items))
+        rec.save(model_dir)
     run = rec.train_result_
     score = (
         ""

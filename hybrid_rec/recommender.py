@@ -1724,8 +1724,9 @@ class HybridRecommender:
     def _fingerprint(self) -> str:
         """sha256 of what batch results depend on — weights, fused item vectors, the
         interaction log (user vectors follow from it), cold offset, content prior and
-        neighbour base, sizes, config — so
-        that a resumed batch job is refused if the model changed in between."""
+        neighbour base, the catalogue's columns (filters read them) and attribute
+        features, the ids, config — so that a resumed batch job is refused if the
+        model changed in between (an update of prices alone used to pass)."""
         digest = hashlib.sha256()
         for name, tensor in sorted(self.model_.state_dict().items()):
             digest.update(name.encode())
@@ -1734,8 +1735,13 @@ class HybridRecommender:
         arrays += [self.prior_.mean, self.prior_.coef]
         arrays += [self.neighbours_.ids, self.neighbours_.vectors]
         arrays += [self._log[col].to_numpy() for col in self._log.columns]
+        catalogue = self.items_.map(_cell_text)  # as saved: the same before and after a load
+        arrays.append(pd.util.hash_pandas_object(catalogue, index=False).to_numpy())
         for arr in arrays:
             digest.update(np.ascontiguousarray(arr).tobytes())
+        for ids in (self.user_ids_.external_ids, self.item_ids_.external_ids, catalogue.columns):
+            digest.update("\x1f".join(map(str, ids)).encode())
+        digest.update(json.dumps(self.attributes_.to_dict(), sort_keys=True).encode())
         sizes = [self.cold_bias_, self.taste_weight_, self.prior_weight_, self.neighbour_weight_]
         sizes.append(self.cold_taste_weight_)
         sizes += [len(self.user_ids_), len(self.item_ids_)]

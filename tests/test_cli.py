@@ -641,6 +641,19 @@ def test_a_second_update_of_one_model_is_refused_while_the_first_runs(
     assert not list(model_dir.parent.glob(".*.lock"))
 
 
+def test_fit_takes_the_model_lock(synthetic_files: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """fit -o did not lock: an add-items that held the lock saved over the fresh model."""
+    from hybrid_rec.persistence import model_lock
+
+    inter, items, config = synthetic_files
+    target = tmp_path / "m"
+    args = ("fit", str(inter), str(items), "-o", str(target), "--config", str(config))
+    with model_lock(target):
+        done = _cli(*args, "--epochs", "1")
+    assert done.returncode == 2 and "another process is updating this model" in done.stderr
+    assert not target.exists()
+
+
 def test_embed_waits_for_the_store_lock_as_long_as_asked(
     synthetic_files: tuple[Path, ...], tmp_path: Path
 ) -> None:
