@@ -393,6 +393,10 @@ def _check_output(out: Path, overwrite: bool) -> Path:
 
 def _open_partial(partial: Path, state: dict[str, Any], *, overwrite: bool, resume: bool) -> Path:
     """The partial directory, resumed if it matches ``state``, else refused or started afresh."""
+    if partial.exists() and _read_state(partial) is None and not any(partial.glob("chunk-*")):
+        # killed between creating the folder and writing its state: nothing to lose
+        log.info("%s: an unfinished run that never wrote a chunk; starting afresh", partial)
+        shutil.rmtree(partial)
     if partial.exists():
         old = _read_state(partial)
         if resume and old == state:

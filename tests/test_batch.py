@@ -168,6 +168,20 @@ def test_partial_run_with_other_input_or_params_is_refused(tmp_path: Path) -> No
     assert report.resumed == 0 and pd.read_parquet(out)["item_id"].iloc[0] == "n1"
 
 
+def test_a_run_killed_before_its_state_was_written_starts_again(tmp_path: Path) -> None:
+    """A kill between creating OUT.partial/ and writing state.json left a folder every
+    later run refused ("an unreadable state.json ... pass --overwrite")."""
+    out = tmp_path / "s.parquet"
+    partial_dir(out).mkdir()
+    report = _run(InputTable(_items(8)), out)
+    assert report.rows == 24 and report.resumed == 0
+    partial_dir(out).mkdir()  # with a chunk in it, something would be lost: still refused
+    (partial_dir(out) / "chunk-000000.parquet").write_bytes(b"x")
+    out.unlink()
+    with pytest.raises(BatchOutputError, match=r"unreadable state\.json"):
+        _run(InputTable(_items(8)), out)
+
+
 def test_no_resume_starts_afresh(tmp_path: Path) -> None:
     out, calls = tmp_path / "s.parquet", []
     with pytest.raises(RuntimeError):
