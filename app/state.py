@@ -123,15 +123,15 @@ class DemoApp:
                     missing = session[~on_disk]
                     if len(missing):
                         rec.add_items(missing.reset_index(drop=True))
-                    taken = sorted(map(str, session[ITEM_COL][on_disk]))
+                    taken = set(map(str, session[ITEM_COL][on_disk]))
                     if taken:  # the save has items of those ids: the save's win, said so
                         log.warning(
                             "%d item(s) added here (%s) have ids the new save holds too; "
                             "the saved items are served under those ids",
                             len(taken),
-                            ", ".join(taken[:5]),
+                            ", ".join(sorted(taken)[:5]),
                         )
-                        self.added = [i for i in self.added if i not in set(taken)]
+                        self.added = [i for i in self.added if i not in taken]
                     self.rec = rec
                     self.catalogue = Catalogue(rec)
                     self.explainer = Explainer(rec, self.catalogue)
@@ -534,11 +534,10 @@ def _blank(value: object) -> bool:
 def _check_year(year: float | str | None) -> int | None:
     """A whole year from 1000 to ten years ahead (a number, or text that reads as one);
     blank means unknown."""
-    if year is None or (isinstance(year, str) and not year.strip()):
+    blank = isinstance(year, str) and not year.strip()
+    if year is None or blank or (isinstance(year, float) and math.isnan(year)):
         return None
     value = as_number(year)
-    if isinstance(year, float) and math.isnan(year):
-        return None
     latest = datetime.date.today().year + 10
     if not math.isfinite(value) or value != int(value) or not 1000 <= value <= latest:
         raise DataValidationError(

@@ -875,10 +875,8 @@ class HybridRecommender:
         if not new_items:
             return scores, ids
         fresh = self.counts_ == 0
-        if allowed is not None:
+        if allowed is not None:  # _allowed leaves out removed items; None: nothing removed
             fresh &= allowed
-        elif self.removed_.any():
-            fresh &= ~self.removed_
         if not fresh.any():
             return scores, ids
         extra_scores, extra_ids = self.index_.search(
@@ -970,7 +968,7 @@ class HybridRecommender:
             ``user_id, item_id, score, rank``.
         """
         self._check_fitted()
-        _check_choice(unknown_users, "unknown_users", ("error", "popular", "skip"))
+        _check_choice(unknown_users, "unknown_users", UNKNOWN_USERS)
         top = _explain_ranks(explain)
         user_list = id_list(users)
         codes = self.user_ids_.lookup(user_list)
@@ -1660,7 +1658,7 @@ class HybridRecommender:
             ``output``, what was written.
         """
         self._check_fitted()
-        _check_choice(unknown_users, "unknown_users", ("error", "popular", "skip"))
+        _check_choice(unknown_users, "unknown_users", UNKNOWN_USERS)
         if users is None:
             ids = self.user_ids_.external_ids.astype(str)
         else:
@@ -2311,6 +2309,10 @@ def _check_loaded(rec: HybridRecommender, d: Path) -> None:
                 f"{d}: interactions.parquet column {col!r} runs from {int(values.min())} to "
                 f"{int(values.max())}, outside 0..{n - 1}."
             )
+
+
+UNKNOWN_USERS = ("error", "popular", "skip")
+"""What ``recommend`` / ``recommend_batch`` may do with users the model does not know."""
 
 
 def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:

@@ -913,30 +913,30 @@ def _check_form(text: str, fact_ids: Sequence[str], facts: Facts, language: str)
     return problems
 
 
-def _known_text(facts: Facts, mentions: CatalogueMentions, taste_words: str) -> str:
-    """Everything the facts, the item's title and attributes and the user's stated taste
-    say, as one lower-case string."""
+def _known_parts(
+    facts: Facts, mentions: CatalogueMentions, taste_words: str, *, shares: bool = True
+) -> list[str]:
+    """What the facts, the item's title and attributes and the user's stated taste say;
+    without ``shares``, fact values that are fractions (a content share, 0.62) are left
+    out: no fact line or draft states them as a number."""
     parts = [facts.title, taste_words]
     parts += [v for vals in facts.item_attributes.values() for v in vals]
     for f in facts.facts:
-        parts += [str(x) for x in (f.title, f.value) if x is not None]
+        fraction = isinstance(f.value, float) and not f.value.is_integer()
+        values = (f.title, f.value) if shares or not fraction else (f.title,)
+        parts += [str(x) for x in values if x is not None]
     parts += [mentions.years.get(i, "") for i in facts.allowed_items]
-    return " ".join(parts).lower()
+    return parts
+
+
+def _known_text(facts: Facts, mentions: CatalogueMentions, taste_words: str) -> str:
+    """:func:`_known_parts` as one lower-case string."""
+    return " ".join(_known_parts(facts, mentions, taste_words)).lower()
 
 
 def _known_numbers(facts: Facts, mentions: CatalogueMentions, taste_words: str) -> set[str]:
-    """The whole numbers the facts state: in titles, values, counts and years. A share
-    (0.62) gives none: no fact line or draft states it as a number."""
-    parts = [facts.title, taste_words]
-    parts += [v for vals in facts.item_attributes.values() for v in vals]
-    for f in facts.facts:
-        if f.title:
-            parts.append(f.title)
-        if isinstance(f.value, float) and not f.value.is_integer():
-            continue
-        if f.value is not None:
-            parts.append(str(f.value))
-    parts += [mentions.years.get(i, "") for i in facts.allowed_items]
+    """The whole numbers the facts state: in titles, values, counts and years."""
+    parts = _known_parts(facts, mentions, taste_words, shares=False)
     return set(re.findall(r"\d+", " ".join(parts)))
 
 
