@@ -33,10 +33,10 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,8 @@ _META_KEY = b"hybrid_rec"
 _SHARD_NAME = re.compile(r"^(\d{6,})\.npy$")
 _ID, _HASH, _SHARD, _ROW = Columns.item, "text_sha256", "shard", "row"
 _DTYPE = np.dtype(np.float32)
+_READ_RETRIES = 5
+_T = TypeVar("_T")
 
 
 def library_version() -> str:
@@ -192,6 +194,7 @@ class EmbeddingStore:
         """Seconds a write waits for another writer's lock before it is refused."""
         self._manifest = _empty_manifest()
         self._shards = _Shards()
+        self._stamp: tuple[int, int, int] | None = None
         self._load_manifest()
 
     # ------------------------------------------------------------------ opening
@@ -356,6 +359,9 @@ class EmbeddingStore:
             A shard file is missing, truncated or corrupt (named in the message).
         """
         ids = _id_index([item_ids] if isinstance(item_ids, str) else list(item_ids))
+        return self._reading(lambda: self._get(ids))
+
+    def _get(self, ids: pd.Index) -> np.ndarray:
         position = self._manifest.index.get_indexer(ids)
         if (position < 0).any():
             unknown = ids[position < 0]
@@ -389,12 +395,15 @@ class EmbeddingStore:
             raise DataValidationError(
                 f"find() got {len(ids)} ids but {len(texts)} texts.", source=str(self.directory)
             )
-        position = self._manifest.index.get_indexer(ids)
-        found = position >= 0
-        stored = self._manifest[_HASH].to_numpy()[position[found]]
-        wanted = [text_hash(t, self.encoder_name) for t, f in zip(texts, found, strict=True) if f]
-        found[found] = stored == np.asarray(wanted, dtype=object)
-        return found, self.get(ids[found])
+        hashes = np.asarray([text_hash(t, self.encoder_name) for t in texts], dtype=object)
+
+        def find() -> tuple[np.ndarray, np.ndarray]:
+            position = self._manifest.index.get_indexer(ids)
+            found = position >= 0
+            found[found] = self._manifest[_HASH].to_numpy()[position[found]] == hashes[found]
+            return found, self._get(ids[found])
+
+        return self._reading(find)
 
     def get_all(self) -> tuple[pd.Index, np.ndarray]:
         """Every id and its vector, in :attr:`ids` order."""
@@ -420,27 +429,37 @@ class EmbeddingStore:
         EmbeddingStoreError
             A shard is bad and ``repair`` is False.
         """
-        bad: list[int] = []
-        for shard in sorted(self._shards.rows):
-            try:
-                self._read_shard(shard)
-            except EmbeddingStoreError as exc:
-                if not repair:
-                    raise
-                log.warning("%s", exc)
-                bad.append(shard)
-        if bad:
-            with _exclusive(self.directory, self.lock_wait):
+        if not repair:
+
+            def check() -> list[Path]:
+                for shard in sorted(self._shards.rows):
+                    self._read_shard(shard)
+                return []
+
+            return self._reading(check)
+        # Under the write lock, on the manifest as committed now: a repair that read an
+        # older one would drop the shards another writer committed since (and call the
+        # shards that writer compacted away "missing").
+        with _exclusive(self.directory, self.lock_wait):
+            self._load_manifest()
+            bad: list[int] = []
+            for shard in sorted(self._shards.rows):
+                try:
+                    self._read_shard(shard)
+                except EmbeddingStoreError as exc:
+                    log.warning("%s", exc)
+                    bad.append(shard)
+            if bad:
                 keep = ~self._manifest[_SHARD].isin(bad).to_numpy()
                 manifest = self._manifest[keep]
                 self._commit(manifest, self._shards.keep_only(manifest[_SHARD]))
                 self._remove_unreferenced()
-            log.warning(
-                "repair: forgot %d item(s) stored in %d bad shard(s); the next sync "
-                "re-embeds them.",
-                int((~keep).sum()),
-                len(bad),
-            )
+                log.warning(
+                    "repair: forgot %d item(s) stored in %d bad shard(s); the next sync "
+                    "re-embeds them.",
+                    int((~keep).sum()),
+                    len(bad),
+                )
         return [self._shard_path(s) for s in bad]
 
     # ------------------------------------------------------------------ writing
@@ -635,9 +654,34 @@ class EmbeddingStore:
             )
         return array
 
+    def _reading(self, read: Callable[[], _T]) -> _T:
+        """``read()``, again on the manifest committed since if it met a missing or
+        changed shard: a writer (a sync's compaction, a repair) may have replaced the
+        shards this reader's manifest names. A bad shard the current manifest still
+        names is an error."""
+        for _ in range(_READ_RETRIES):
+            try:
+                return read()
+            except EmbeddingStoreError:
+                if self._manifest_stamp() == self._stamp:
+                    raise
+                log.info("%s: the manifest changed while reading; reading again", self.directory)
+                self._load_manifest()
+        return read()
+
+    def _manifest_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.directory / MANIFEST_FILE)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def _load_manifest(self) -> None:
         path = self.directory / MANIFEST_FILE
-        if not path.exists():
+        # Taken before reading: a commit landing in between makes the stamp differ
+        # from the file read, which only costs one extra reload later.
+        self._stamp = self._manifest_stamp()
+        if self._stamp is None:
             self._manifest, self._shards = _empty_manifest(), _Shards()
             return
         try:
@@ -681,6 +725,7 @@ class EmbeddingStore:
         except OSError as exc:
             raise _write_error(path, exc, "commit the manifest", len(self)) from exc
         self._manifest, self._shards = manifest, shards
+        self._stamp = self._manifest_stamp()
 
     def _remove_unreferenced(self) -> None:
         """Delete shard and temporary files no committed manifest names."""
@@ -710,8 +755,10 @@ class EmbeddingStore:
         for chunk in _chunks(np.arange(len(ids)), shard_size):
             vectors = self.get(ids[chunk])
             shards.add(shard, len(chunk), self._write_shard(shard, vectors))
-            manifest.iloc[chunk, manifest.columns.get_loc(_SHARD)] = shard
-            manifest.iloc[chunk, manifest.columns.get_loc(_ROW)] = np.arange(len(chunk))
+            manifest.iloc[chunk, manifest.columns.get_loc(_SHARD)] = np.int32(shard)
+            manifest.iloc[chunk, manifest.columns.get_loc(_ROW)] = np.arange(
+                len(chunk), dtype=np.int32
+            )
             shard += 1
         self._commit(manifest.astype({_SHARD: np.int32, _ROW: np.int32}), shards)
         self._remove_unreferenced()

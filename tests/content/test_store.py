@@ -196,6 +196,20 @@ def test_many_rewrites_are_compacted(tmp_path: Path, hashing: HashingEncoder) ->
     assert_store_matches(store, texts, hashing)
 
 
+def test_a_shrunk_catalogue_is_compacted(tmp_path: Path, hashing: HashingEncoder) -> None:
+    """Three items left of forty, one in each shard: the sync rewrites them into one."""
+    store = new_store(tmp_path / "s", hashing)
+    texts = texts_of(40)
+    store.sync(texts, hashing, shard_size=16)
+    left = texts[["i000", "i016", "i032"]]
+    assert store.sync(left, hashing, shard_size=16, prune=True).removed == 37
+    assert len(store.shard_files) == 1
+    assert sorted((tmp_path / "s" / "shards").iterdir()) == store.shard_files
+    assert np.load(store.shard_files[0]).shape == (3, hashing.dim)
+    assert_store_matches(store, left, hashing)
+    assert_store_matches(EmbeddingStore.open(tmp_path / "s"), left, hashing)
+
+
 def test_leftovers_of_a_killed_run_are_cleaned(tmp_path: Path, hashing: HashingEncoder) -> None:
     store = new_store(tmp_path / "s", hashing)
     texts = texts_of(10)
@@ -337,6 +351,65 @@ def test_repair_forgets_a_corrupt_shard_and_sync_re_embeds_it(
     assert spy.calls == 1
     store.verify()
     assert_store_matches(store, texts, hashing)
+
+
+def test_a_reader_follows_a_writer_that_compacted_its_shards_away(
+    filled: tuple[EmbeddingStore, pd.Series], hashing: HashingEncoder
+) -> None:
+    """A reader opened before another process compacted the store (which deletes the
+    shards the reader's manifest names) reads the new shards, not a false "missing"."""
+    store, texts = filled
+    reader = EmbeddingStore.open(store.directory)
+    old = set(reader.shard_files)
+    store.compact(shard_size=7)
+    assert not old & set(store.shard_files)
+    assert not any(path.exists() for path in old)
+    np.testing.assert_array_equal(reader.get(texts.index), hashing.encode(texts.tolist()))
+    found, vectors = EmbeddingStore.open(store.directory).find(["i003"], [texts["i003"]])
+    assert found.tolist() == [True]
+    store.compact(shard_size=11)
+    assert reader.verify() == []
+    store.compact(shard_size=13)
+    found, again = reader.find(["i003", "i004"], [texts["i003"], "changed"])
+    assert found.tolist() == [True, False]
+    np.testing.assert_array_equal(again, vectors)
+
+
+def test_repair_works_on_the_manifest_committed_now(
+    filled: tuple[EmbeddingStore, pd.Series], hashing: HashingEncoder
+) -> None:
+    """A repair from a handle opened before another writer's sync keeps that sync's
+    items: it must not commit its own stale manifest minus the bad shard."""
+    store, texts = filled
+    stale = EmbeddingStore.open(store.directory)
+    later = pd.concat([texts, pd.Series({"new01": "a brand new item"})])
+    store.sync(later, hashing, shard_size=10)
+    bad = store.shard_files[0]
+    bad.write_bytes(b"\x93NUMPY garbage")
+    assert stale.verify(repair=True) == [bad]
+    reopened = EmbeddingStore.open(store.directory)
+    assert "new01" in reopened and "new01" in stale
+    assert len(reopened) == len(later) - 10
+    reopened.verify()
+
+
+def test_a_bad_shard_is_still_an_error_for_a_reader_whose_manifest_is_current(
+    filled: tuple[EmbeddingStore, pd.Series], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = filled
+    loads = 0
+    real = EmbeddingStore._load_manifest
+
+    def counted(self: EmbeddingStore) -> None:
+        nonlocal loads
+        loads += 1
+        real(self)
+
+    monkeypatch.setattr(EmbeddingStore, "_load_manifest", counted)
+    store.shard_files[0].unlink()
+    with pytest.raises(EmbeddingStoreError, match="missing"):
+        store.get(["i000"])
+    assert loads == 0  # no pointless re-reading of an unchanged manifest
 
 
 def test_an_unreadable_manifest_is_named(filled: tuple[EmbeddingStore, pd.Series]) -> None:
