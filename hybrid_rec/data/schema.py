@@ -266,9 +266,9 @@ def _timestamps(frame: pd.DataFrame, source: str, unit: str) -> np.ndarray:
             raise DataValidationError(
                 "timestamp is not finite.", source=source, column=C.timestamp, rows=rows
             )
-        in_ms = values if unit == "s" else values / 1000.0  # out of range in any unit: say so
-        _check_time_range(np.where(np.abs(values) > MS_ABOVE, in_ms, values), raw, source, "time")
         big = np.abs(values) > MS_ABOVE
+        if unit == "auto":  # out of range in either unit: say so before any talk of mixing
+            _check_time_range(np.where(big, values / 1000.0, values), raw, source, "time")
         if unit == "auto" and big.any() and not big.all():
             rows = np.flatnonzero(big if big.sum() <= len(big) / 2 else ~big)
             raise DataValidationError(

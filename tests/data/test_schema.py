@@ -157,6 +157,22 @@ def test_timestamps_out_of_range_or_of_mixed_units_are_refused() -> None:
     assert as_ms["timestamp"].tolist() == [1_700_000_000, 1_700_000_000]
 
 
+def test_an_explicit_unit_reads_every_time_in_it() -> None:
+    """With timestamp_unit = "ms", 5e10 is a millisecond count (1971), not 5e10
+    seconds (year 3554); the guess for "auto" does not apply."""
+    base = {"user_id": ["u", "v"], "item_id": ["a", "b"]}
+    early = pd.DataFrame({**base, "timestamp": [5e10, 1.7e12]})
+    as_ms = validate_interactions(early, config=DataConfig(timestamp_unit="ms"))
+    assert as_ms["timestamp"].tolist() == [50_000_000, 1_700_000_000]
+    with pytest.raises(DataValidationError, match="as a unix time is not between"):
+        validate_interactions(early)  # auto: 5e10 is below 1e11, so seconds
+    with pytest.raises(DataValidationError, match="millisecond count is not between"):
+        validate_interactions(
+            pd.DataFrame({**base, "timestamp": [1.7e12, 1e30]}),
+            config=DataConfig(timestamp_unit="ms"),
+        )
+
+
 def test_unparseable_timestamp() -> None:
     frame = pd.DataFrame(
         {"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": ["2024-01-01", "yesterday"]}
