@@ -5,17 +5,21 @@ result rows with a function it is given, and writes them as it goes, so memory
 holds one chunk (its input rows, its scores, its results) whatever the size of
 the input. Writing to ``PATH`` keeps the job's progress beside it::
 
-    PATH.partial/state.json            job parameters, chunk size, the input's
-                                       sha256 and row count
-    PATH.partial/chunk-000000.parquet  one file per finished chunk, written atomically
+    PATH.partial/state.json                     job parameters, chunk size, the
+                                                input's sha256 and row count
+    PATH.partial/chunk-000000-SHA.parquet       one file per finished chunk, written
+                                                atomically; SHA is the first 16 hex
+                                                digits of the file's sha256
 
-A rerun after a crash finds the finished chunks and computes only the rest; a
+A rerun after a crash finds the finished chunks and computes only the rest (a
+chunk whose bytes no longer match the sha256 in its name is computed again); a
 rerun with another input or other parameters is refused (``overwrite=True``
 discards the partial state instead). When every chunk is done they are combined
 in order into ``PATH`` (a temporary file renamed over it) and ``PATH.partial``
 is removed, so ``PATH`` only ever exists complete and a resumed run writes the
-same file as an uninterrupted one. Two jobs must not write the same ``PATH`` at
-the same time.
+same file as an uninterrupted one. A job holds ``.PATH.lock`` while it runs, so
+two jobs cannot write the same ``PATH`` at once, and it deletes the temporary
+``.PATH.*.tmp`` files a killed job left.
 
 This module knows nothing of models: :mod:`hybrid_rec.recommender` gives it the
 function applied to each chunk. :class:`TopK` is the scoring kernel those
@@ -29,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +53,7 @@ from hybrid_rec.content.encoders import progress_enabled, sha256_file
 from hybrid_rec.data.columns import Columns
 from hybrid_rec.data.io import (
     atomic_path,
+    atomic_write_bytes,
     atomic_write_json,
     exclusive_lock,
     iter_table,
@@ -70,8 +76,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+"""2: chunk files carry their sha256 in their name."""
 PARQUET_SUFFIXES = (".parquet", ".pq")
+_DIGEST_CHARS = 16
+_CHUNK_NAME = re.compile(rf"^chunk-(\d{{6,}})-([0-9a-f]{{{_DIGEST_CHARS}}})\.parquet$")
 ChunkFn = Callable[[pd.DataFrame, int], "pd.DataFrame | pa.Table"]
 """``(chunk, first_row) -> result rows``; ``first_row`` is the chunk's offset in the input."""
 
@@ -340,9 +349,12 @@ def _write_parquet(
         "input": {"rows": n_rows, "sha256": table.sha256()},
         "params": params,
     }
+    _remove_temporary(out.parent, f".{out.name}.")  # a killed combine's; we hold the lock
     partial = _open_partial(partial_dir(out), state, overwrite=overwrite, resume=resume)
+    _remove_temporary(partial, ".chunk-")
     n_chunks = -(-n_rows // chunk_size)
-    done = {n for n in range(n_chunks) if _chunk_path(partial, n).is_file()}
+    finished = _finished_chunks(partial, n_chunks)
+    done = set(finished)
     if done:
         log.info("resuming %s: %d of %d chunks already done", out, len(done), n_chunks)
     chunks = _progress(table.chunks(chunk_size), table, chunk_size, desc, show_progress, done)
@@ -358,10 +370,10 @@ def _write_parquet(
                 result = pa.Table.from_pandas(result, schema=schema, preserve_index=False)
             if pending is not None:
                 pending.result()
-            pending = writer.submit(_write_chunk, result.cast(schema), _chunk_path(partial, n))
+            pending = writer.submit(_write_chunk, result.cast(schema), partial, n, finished)
         if pending is not None:
             pending.result()
-    rows = _combine(partial, n_chunks, out, schema)
+    rows = _combine(finished, n_chunks, out, schema)
     shutil.rmtree(partial, ignore_errors=True)
     log.info("wrote %d rows to %s (%d chunks, %d resumed)", rows, out, n_chunks, len(done))
     return BatchReport(out, rows, n_chunks, len(done), skipped, time.perf_counter() - started)
@@ -443,34 +455,86 @@ def _differences(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     if changed:
         parts.append(f"other parameters ({'; '.join(changed)})")
     if old.get("format") != new["format"]:
-        parts.append(f"state format {old.get('format')!r}")
+        parts.append(
+            f"state format {old.get('format')!r} (another hybrid_rec version wrote it; "
+            "it cannot be resumed)"
+        )
     return " and ".join(parts) or "a different state"
 
 
-def _write_chunk(result: pa.Table, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(result, tmp)
+def _write_chunk(result: pa.Table, partial: Path, n: int, finished: dict[int, Path]) -> None:
+    """Write chunk ``n`` as ``chunk-NNNNNN-SHA.parquet`` (atomically) and note it."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(result, sink)
+    data = sink.getvalue().to_pybytes()
+    path = partial / f"chunk-{n:06d}-{_digest(data)}.parquet"
+    atomic_write_bytes(path, data)
+    finished[n] = path
 
 
-def _chunk_path(partial: Path, n: int) -> Path:
-    return partial / f"chunk-{n:06d}.parquet"
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:_DIGEST_CHARS]
 
 
-def _combine(partial: Path, n_chunks: int, out: Path, schema: pa.Schema) -> int:
-    """Concatenate the chunk files, in order, into ``out`` (atomically); returns the rows."""
+def _finished_chunks(partial: Path, n_chunks: int) -> dict[int, Path]:
+    """The chunk files of this run whose bytes match the sha256 in their name; any other
+    chunk file (changed since it was written, or of a chunk this run does not have) is
+    deleted, with a warning, and that chunk computed again."""
+    finished: dict[int, Path] = {}
+    for path in sorted(partial.glob("chunk-*")):
+        match = _CHUNK_NAME.match(path.name)
+        n = int(match.group(1)) if match else -1
+        if match and n < n_chunks and n not in finished and _intact(path, match.group(2)):
+            finished[n] = path
+            continue
+        log.warning(
+            "%s: not a finished chunk of this run (changed since it was written, "
+            "or misnamed); deleting it and computing the chunk again",
+            path,
+        )
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return finished
+
+
+def _intact(path: Path, digest: str) -> bool:
+    try:
+        return _digest(path.read_bytes()) == digest
+    except OSError:
+        return False
+
+
+def _combine(finished: dict[int, Path], n_chunks: int, out: Path, schema: pa.Schema) -> int:
+    """Concatenate the chunk files, in order, into ``out`` (atomically); returns the rows.
+    Each chunk's bytes are checked against the sha256 in its name once more."""
     rows = 0
     with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for n in range(n_chunks):
+            path = finished[n]
             try:
-                part = pq.read_table(_chunk_path(partial, n), schema=schema)
+                data = path.read_bytes()
+                if _digest(data) != path.name.rsplit("-", 1)[1].removesuffix(".parquet"):
+                    raise OSError("its bytes changed since it was written (sha256 mismatch)")
+                part = pq.read_table(pa.BufferReader(data), schema=schema)
             except (pa.ArrowInvalid, OSError) as exc:
                 raise BatchOutputError(
-                    f"{_chunk_path(partial, n)}: unreadable chunk ({exc}). Delete it and run "
-                    "again to recompute it."
+                    f"{path}: unreadable chunk ({exc}). Run again to recompute it."
                 ) from None
             writer.write_table(part)
             rows += part.num_rows
     return rows
+
+
+def _remove_temporary(folder: Path, prefix: str) -> None:
+    """Delete ``PREFIX*.tmp`` files in ``folder``: temporary files of a killed job on the
+    output whose lock the caller holds."""
+    if not folder.is_dir():
+        return
+    for stale in folder.glob(f"{prefix}*.tmp"):
+        if stale.is_file():
+            log.info("%s: removing a temporary file a killed run left", stale)
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
 
 def _progress(

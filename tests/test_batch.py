@@ -182,6 +182,48 @@ def test_a_run_killed_before_its_state_was_written_starts_again(tmp_path: Path) 
         _run(InputTable(_items(8)), out)
 
 
+def test_a_finished_chunk_changed_since_it_was_written_is_computed_again(
+    tmp_path: Path,
+) -> None:
+    """A chunk file replaced by other (valid) Parquet bytes used to be combined as if it
+    were the chunk: its sha256 is in its name now, and a mismatch is recomputed."""
+    out, calls = tmp_path / "s.parquet", []
+    with pytest.raises(RuntimeError):
+        _run(InputTable(_items(12)), out, process=_process(fail_at=8))
+    first, second = sorted(partial_dir(out).glob("chunk-*.parquet"))
+    second.write_bytes(first.read_bytes())
+    report = _run(InputTable(_items(12)), out, process=_process(calls=calls))
+    assert calls == [4, 8] and report.resumed == 1
+    reference = _run(InputTable(_items(12)), tmp_path / "ref.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(tmp_path / "ref.parquet"))
+    assert reference.rows == 36
+
+
+def test_temporary_files_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+    out = tmp_path / "s.parquet"
+    with pytest.raises(RuntimeError):
+        _run(InputTable(_items(12)), out, process=_process(fail_at=8))
+    combine = tmp_path / ".s.parquet.k1ll3d.tmp"  # killed while combining the chunks
+    chunk = partial_dir(out) / ".chunk-000002-x.parquet.k1ll3d.tmp"  # killed mid-chunk
+    other = tmp_path / ".t.parquet.k1ll3d.tmp"  # another output's: not ours to remove
+    for path in (combine, chunk, other):
+        path.write_bytes(b"half")
+    report = _run(InputTable(_items(12)), out)
+    assert report.resumed == 2 and report.rows == 36
+    assert not combine.exists() and not chunk.exists() and other.exists()
+
+
+def test_an_unfinished_run_of_an_older_state_format_is_explained(tmp_path: Path) -> None:
+    out = tmp_path / "s.parquet"
+    with pytest.raises(RuntimeError):
+        _run(InputTable(_items(12)), out, process=_process(fail_at=8))
+    state_file = partial_dir(out) / "state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "format": 1}))
+    with pytest.raises(BatchOutputError, match=r"state format 1 \(another hybrid_rec version"):
+        _run(InputTable(_items(12)), out)
+
+
 def test_no_resume_starts_afresh(tmp_path: Path) -> None:
     out, calls = tmp_path / "s.parquet", []
     with pytest.raises(RuntimeError):
