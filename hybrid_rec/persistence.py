@@ -6,8 +6,10 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ __all__ = [
     "read_manifest",
     "recover_interrupted_save",
     "sha256_file",
+    "sweep_interrupted_saves",
     "write_manifest",
 ]
 
@@ -38,6 +41,8 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 LIBRARY = "hybrid_rec"
 _SHOWN = 5  # at most this many file names are quoted in a message
+STALE_AFTER_S = 3600.0
+"""A save's temporary folder untouched this long belongs to a save that was killed."""
 
 
 @contextlib.contextmanager
@@ -56,6 +61,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     """
     dest = Path(target).resolve()
     recover_interrupted_save(dest)
+    sweep_interrupted_saves(dest)
     check_replaceable(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +119,58 @@ def recover_interrupted_save(target: str | Path) -> bool:
     shutil.rmtree(aside[-1].parent, ignore_errors=True)
     log.warning("%s: restored the model an interrupted save had moved aside", dest)
     return True
+
+
+def sweep_interrupted_saves(target: str | Path, *, older_than: float = STALE_AFTER_S) -> list[Path]:
+    """Delete the temporary folders killed saves of ``target`` left beside it, once
+    nothing in them changed for ``older_than`` seconds (a running save writes its
+    files continuously, so it is never swept): ``.NAME.XXXXXXXX.tmp`` (a new model
+    never renamed in) and ``.NAME.XXXXXXXX.old`` holding nothing or a replaced model.
+    A folder with anything else in it (a subfolder, a file the manifest does not
+    list) is kept. Run by :func:`atomic_directory` after
+    :func:`recover_interrupted_save`; returns the folders deleted."""
+    dest = Path(target)
+    if not dest.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(dest.name)}\.[A-Za-z0-9_]{{8}}\.(tmp|old)$")
+    removed = []
+    for folder in dest.parent.iterdir():
+        match = pattern.match(folder.name)
+        if not match or folder.is_symlink() or not folder.is_dir():
+            continue
+        with contextlib.suppress(OSError):
+            if time.time() - _newest_change(folder) < older_than:
+                continue
+            if not _only_written_by_a_save(folder, dest.name, old=match.group(1) == "old"):
+                continue
+            shutil.rmtree(folder)
+            removed.append(folder)
+            log.warning("%s: removed the temporary folder of a save that was killed", folder)
+    return removed
+
+
+def _newest_change(folder: Path) -> float:
+    paths = [folder, *folder.iterdir()]
+    paths += [
+        p for sub in paths[1:] if sub.is_dir() and not sub.is_symlink() for p in sub.iterdir()
+    ]
+    return max(p.lstat().st_mtime for p in paths)
+
+
+def _only_written_by_a_save(folder: Path, name: str, *, old: bool) -> bool:
+    entries = list(folder.iterdir())
+    if old:  # .old holds the replaced model directory NAME, or nothing
+        if any(e.name != name for e in entries):
+            return False
+        if not entries:
+            return True
+        try:
+            check_replaceable(entries[0])
+        except ModelFileError:
+            return False
+        return True
+    # .tmp holds the new model's plain files, its manifest maybe not yet written
+    return all(e.is_file() and not e.is_symlink() for e in entries)
 
 
 def model_lock(

@@ -4,6 +4,9 @@ every file it opens against a well-formed manifest."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -138,6 +141,42 @@ def test_a_model_left_aside_by_a_killed_save_is_put_back(tmp_path: Path) -> None
     (aside / "m").mkdir(parents=True)  # an unfinished folder without a manifest: left alone
     d.rename(tmp_path / "elsewhere")
     assert not persistence.recover_interrupted_save(d) and not d.exists()
+
+
+def _age(folder: Path, seconds: float) -> None:
+    """Set the times of ``folder`` and everything in it ``seconds`` into the past."""
+    when = time.time() - seconds
+    for path in [*folder.rglob("*"), folder]:
+        os.utime(path, (when, when))
+
+
+def test_temporary_folders_of_killed_saves_are_swept_once_stale(tmp_path: Path) -> None:
+    """A save killed while writing left ``.m.XXXXXXXX.tmp`` (a model's worth of disk)
+    forever; the next save deletes such leftovers once untouched for an hour, and only
+    those holding nothing but what a save writes."""
+    d = _save_fake_model(tmp_path / "m", b"old")
+    killed = tmp_path / ".m.k1ll3d00.tmp"  # a new model, killed mid-write
+    killed.mkdir()
+    (killed / "weights.bin").write_bytes(b"half")
+    replaced = tmp_path / ".m.r3plac3d.old"  # killed after the new model went in
+    shutil.copytree(d, replaced / "m")
+    empty = tmp_path / ".m.3mpty000.old"  # killed before the old model went aside
+    empty.mkdir()
+    running = tmp_path / ".m.runn1ng0.tmp"  # another save, still writing
+    running.mkdir()
+    (running / "weights.bin").write_bytes(b"fresh")
+    mine = tmp_path / ".m.m1ne0000.old"  # a user's file in it: not ours to delete
+    shutil.copytree(d, mine / "m")
+    (mine / "m" / "notes.txt").write_text("mine")
+    other = tmp_path / ".m.x.0th3r000.tmp"  # model "m.x"'s folder, not model "m"'s
+    other.mkdir()
+    for folder in (killed, replaced, empty, mine, other):
+        _age(folder, 2 * persistence.STALE_AFTER_S)
+    _save_fake_model(d, b"new")
+    assert (d / "weights.bin").read_bytes() == b"new"
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["m", running.name, mine.name, other.name])
+    assert (mine / "m" / "notes.txt").read_text() == "mine"
 
 
 def test_a_saved_model_with_the_users_files_added_is_not_replaced(tmp_path: Path) -> None:
