@@ -294,6 +294,33 @@ def test_partial_fit_moves_user_toward_new_feedback(
     assert share(rec.recommend(["brand-new"], k=10)) > 0.6
 
 
+def test_partial_fit_of_a_re_sent_file_counts_its_events_once(
+    clustered: Dataset, fresh: Callable[[], HybridRecommender], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A nightly job retried after a crash sends the same feedback again: events with the
+    same user, item, event type and timestamp are skipped, so nothing weighs double."""
+    rec = fresh()
+    user = _cluster_users(clustered, 0)[0]
+    t0 = int(clustered.interactions["timestamp"].max()) + 10
+    items = clustered.items["item_id"].iloc[:5].tolist()
+    feedback = pd.DataFrame(
+        {"user_id": user, "item_id": items, "event": "purchase", "timestamp": np.arange(t0, t0 + 5)}
+    )
+    rec.partial_fit(feedback)
+    once = rec.recommend([user], k=10)
+    caplog.clear()
+    rec.partial_fit(pd.concat([feedback, feedback.assign(timestamp=t0 + 9).head(1)]))
+    assert "5 interaction(s) already in the model were skipped" in caplog.text
+    later = rec.recommend([user], k=10)
+    assert later["item_id"].tolist() != once["item_id"].tolist() or not np.allclose(
+        later["score"], once["score"]
+    )  # the one new event counts ...
+    fresh_rec = fresh()
+    fresh_rec.partial_fit(feedback)
+    fresh_rec.partial_fit(feedback.assign(timestamp=t0 + 9).head(1))
+    pd.testing.assert_frame_equal(later, fresh_rec.recommend([user], k=10))  # ... once
+
+
 def test_partial_fit_folds_feedback_into_a_cold_item(clustered: Dataset, small_config: Any) -> None:
     rec = HybridRecommender(small_config(), encoder=HashingEncoder(256)).fit(
         clustered.interactions, clustered.items, show_progress=False
