@@ -97,7 +97,7 @@ def _comparison_text(text: str, column: str) -> tuple[str, str] | None:
 
 def _one(col: pd.Series, cond: Any, column: str) -> np.ndarray:
     if callable(cond):
-        return np.asarray(cond(col), dtype=bool)
+        return _bools(cond(col))  # a nullable column's missing cells: False, not an error
     if isinstance(cond, str):  # "<20" is a comparison; "<3 Love" stays a value
         cond = _comparison_text(cond, column) or cond
     op_first = isinstance(cond, tuple) and cond and isinstance(cond[0], str)

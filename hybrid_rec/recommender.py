@@ -1267,7 +1267,7 @@ class HybridRecommender:
         merged = self.items_.iloc[codes].reset_index(drop=True)
         typed = self._typed_like_items(frame)
         for col in frame.columns.drop(C.item):
-            merged[col] = typed[col].to_numpy()
+            merged[col] = typed[col].set_axis(merged.index)  # keeps Int64 (.to_numpy: floats)
         return codes, merged
 
     def _typed_like_items(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -1285,6 +1285,7 @@ class HybridRecommender:
             ours, new = self.items_[col], frame[col]
             if pd.api.types.is_numeric_dtype(ours) and not pd.api.types.is_bool_dtype(ours):
                 if pd.api.types.is_numeric_dtype(new):
+                    out[col] = _cast_like(new, ours.dtype)
                     continue
                 text = new.astype("string").str.strip()
                 parsed = pd.to_numeric(text.where(text != ""), errors="coerce")
@@ -1298,10 +1299,7 @@ class HybridRecommender:
                         rows=np.flatnonzero(bad.to_numpy()),
                         fix=f"give {col} as a number, or leave the cell empty.",
                     )
-                try:  # keep the column's own type (a year stays Int64) where values fit it
-                    out[col] = parsed.astype(ours.dtype)
-                except (TypeError, ValueError):
-                    out[col] = parsed.astype("float64")
+                out[col] = _cast_like(parsed, ours.dtype)
             elif pd.api.types.is_numeric_dtype(new) and not pd.api.types.is_bool_dtype(new):
                 out[col] = pd.Series(
                     [None if t == "" else t for t in _comparable(new)],
@@ -1666,7 +1664,8 @@ class HybridRecommender:
         unknown = ids[self.user_ids_.lookup(list(ids)) < 0]
         if len(unknown) and unknown_users == "error":
             raise UnknownIdError(
-                f"{len(unknown)} unknown user(s), e.g. {', '.join(map(repr, unknown[:5]))}. Pass "
+                f"{len(unknown)} unknown user(s), e.g. "
+                f"{', '.join(map(repr, unknown[:5].tolist()))}. Pass "
                 "unknown_users='skip' to leave them out or 'popular' to give them popular items."
             )
         if not len(ids) and output is None:
@@ -2386,6 +2385,21 @@ def _load_attributes(path: Path, manifest: dict[str, Any]) -> AttributeFeatures:
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: cannot read ({exc}).") from None
     return AttributeFeatures.from_dict(data, source=str(path))
+
+
+def _cast_like(values: pd.Series, dtype: Any) -> pd.Series:
+    """Numbers joining a numeric catalogue column, in the column's own type where every
+    value fits it exactly (a year stays Int64, 2020.0 becomes 2020), else as float64:
+    3.7 joining an integer column is not cut to 3."""
+    if values.dtype == dtype:
+        return values
+    try:
+        cast = values.astype(dtype)
+    except (TypeError, ValueError, OverflowError):  # NaN into int64, 3.7 into Int64
+        return values.astype("float64")
+    wanted, got = values.astype("float64"), cast.astype("float64")
+    same = (wanted == got) | (wanted.isna() & got.isna())
+    return cast if bool(same.all()) else values.astype("float64")
 
 
 def _ratings(inter: pd.DataFrame) -> np.ndarray:

@@ -177,7 +177,7 @@ def test_recommend_batch_equals_recommend(
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "r.parquet"), expected)
     everyone = fitted.recommend_batch(k=2, chunk_size=100)
     assert everyone["user_id"].nunique() == len(fitted.user_ids_)
-    with pytest.raises(UnknownIdError, match="1 unknown user"):
+    with pytest.raises(UnknownIdError, match=r"1 unknown user\(s\), e\.g\. 'nobody'\. Pass"):
         fitted.recommend_batch([*users, "nobody"], 3)
     skipped = fitted.recommend_batch(
         [*users, "nobody"], 3, unknown_users="skip", output=tmp_path / "s.parquet"

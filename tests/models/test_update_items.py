@@ -168,6 +168,31 @@ def test_a_whole_number_column_keeps_its_type(fresh: Callable[[], HybridRecommen
     assert rec.items_["year"].dtype == "Int64" and rec.items_.iloc[1]["year"] == 2001
 
 
+def test_numbers_of_another_dtype_keep_the_columns_type_unless_they_do_not_fit(
+    fresh: Callable[[], HybridRecommender],
+) -> None:
+    """An Int64 year became Float64 for the whole catalogue (so titles read "(1995.0)")
+    when an update or an add brought a blank year, or years as floats (JSON lines);
+    and 3.7 joining an int64 stock was cut to 3."""
+    rec = fresh()
+    rec.items_["year"] = pd.array(np.arange(len(rec.items_)) + 1900, dtype="Int64")
+    rec.items_["stock"] = np.arange(len(rec.items_), dtype=np.int64)
+    first, second = (str(i) for i in rec.item_ids_.external_ids[:2])
+    rec.update_items(
+        pd.DataFrame({"item_id": [first, second], "year": pd.array([1996, None], dtype="Int64")})
+    )
+    rec.add_items(
+        pd.DataFrame({"item_id": ["n1", "n2"], "title": ["Orbit", "Drift"], "year": [2020.0, None]})
+    )
+    assert rec.items_["year"].dtype == "Int64"
+    assert rec.items_["year"].iloc[[0, 1, -2]].tolist() == [1996, pd.NA, 2020]
+    assert rec.items_["year"].iloc[-1] is pd.NA
+    rec.update_items(pd.DataFrame({"item_id": [first], "stock": ["3.7"]}))
+    assert rec.items_["stock"].iloc[0] == pytest.approx(3.7)
+    rec.update_items(pd.DataFrame({"item_id": [second], "stock": [2.5]}))
+    assert rec.items_["stock"].iloc[1] == pytest.approx(2.5)
+
+
 def test_a_change_to_the_catalogue_alone_changes_the_fingerprint(
     clustered: Dataset, small_config: Callable[..., RecommenderConfig], tmp_path: Path
 ) -> None:
