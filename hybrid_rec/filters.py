@@ -125,6 +125,9 @@ def _one(col: pd.Series, cond: Any, column: str) -> np.ndarray:
             if cond
             else np.zeros(len(col), dtype=bool)
         )
+    numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+    if isinstance(cond, str) and numeric and _as_number(cond) is not None:
+        return _compare(col, "==", cond, column)  # {"price": "9.99"}: the number 9.99
     if isinstance(cond, str):
         target = cond.strip().lower()
         return np.fromiter((_contains(v, target) for v in col), dtype=bool, count=len(col))

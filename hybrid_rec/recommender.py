@@ -1300,6 +1300,8 @@ class HybridRecommender:
                         fix=f"give {col} as a number, or leave the cell empty.",
                     )
                 out[col] = _cast_like(parsed, ours.dtype)
+            elif pd.api.types.is_datetime64_any_dtype(ours):
+                out[col] = _as_dates_like(new, ours.dtype, col, frame.attrs.get("source", "items"))
             elif pd.api.types.is_numeric_dtype(new) and not pd.api.types.is_bool_dtype(new):
                 out[col] = pd.Series(
                     [None if t == "" else t for t in _comparable(new)],
@@ -2400,6 +2402,33 @@ def _cast_like(values: pd.Series, dtype: Any) -> pd.Series:
     wanted, got = values.astype("float64"), cast.astype("float64")
     same = (wanted == got) | (wanted.isna() & got.isna())
     return cast if bool(same.all()) else values.astype("float64")
+
+
+def _as_dates_like(values: pd.Series, dtype: Any, column: str, source: str) -> pd.Series:
+    """Dates joining a date column of the catalogue (a CSV gives them as text): as
+    that column's type, so that date filters keep comparing times, not strings."""
+    zone = getattr(dtype, "tz", None)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = pd.to_datetime(values, utc=zone is not None)
+    else:
+        text = values.astype("string").str.strip()
+        text = text.where(text != "")
+        parsed = pd.to_datetime(text, errors="coerce", utc=zone is not None, format="mixed")
+        bad = text.notna() & parsed.isna()
+        if bad.any():
+            raise DataValidationError(
+                f"{column} holds dates in this catalogue, but got "
+                f"{', '.join(map(repr, values[bad].tolist()[:3]))}.",
+                source=source,
+                column=column,
+                rows=np.flatnonzero(bad.to_numpy()),
+                fix=f"give {column} as a date such as 2024-05-01, or leave the cell empty.",
+            )
+    if zone is not None:
+        parsed = parsed.dt.tz_convert(zone)
+    elif getattr(parsed.dtype, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert(None)
+    return parsed.astype(dtype)
 
 
 def _ratings(inter: pd.DataFrame) -> np.ndarray:

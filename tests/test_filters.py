@@ -98,6 +98,8 @@ def test_numeric_equality_on_a_nullable_integer_column() -> None:
     assert _picked(items, {"year": 1990}) == ["a"]
     assert _picked(items, {"year": ">1991"}) == ["c"]
     assert _picked(items, {"year": lambda s: s >= 1990}) == ["a", "c"]  # was a ValueError
+    assert _picked(items, {"year": "1995"}) == ["c"]  # a number as text: matched none
+    assert _picked(_items(), {"price": ["20", 5.5]}) == ["a", "e"]
 
 
 @pytest.mark.parametrize(

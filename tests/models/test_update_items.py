@@ -193,6 +193,32 @@ def test_numbers_of_another_dtype_keep_the_columns_type_unless_they_do_not_fit(
     assert rec.items_["stock"].iloc[1] == pytest.approx(2.5)
 
 
+def test_dates_given_as_text_join_a_date_column_as_dates(
+    fresh: Callable[[], HybridRecommender], tmp_path: Path
+) -> None:
+    """A date column updated from a CSV became text (object, then str after a save), so
+    date filters compared strings or refused the column."""
+    rec = fresh()
+    rec.items_["released"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(
+        np.arange(len(rec.items_)), unit="D"
+    )
+    dtype = rec.items_["released"].dtype
+    first, second = (str(i) for i in rec.item_ids_.external_ids[:2])
+    rec.update_items(pd.DataFrame({"item_id": [first, second], "released": ["2031-05-01", " "]}))
+    rec.add_items(pd.DataFrame({"item_id": ["n1"], "title": ["Orbit"], "released": ["2032-01-02"]}))
+    back = HybridRecommender.load(rec.save(tmp_path / "m"), encoder=HashingEncoder(256))
+    for model in (rec, back):
+        assert model.items_["released"].dtype == dtype
+        assert model.items_["released"].iloc[1] is pd.NaT
+        late = model.recommend(
+            ["x"], k=5, unknown_users="popular", filters={"released": (">", "2030-12-31")}
+        )
+        assert sorted(late["item_id"]) == sorted([first, "n1"])
+    with pytest.raises(DataValidationError, match="released holds dates.*'someday'"):
+        rec.update_items(pd.DataFrame({"item_id": [first], "released": ["someday"]}))
+    assert rec.items_["released"].iloc[0] == pd.Timestamp("2031-05-01")
+
+
 def test_a_change_to_the_catalogue_alone_changes_the_fingerprint(
     clustered: Dataset, small_config: Callable[..., RecommenderConfig], tmp_path: Path
 ) -> None:
