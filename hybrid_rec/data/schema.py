@@ -190,6 +190,8 @@ def normalize_ids(values: pd.Series, *, source: str, column: str) -> pd.Series:
             out = pd.Series([id_text(v) for v in arr], index=values.index)
         else:
             out = pd.Series(arr.astype(np.int64).astype(str), index=values.index)
+    elif pd.api.types.is_unsigned_integer_dtype(values.dtype):
+        out = values.astype(str)  # uint64 ids past 2**63 wrapped to negatives via int64
     elif pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         out = values.astype(np.int64).astype(str)
     elif pd.api.types.infer_dtype(values, skipna=False) == "string":  # already strings

@@ -23,6 +23,14 @@ def test_numeric_ids_become_strings_and_caller_frame_untouched() -> None:
     pd.testing.assert_frame_equal(raw, before)
 
 
+def test_unsigned_ids_past_2_to_the_63_keep_their_value() -> None:
+    """uint64 ids (hashes) went through int64 and wrapped to negative numbers."""
+    raw = pd.DataFrame(
+        {"user_id": np.array([2**64 - 1, 5], dtype=np.uint64), "item_id": ["a", "b"]}
+    )
+    assert validate_interactions(raw)["user_id"].tolist() == ["18446744073709551615", "5"]
+
+
 def test_event_weights_follow_config_order() -> None:
     raw = pd.DataFrame(
         {"user_id": ["u"] * 3, "item_id": ["a", "b", "c"], "event": ["view", "Click", "purchase"]}
