@@ -1730,7 +1730,11 @@ class HybridRecommender:
         for name, tensor in sorted(self.model_.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().numpy().tobytes())
-        arrays = [self.item_vectors_, self.item_taste_, self.counts_, self.removed_, self.unlisted_]
+        # the content vectors and the taste model, not the item tastes they give: a load
+        # computes those for all items at once, add_items for the new rows, and the last
+        # bits of a matrix product depend on how many rows it has
+        arrays = [self.item_vectors_, self.content_, self.taste_.mean, self.taste_.basis]
+        arrays += [self.counts_, self.removed_, self.unlisted_]
         arrays += [self.prior_.mean, self.prior_.coef]
         arrays += [self.neighbours_.ids, self.neighbours_.vectors]
         arrays += [self._log[col].to_numpy() for col in self._log.columns]

@@ -214,7 +214,7 @@ def test_dates_given_as_text_join_a_date_column_as_dates(
             ["x"], k=5, unknown_users="popular", filters={"released": (">", "2030-12-31")}
         )
         assert sorted(late["item_id"]) == sorted([first, "n1"])
-    with pytest.raises(DataValidationError, match="released holds dates.*'someday'"):
+    with pytest.raises(DataValidationError, match=r"released holds dates.*'someday'"):
         rec.update_items(pd.DataFrame({"item_id": [first], "released": ["someday"]}))
     assert rec.items_["released"].iloc[0] == pd.Timestamp("2031-05-01")
 
@@ -231,6 +231,10 @@ def test_a_change_to_the_catalogue_alone_changes_the_fingerprint(
     before = rec._fingerprint()
     again = HybridRecommender.load(rec.save(tmp_path / "m"), encoder=HashingEncoder(256))
     assert again._fingerprint() == before  # stable through a save and a load
+    grown = HybridRecommender.load(rec.save(tmp_path / "g"), encoder=HashingEncoder(256))
+    grown.add_items(pd.DataFrame({"item_id": ["n1"], "title": ["Orbit"], "text": ["a new one"]}))
+    saved = HybridRecommender.load(grown.save(tmp_path / "g2"), encoder=HashingEncoder(256))
+    assert saved._fingerprint() == grown._fingerprint()  # a resumed batch job is not refused
     row = rec.items_.index[3]
     rec.items_.loc[row, "price"] = float(rec.items_.loc[row, "price"]) + 100  # nothing else moves
     assert rec._fingerprint() != before
