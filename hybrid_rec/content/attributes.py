@@ -208,11 +208,20 @@ def _fit_column(
             return None
         edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
         return AttributeColumn(name, "numeric", edges=tuple(float(e) for e in edges))
-    counts = Counter(v for cell in series for v in _values(cell, separator))
+    # values match whatever their case: Tea, TEA and tea are one (kept as first written)
+    spelling: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    for cell in series:
+        for value in dict.fromkeys(v.casefold() for v in _values(cell, separator)):
+            counts[value] += 1
+        for v in _values(cell, separator):
+            spelling.setdefault(v.casefold(), v)
     common = sorted((v for v, n in counts.items() if n >= MIN_COUNT), key=lambda v: (-counts[v], v))
     if len(common) < 2:
         return None
-    return AttributeColumn(name, "categorical", values=tuple(common[:MAX_VALUES]))
+    return AttributeColumn(
+        name, "categorical", values=tuple(spelling[v] for v in common[:MAX_VALUES])
+    )
 
 
 def _numbers(series: pd.Series) -> np.ndarray:
@@ -237,10 +246,12 @@ def _values(cell: object, separator: str | None) -> Iterable[str]:
 def _fill_categorical(
     block: np.ndarray, series: pd.Series, vocab: tuple[str, ...], separator: str | None
 ) -> None:
-    position = {v: n for n, v in enumerate(vocab)}
+    position: dict[str, int] = {}
+    for n, v in enumerate(vocab):
+        position.setdefault(v.casefold(), n)
     for row, cell in enumerate(series):
-        for value in _values(cell, separator):
-            col = position.get(value)
+        for value in _values(cell, separator):  # TEA is Tea; a CSV's true is True
+            col = position.get(value.casefold())
             if col is not None:
                 block[row, col] = 1.0
 

@@ -59,6 +59,30 @@ def test_rows_have_unit_blocks_and_the_configured_length() -> None:
     assert not features.transform(pd.DataFrame({"item_id": ["n"]})).any()  # columns missing
 
 
+def test_values_match_whatever_their_case() -> None:
+    """A new item's TEA / LEAFWELL, or a CSV's true beside a frame's True, got no
+    attribute features (and a lower score) because values matched case and all."""
+    items = pd.DataFrame(
+        {
+            "item_id": list("abcdef"),
+            "category": ["Tea", "tea", "Coffee", "Coffee", "TEA", "Coffee"],
+            "in_stock": [True, False, True, False, True, False],
+        }
+    )
+    features = AttributeFeatures.fit(
+        items, ContentConfig(attribute_columns=["category", "in_stock"])
+    )
+    by_name = {c.name: c for c in features.columns}
+    assert by_name["category"].values == ("Coffee", "Tea")  # one value each, as first written
+    x = features.transform(items)
+    new = pd.DataFrame(
+        {"item_id": ["n", "m"], "category": ["TEA ", "coffee"], "in_stock": ["true", "FALSE"]}
+    )
+    np.testing.assert_array_equal(features.transform(new), x[[0, 3]])
+    saved = AttributeFeatures.from_dict(features.to_dict(), source="test")  # as loaded
+    np.testing.assert_array_equal(saved.transform(new), x[[0, 3]])
+
+
 def test_numbers_fall_in_their_bucket_whatever_their_type() -> None:
     cfg = ContentConfig(attribute_columns=["year"], attribute_bins=4)
     features = AttributeFeatures.fit(CATALOGUE, cfg)
