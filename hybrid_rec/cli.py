@@ -21,7 +21,7 @@ import typer
 from pydantic import ValidationError
 
 from hybrid_rec.config import DataConfig, RecommenderConfig
-from hybrid_rec.data.columns import Columns
+from hybrid_rec.data.columns import TITLE_COLUMNS, Columns
 from hybrid_rec.data.idmap import id_list
 from hybrid_rec.data.io import read_table
 from hybrid_rec.data.schema import normalize_ids, validate_interactions, validate_items
@@ -214,8 +214,11 @@ def data_check(
     """Validate an interactions or items file and print a summary."""
     frame = read_table(file)
     resolved = kind
-    if kind is FileKind.auto:
-        resolved = FileKind.interactions if Columns.user in frame.columns else FileKind.items
+    if kind is FileKind.auto:  # events without user_id: say that, not "duplicate item id"
+        repeated = Columns.item in frame.columns and bool(frame[Columns.item].duplicated().any())
+        events = {Columns.timestamp, Columns.event, Columns.rating} & set(frame.columns)
+        user = Columns.user in frame.columns
+        resolved = FileKind.interactions if user or (repeated and events) else FileKind.items
     if resolved is FileKind.items:
         summary = summarize_items(validate_items(frame))
     else:
@@ -496,7 +499,8 @@ def _show_items(
     elif frame.empty:
         typer.echo(f"no recommendations ({empty_because})", err=True)
     else:
-        cols = ("user_id", "rank", "item_id", "score", "title")
+        title = next((c for c in TITLE_COLUMNS if c in rec.items_.columns), "title")
+        cols = ("user_id", "rank", "item_id", "score", title)  # a shop's "name" too
         typer.echo(frame[[c for c in cols if c in frame.columns]].to_string(index=False))
 
 

@@ -217,7 +217,9 @@ class HybridRecommender:
     ) -> HybridRecommender:
         cfg = self.config
         catalogue = validate_items(items)
-        inter = validate_interactions(interactions, catalogue, config=cfg.data)
+        inter = _drop_repeated_events(
+            validate_interactions(interactions, catalogue, config=cfg.data)
+        )
         self.items_ = catalogue
         self.item_ids_ = IdMap(catalogue[C.item])
         self.removed_ = np.zeros(len(self.item_ids_), dtype=bool)
@@ -2391,6 +2393,24 @@ def _load_attributes(path: Path, manifest: dict[str, Any]) -> AttributeFeatures:
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: cannot read ({exc}).") from None
     return AttributeFeatures.from_dict(data, source=str(path))
+
+
+def _drop_repeated_events(inter: pd.DataFrame) -> pd.DataFrame:
+    """Rows equal in user, item, event and timestamp are one event sent twice (an export
+    that repeats rows): counted once, as :meth:`HybridRecommender.partial_fit` counts
+    them. Without timestamps repeats are kept: they may be real repeated views."""
+    if C.timestamp not in inter.columns:
+        return inter
+    key = [c for c in (C.user, C.item, C.event, C.timestamp) if c in inter.columns]
+    repeated = inter.duplicated(key).to_numpy()
+    if not repeated.any():
+        return inter
+    log.warning(
+        "%d interaction(s) repeat an earlier row's user, item, event and timestamp; "
+        "each event is counted once",
+        int(repeated.sum()),
+    )
+    return inter[~repeated].reset_index(drop=True)
 
 
 def _cast_like(values: pd.Series, dtype: Any) -> pd.Series:

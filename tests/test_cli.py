@@ -77,6 +77,20 @@ def test_data_check_unknown_items_against_catalogue(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "absent from the catalogue" in proc.stderr
 
 
+def test_data_check_takes_an_events_file_without_user_id_for_events(tmp_path: Path) -> None:
+    """It was taken for a catalogue and said "duplicate item id(s)", not what to rename."""
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "customer_id,item_id,event,timestamp\nc1,1,view,1700000000\nc2,1,view,1700000001\n"
+    )
+    proc = _cli("data", "check", str(path))
+    assert proc.returncode == 2 and "duplicate" not in proc.stderr
+    assert "rename customer_id → user_id" in proc.stderr
+    items = tmp_path / "items.csv"  # a catalogue with a rating column is still a catalogue
+    items.write_text("item_id,title,rating\n1,A,4.5\n2,B,3.0\n")
+    assert _cli("data", "check", str(items)).stdout.startswith(f"{items}: valid items file")
+
+
 def test_non_utf8_file(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("item_id,title\n1,Caf\xe9\n".encode("latin-1"))
@@ -522,6 +536,24 @@ def test_sync_catalogue_applies_todays_file(model_dir: Path, tmp_path: Path) -> 
     assert HybridRecommender.load(out).removed_items == after.removed_items
     kept = _cli("sync-catalogue", str(part), "--model-dir", str(out), "--keep-missing")
     assert kept.returncode == 0 and "removed 0" in kept.stdout
+
+
+def test_recommend_shows_a_name_column_as_the_title(
+    synthetic_files: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A shop's catalogue names its items in "name": it was used as the title everywhere
+    but in the printed lists."""
+    inter, items, config = synthetic_files
+    named = tmp_path / "named.csv"
+    pd.read_csv(items).rename(columns={"title": "name"}).to_csv(named, index=False)
+    out = tmp_path / "m"
+    args = ["fit", str(inter), str(named), "-o", str(out), "--config", str(config), "--epochs", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    user = str(pd.read_csv(inter)["user_id"].iloc[0])
+    shown = runner.invoke(app, ["recommend", user, "--model-dir", str(out), "-k", "3"])
+    assert shown.exit_code == 0, shown.output
+    header = shown.output.splitlines()[0].split()
+    assert header == ["user_id", "rank", "item_id", "score", "name"]
 
 
 def test_info_describes_a_saved_model(model_dir: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import csv
 import functools
 import itertools
 import json
+import logging
 import os
 import tempfile
 import time
@@ -108,7 +109,7 @@ def read_table(path: str | os.PathLike[str], *, allow_empty: bool = False) -> pd
     reader = {"csv": _read_csv, "tsv": _read_tsv, "parquet": _read_parquet, "jsonl": _read_jsonl}
     frame = reader[fmt](p)
     if fmt in ("csv", "tsv"):
-        frame = _numeric_columns(frame)
+        frame = _numeric_columns(frame, str(p))
     if frame.empty and not allow_empty:
         raise DataValidationError(
             "the file has no data rows.",
@@ -124,7 +125,7 @@ _EXACT = 2.0**53
 """Numbers above this are not held exactly by a float: such digit strings are codes."""
 
 
-def _numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
+def _numeric_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Columns of numbers read as text become numbers: whole ones ``Int64`` (a blank is
     missing), others float. Ids, titles, free text and codes with a leading zero stay."""
     for name in frame.columns:
@@ -134,12 +135,32 @@ def _numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
         if not len(text) or text.str.contains(_LEADING_ZERO).any():
             continue
         numbers = pd.to_numeric(text, errors="coerce")
-        if numbers.isna().any() or float(numbers.abs().max()) > _EXACT:
-            continue  # words, or digits too long for a number: a code
+        if numbers.isna().any():
+            _warn_if_almost_numbers(source, name, text, numbers)
+            continue  # words
+        if float(numbers.abs().max()) > _EXACT:
+            continue  # digits too long for a number: a code
         column = pd.to_numeric(frame[name], errors="coerce")
         whole = bool((numbers == numbers.round()).all()) and not text.str.contains(r"[.eE]").any()
         frame[name] = column.astype("Int64") if whole else column.astype("float64")
     return frame
+
+
+def _warn_if_almost_numbers(source: str, name: str, text: pd.Series, numbers: pd.Series) -> None:
+    """A column of numbers but for a few cells (``12,50``, ``$9.99``) stays text, and
+    numeric filters (``price<15``) then leave those items out: say which cells."""
+    bad = numbers.isna() & (text != "")
+    if (~bad).sum() < 5 or bad.mean() > 0.2:  # mostly words: a text column
+        return
+    log.warning(
+        "%s: column %r holds numbers but for %d cell(s) such as %s, so it is read as text "
+        "and numeric filters on it leave those items out. Fix: write them as plain "
+        "numbers (12.5, not 12,50 or $12.50).",
+        source,
+        name,
+        int(bad.sum()),
+        ", ".join(repr(v) for v in text[bad].head(3)),
+    )
 
 
 def _check_utf8(path: Path) -> None:
@@ -173,6 +194,8 @@ MISSING_MARKERS = (
 )
 """Cells read as missing, except in id, title and free-text columns: there only an empty
 cell is missing, so an item called "NA" (Namibia) or "None" keeps its name."""
+log = logging.getLogger(__name__)
+
 _LITERAL_COLUMNS = frozenset({Columns.user, Columns.item, *TITLE_COLUMNS, *FREE_TEXT_COLUMNS})
 
 

@@ -288,7 +288,7 @@ def _timestamps(frame: pd.DataFrame, source: str, unit: str) -> np.ndarray:
         seconds = values / 1000.0 if use_ms else values
         _check_time_range(seconds, raw, source, "millisecond count" if use_ms else "second count")
         return seconds.astype(np.int64)
-    parsed = pd.to_datetime(raw.astype("string"), errors="coerce", utc=True, format="mixed")
+    parsed = _parse_times(raw.astype("string"), source)
     bad = parsed.isna().to_numpy()
     if bad.any():
         rows = np.flatnonzero(bad)
@@ -300,6 +300,35 @@ def _timestamps(frame: pd.DataFrame, source: str, unit: str) -> np.ndarray:
             fix="use unix seconds/milliseconds or ISO 8601 (2024-05-01T12:00:00Z).",
         )
     return _epoch_seconds(parsed)
+
+
+_SLASH_DATE = r"^\s*(\d{1,2})[/.](\d{1,2})[/.]\d{2,4}\b"
+
+
+def _parse_times(text: pd.Series, source: str) -> pd.Series:
+    """Times written as text. ``13/06/2024`` is read day-first, and so then is every
+    ``DD/MM/YYYY`` date in the column (pandas reads each cell alone, so ``01/06/2024``
+    became January 6th beside it); a column with both ``13/06`` and ``06/13`` is an
+    error. Other forms (ISO 8601) are read as they are."""
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    parts = text.str.extract(_SLASH_DATE).astype("Float64")
+    slashed = parts[0].notna().to_numpy()
+    day_first, month_first = (parts[0] > 12).fillna(False), (parts[1] > 12).fillna(False)
+    if day_first.any() and month_first.any():
+        rows = np.flatnonzero(month_first.to_numpy())
+        raise DataValidationError(
+            f"timestamps mix day-first dates ({text[day_first].iloc[0]!r}) and month-first "
+            f"ones ({text[month_first].iloc[0]!r}).",
+            source=source,
+            column=C.timestamp,
+            rows=rows,
+            fix="write every date one way, best as ISO 8601 (2024-06-13T10:00:00Z).",
+        )
+    if day_first.any():
+        parsed[slashed] = pd.to_datetime(
+            text[slashed], errors="coerce", utc=True, format="mixed", dayfirst=True
+        )
+    return parsed
 
 
 def _check_time_range(seconds: np.ndarray, raw: pd.Series, source: str, unit: str) -> None:

@@ -152,3 +152,19 @@ def test_number_columns_of_a_csv_are_numbers_codes_and_ids_stay_text(tmp_path: P
     assert frame["zip"].tolist() == ["00123", "00456"]  # a leading zero: a code
     assert frame["code"].tolist() == ["A1", "7"]
     assert frame["big"].dtype != "Int64"  # beyond 64 bits: kept as it was read
+
+
+def test_a_column_of_numbers_but_for_a_few_cells_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """12,50 and $9.99 kept a price column text, and price filters then left those
+    items out with no word said."""
+    path = tmp_path / "items.csv"
+    prices = ["1.5", "2", "3.25", "4", "12,50", "5", "$9.99", "6", "7", "8", "9"]
+    sizes = ["S", "M", "L", "XL", "42", "S", "M", "L", "XL", "S", "M"]  # words: a text column
+    pd.DataFrame({"item_id": range(11), "price": prices, "size": sizes}).to_csv(path, index=False)
+    frame = read_table(path)
+    assert frame["price"].tolist() == prices  # left as written
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "column 'price'" in warned[0]
+    assert "2 cell(s) such as '12,50', '$9.99'" in warned[0] and str(path) in warned[0]

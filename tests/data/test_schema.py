@@ -181,6 +181,26 @@ def test_an_explicit_unit_reads_every_time_in_it() -> None:
         )
 
 
+def test_day_first_dates_are_read_day_first_throughout() -> None:
+    """13/06/2024 was read day-first and 01/06/2024 beside it month-first (January 6th),
+    each cell alone; ISO times beside them keep their meaning."""
+    base = {"user_id": ["u", "v", "w", "x"], "item_id": ["a", "b", "c", "d"]}
+    times = ["13/06/2024", "01/06/2024 10:00", "2024-06-02T10:00:00Z", "02.06.2024"]
+    out = validate_interactions(pd.DataFrame({**base, "timestamp": times}))
+    expected = pd.to_datetime(
+        ["2024-06-13", "2024-06-01 10:00", "2024-06-02 10:00", "2024-06-02"],
+        utc=True,
+        format="mixed",
+    )
+    assert out["timestamp"].tolist() == [int(t.timestamp()) for t in expected]
+    us = validate_interactions(pd.DataFrame({**base, "timestamp": ["06/13/2024"] * 4}))
+    assert us["timestamp"].iloc[0] == int(pd.Timestamp("2024-06-13", tz="UTC").timestamp())
+    mixed = ["13/06/2024", "06/14/2024", "01/06/2024", "2024-06-02"]
+    with pytest.raises(DataValidationError, match="mix day-first dates") as info:
+        validate_interactions(pd.DataFrame({**base, "timestamp": mixed}))
+    assert "row(s) 1" in str(info.value)
+
+
 def test_unparseable_timestamp() -> None:
     frame = pd.DataFrame(
         {"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": ["2024-01-01", "yesterday"]}

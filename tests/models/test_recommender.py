@@ -321,6 +321,21 @@ def test_partial_fit_of_a_re_sent_file_counts_its_events_once(
     pd.testing.assert_frame_equal(later, fresh_rec.recommend([user], k=10))  # ... once
 
 
+def test_fit_counts_a_repeated_event_once(
+    clustered: Dataset, small_config: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An export repeating rows (same user, item, event and timestamp) gave those events
+    double weight, bar the few the internal holdout happened to catch."""
+    log = clustered.interactions
+    repeated = pd.concat([log, log.iloc[::40]], ignore_index=True)
+    rec = HybridRecommender(small_config(epochs=1), encoder=HashingEncoder(256))
+    rec.fit(repeated, clustered.items, show_progress=False)
+    assert f"{len(log.iloc[::40])} interaction(s) repeat an earlier row" in caplog.text
+    assert "already in the model were skipped" not in caplog.text
+    assert not rec._log.duplicated(["u", "i", "e", "t"]).any()
+    assert len(rec._log) == len(log)
+
+
 def test_partial_fit_folds_feedback_into_a_cold_item(clustered: Dataset, small_config: Any) -> None:
     rec = HybridRecommender(small_config(), encoder=HashingEncoder(256)).fit(
         clustered.interactions, clustered.items, show_progress=False
