@@ -886,6 +886,51 @@ class HybridRecommender:
         )
         return reserve_slots(scores, ids, extra_scores, extra_ids, fresh, new_items)
 
+    def _scores_all(self, query: np.ndarray) -> np.ndarray:
+        """Every item's index score for one query ``[u, taste, 1]``, computed exactly
+        and without building the index rows (:meth:`_as_index`)."""
+        dim = self.item_vectors_.shape[1]
+        cold = self.counts_ == 0
+        weight = np.where(cold, self.cold_taste_weight_, self.taste_weight_).astype(np.float32)
+        offset = np.where(cold, self.cold_bias_ + self.prior_weight_ * self.item_prior_, 0.0)
+        fused = self.item_vectors_ @ query[:dim]
+        return fused + weight * (self.item_taste_ @ query[dim:-1]) + query[-1] * offset
+
+    def _exact_search(
+        self,
+        scores: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+        exclude: list[np.ndarray] | None,
+        new_items: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_search` for one query whose every score is given: the top ``k`` of
+        the allowed, not excluded items, with ``new_items`` places reserved."""
+        scores = np.asarray(scores, np.float32).copy()
+        if allowed is not None:
+            scores[~allowed] = -np.inf
+        if exclude:
+            scores[np.concatenate(exclude)] = -np.inf
+
+        def top(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            """Best first, padded with -inf / -1 as the index pads."""
+            have = min(n, int(np.isfinite(values).sum()))
+            best = np.argpartition(-values, have - 1)[:have] if have else np.zeros(0, np.int64)
+            best = best[np.argsort(-values[best], kind="stable")]
+            out_scores = np.full((1, n), -np.inf, np.float32)
+            out_ids = np.full((1, n), -1, np.int64)
+            out_scores[0, :have], out_ids[0, :have] = values[best], best
+            return out_scores, out_ids
+
+        found_scores, found = top(scores, k)
+        fresh = self.counts_ == 0
+        if allowed is not None:
+            fresh &= allowed
+        if not new_items or not fresh.any():
+            return found_scores, found
+        extra_scores, extra = top(np.where(fresh, scores, -np.inf), new_items)
+        return reserve_slots(found_scores, found, extra_scores, extra, fresh, new_items)
+
     def _frame(
         self,
         query_ids: np.ndarray,
@@ -1100,10 +1145,11 @@ class HybridRecommender:
         table = self.item_vectors_
         hist = list(liked_codes[::-1][: self.config.model.history_len])
         events = [self.event_vocab_.index(PICKED_EVENT)] * len(hist)
+        query_v = np.zeros((0, self.content_.shape[1]), np.float32)
         if text:
-            query = self.attributes_.pad(encode_queries(self.encoder, [text]))
-            table = np.concatenate([table, self._new_item_vectors(query)])
-            taste = taste + self.taste_.items(query)[0]
+            query_v = self.attributes_.pad(encode_queries(self.encoder, [text]))
+            table = np.concatenate([table, self._new_item_vectors(query_v)])
+            taste = taste + self.taste_.items(query_v)[0]
             hist = [len(self.item_vectors_), *hist][: self.config.model.history_len]
             events = [self.event_vocab_.index(TASTE_EVENT), *events][: len(hist)]
         batch = UserBatch(
@@ -1122,13 +1168,21 @@ class HybridRecommender:
             return self._empty_frame(C.user, C.item).drop(columns=[C.user])
         exclude = [np.unique(liked_codes)] if exclude_liked and len(liked_codes) else None
         taste = taste / max(float(np.linalg.norm(taste)), 1e-12)
-        scores, ids = self._search(
-            self._as_query(uvec, taste[None, :].astype(np.float32)),
-            k,
-            allowed=allowed,
-            exclude=exclude,
-            new_items=new_items,
-        )
+        query = self._as_query(uvec, taste[None, :].astype(np.float32))
+        if text and self.config.model.text_weight > 0:
+            # the words count for every item alike, known or new: the index weighs
+            # content differently for the two (both tuned for users with a history),
+            # so this one query is scored exactly
+            bonus = self.config.model.text_weight * (
+                self.item_taste_ @ self.taste_.items(query_v)[0]
+            )
+            scores, ids = self._exact_search(
+                self._scores_all(query[0]) + bonus, k, allowed, exclude, new_items
+            )
+        else:
+            scores, ids = self._search(
+                query, k, allowed=allowed, exclude=exclude, new_items=new_items
+            )
         out = self._frame(
             np.asarray(["new"], dtype=object), scores, ids, C.user, C.item, self.item_ids_
         )
