@@ -2210,6 +2210,12 @@ class HybridRecommender:
             }
         )
 
+    def event_weight(self, event: str) -> float:
+        """The training weight of an event type (``[data.event_weights]``); a log without
+        event types has one, ``interaction``, weighing the default."""
+        cfg = self.config.data
+        return float(cfg.event_weights.get(str(event), cfg.default_event_weight))
+
     @property
     def rating_range(self) -> tuple[float, float] | None:
         """Lowest and highest rating in the interaction log; None without ratings."""
@@ -2220,18 +2226,24 @@ class HybridRecommender:
         """How much each history item supports recommending ``item_id`` to ``user_id``:
         attention weight x cosine(history item, item). Sorted, largest first.
 
-        Returns ``item_id, rating, attention, similarity, contribution`` (rating as in
-        :meth:`user_history`).
+        Returns ``item_id, event, rating, attention, similarity, contribution`` (rating
+        as in :meth:`user_history`; event: the user's weightiest event on the item, as
+        weighed by ``[data.event_weights]``).
         """
         hist = self.user_history(user_id)
         target = self.item_vectors_[self.item_ids_.to_internal([item_id], kind="item")[0]]
         sims = self.item_vectors_[self.item_ids_.to_internal(hist[C.item], kind="item")] @ target
-        out = hist[[C.item, C.rating, "attention"]].assign(similarity=sims.astype(np.float32))
+        out = hist[[C.item, C.event, C.rating, "attention"]].assign(
+            similarity=sims.astype(np.float32), _weight=hist[C.event].map(self.event_weight)
+        )
+        strongest = out.sort_values("_weight", ascending=False, kind="stable")
+        strongest = strongest.drop_duplicates(C.item).set_index(C.item)[C.event]
         out = out.groupby(C.item, sort=False, as_index=False).agg(
             rating=(C.rating, "first"),
             attention=("attention", "sum"),
             similarity=("similarity", "first"),
         )  # an item seen twice counts once, with its summed attention
+        out.insert(1, C.event, strongest.reindex(out[C.item]).to_numpy())
         out["contribution"] = out["attention"] * out["similarity"]
         return out.sort_values("contribution", ascending=False, kind="stable").reset_index(
             drop=True

@@ -353,8 +353,10 @@ def _fact_line(fact: Fact, facts: Facts) -> str:
     label = attribute_label(fact.attribute)
     by_id = facts.by_id()
     if fact.kind == "history_item":
-        if fact.liked is False:
+        if fact.liked is False and fact.value is not None:
             return f"{_q(fact.title)} is in your history, though you rated it only {fact.value:g}"
+        if fact.liked is False:  # a view or a click: no sign the user liked it
+            return f"{_q(fact.title)} is in your history (you looked at it)"
         return f"you liked {_q(fact.title)}"
     if fact.kind == "picked_item":
         return f"you picked {_q(fact.title)} as something you like"
@@ -784,7 +786,7 @@ def _check_liking(text: str, facts: Facts) -> list[str]:
     recommended item itself (which they have not met) without naming an item they did.
     Titles are masked before the text is cut into sentences: "Airplane!" ends none."""
     items = facts.of_kind("history_item", "picked_item")
-    low = [f.title for f in items if f.liked is False and f.title]
+    low = [f.title for f in items if f.liked is False and f.title]  # rated low, or a view
     liked = [f.title for f in items if f.liked is not False and f.title]
     masked, marks = _mask_titles(text, [*low, *liked, facts.title])
     problems: list[str] = []
@@ -792,7 +794,7 @@ def _check_liking(text: str, facts: Facts) -> list[str]:
         if not _LIKING.search(sentence):
             continue
         problems.extend(
-            f"says you liked {title!r}, which you rated low"
+            f"says you liked {title!r}, which you rated low or only looked at"
             for title in low
             if marks[title] in sentence
         )

@@ -72,6 +72,8 @@ PLACEHOLDERS = frozenset({"", "unknown", "nan", "none", "n/a", "na", "null", "ot
 LIKED_SHARE = 0.7
 """A rating counts as liked from this share of the way up the log's rating range
 (4 and 5 on a 1-5 scale, 8 and up on 1-10)."""
+STRONG_EVENT_WEIGHT = 3.0
+"""Unrated events weighing this much (add_to_cart, purchase, review ...) count as liked."""
 
 MAX_TITLE_CHARS = 80
 MAX_DESCRIPTION_CHARS = 160
@@ -326,9 +328,19 @@ def attribute_columns(items: pd.DataFrame) -> list[str]:
         series = items[col]
         is_year = col == "year" and pd.api.types.is_numeric_dtype(series)
         is_text = pd.api.types.is_string_dtype(series) or series.dtype == object
-        if is_year or (is_text and is_short_text(series)):
+        if is_year or (is_text and is_short_text(series) and not _yes_no(series)):
             out.append(col)
     return out
+
+
+def _yes_no(series: pd.Series) -> bool:
+    """A column of true/false flags (in_stock, a CSV's "true"): sharing one is no reason
+    to like an item ("like them, the in stock true")."""
+    values = {str(v).strip().casefold() for v in series.dropna().unique()[:20]}
+    return bool(values) and values <= _FLAG_WORDS
+
+
+_FLAG_WORDS = frozenset({"true", "false", "yes", "no", "y", "n", "t", "f", "0", "1"})
 
 
 def _row_attributes(row: pd.Series, columns: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -494,10 +506,12 @@ def build_facts(
     contrib = rec.contributions(str(user_id), str(item_id))
     contrib = contrib[(contrib[C.item] != target.item_id) & (contrib["contribution"] > 0)]
     liked_from = _liked_from(rec.rating_range)
+    strong = _strong_weight(rec)
     history: list[tuple[Fact, _Item]] = []
     for n, row in enumerate(contrib.head(max_history).itertuples(index=False), start=1):
         item = _item(rec, str(getattr(row, C.item)), columns)
         rating = float(getattr(row, C.rating))
+        event = str(getattr(row, C.event))
         fact = Fact(
             id=f"h{n}",
             kind="history_item",
@@ -505,7 +519,7 @@ def build_facts(
             title=item.title,
             value=None if np.isnan(rating) else round(rating, 2),
             weight=round(float(row.contribution), 4),
-            liked=bool(np.isnan(rating) or rating >= liked_from),
+            liked=_liked(rating, liked_from, rec.event_weight(event), strong),
         )
         history.append((fact, item))
     shared = _shared_facts(target, history, max_shared)
@@ -524,6 +538,20 @@ def build_facts(
         item_attributes=target.attributes,
         withheld=target.withheld,
     )
+
+
+def _strong_weight(rec: HybridRecommender) -> float:
+    """The event weight from which an unrated event says the user liked the item: an
+    add-to-cart's (3) and up, or any, when the log's events all weigh one amount (a
+    log without event types). A view or a click alone is history, not taste."""
+    weights = {rec.event_weight(e) for e in rec.event_vocab_[3:]}  # after the 3 markers
+    return 0.0 if len(weights) <= 1 else STRONG_EVENT_WEIGHT
+
+
+def _liked(rating: float, liked_from: float, weight: float, strong: float) -> bool:
+    """Whether an explanation may say the user enjoyed a history item: a rating high
+    in the log's range, or without one, an event weighing at least ``strong``."""
+    return bool(rating >= liked_from) if not np.isnan(rating) else weight >= strong
 
 
 def _liked_from(rating_range: tuple[float, float] | None) -> float:

@@ -109,18 +109,31 @@ def rec(dataset: Dataset) -> HybridRecommender:
 
 @pytest.fixture(scope="session")
 def pair(rec: HybridRecommender) -> tuple[str, str]:
-    """A (user, top recommended item) pair."""
-    top = rec.recommend(["u1"], k=1)
-    return "u1", str(top["item_id"].iloc[0])
+    """A (user, top recommended item) pair whose history facts the user all liked (their
+    weightiest event on each was an add-to-cart or a purchase, not a view or a click)."""
+    from hybrid_rec.explain.facts import build_facts
+
+    for n in range(1, 240):
+        user = f"u{n}"
+        item = str(rec.recommend([user], k=1)["item_id"].iloc[0])
+        history = build_facts(rec, user, item).of_kind("history_item")
+        if len(history) >= 2 and all(f.liked for f in history):
+            return user, item
+    raise AssertionError("no user whose explanation names only liked items")
 
 
 def good_answer(request: GenerationRequest) -> str:
     """A grounded answer for any facts: the first history/picked title, the first fact id."""
     facts = request.facts
     items = facts.of_kind("history_item", "picked_item")
-    named = f' like "{items[0].title}"' if items else ""
-    text = f'You might enjoy "{facts.title}" because you liked items{named}.'
-    ids = [items[0].id] if items else [facts.ids[0]]
+    liked = [f for f in items if f.liked is not False]  # a view is no sign of liking
+    if liked or not items:
+        named = f' like "{liked[0].title}"' if liked else ""
+        text = f'You might enjoy "{facts.title}" because you liked items{named}.'
+    else:
+        text = f'You might enjoy "{facts.title}" because of "{items[0].title}" in your history.'
+    cited = liked or items
+    ids = [cited[0].id] if cited else [facts.ids[0]]
     return json.dumps({"fact_ids": ids, "explanation": text})
 
 

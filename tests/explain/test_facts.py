@@ -173,6 +173,8 @@ def test_attribute_columns() -> None:
             "genres": ["Drama|War"],
             "description": ["long text " * 20],
             "notes": ["x" * 200],
+            "in_stock": ["true"],  # a flag: "like them, the in stock true" is no reason
+            "gift_wrap": ["No"],
         }
     )
     assert attribute_columns(frame) == ["year", "genres"]
@@ -235,10 +237,29 @@ def test_low_rated_history_items_are_not_called_liked(dataset: Dataset, tmp_path
     pd.testing.assert_frame_equal(loaded.user_history("u3"), history)
 
 
-def test_implicit_feedback_is_liked(rec: HybridRecommender, pair: tuple[str, str]) -> None:
-    assert rec.rating_range is None and rec.user_history(pair[0])["rating"].isna().all()
-    history = build_facts(rec, *pair).of_kind("history_item")
-    assert history and all(f.liked is True and f.value is None for f in history)
+def test_implicit_feedback_is_liked_from_an_add_to_cart_up(
+    rec: HybridRecommender, dataset: Dataset
+) -> None:
+    """Unrated, a purchase says the user liked an item; a view or a click does not, and
+    the template said "because you enjoyed" items only looked at."""
+    seen = {}
+    for user in [f"u{n}" for n in range(1, 40)]:
+        item = str(rec.recommend([user], k=1)["item_id"].iloc[0])
+        contrib = rec.contributions(user, item).set_index("item_id")
+        assert rec.rating_range is None and contrib["rating"].isna().all()
+        for fact in build_facts(rec, user, item).of_kind("history_item"):
+            strong = rec.event_weight(contrib.loc[fact.item_id, "event"]) >= 3
+            assert fact.liked is strong and fact.value is None
+            seen[strong] = fact
+    assert set(seen) == {True, False}
+    assert set(dataset.interactions["event"]) >= {"view", "purchase"}
+    weak = seen[False]
+    facts = build_facts(rec, "u1", str(rec.recommend(["u1"], k=1)["item_id"].iloc[0]))
+    lead = facts.of_kind("history_item")
+    text, _ = render_template(facts)
+    if any(f.liked is False for f in lead):
+        assert "enjoyed" not in text and "in your history" in text, text
+    assert weak.kind == "history_item"
 
 
 def test_titles_and_values_that_address_a_model_never_reach_the_prompt(
