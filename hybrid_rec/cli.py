@@ -485,6 +485,37 @@ def recommend_cmd(
     _show_items(frame, rec, out, empty_because=why)
 
 
+@app.command("explain")
+def explain_cmd(
+    user: Annotated[str, typer.Argument(help="A known user id.")],
+    items: Annotated[list[str], typer.Argument(help="Item ids to explain (e.g. from recommend).")],
+    model_dir: ModelDir,
+    backend: Annotated[
+        ExplainBackend | None,
+        typer.Option(
+            help="llama_cpp (the local LLM), transformers or template (no model, instant); "
+            "default: the model's [explain] backend."
+        ),
+    ] = None,
+) -> None:
+    """Why each item suits the user, in a sentence grounded in checked facts."""
+    from hybrid_rec.recommender import HybridRecommender
+
+    rec = HybridRecommender.load(model_dir)
+    if rec.user_ids_.lookup([user])[0] < 0:
+        raise UnknownIdError(
+            f"unknown user {user!r}: explain needs a user the model knows (a new user's "
+            "list comes from recommend-new)."
+        )
+    ids = _unique(items, "item")
+    rec.item_ids_.to_internal(ids, kind="item")  # unknown items: one error before any work
+    if backend is not None:
+        rec.config.explain.backend = backend.value
+    for item in ids:
+        result = rec.explain(user, item)
+        typer.echo(f"{item}\t{result.backend}\t{result.text}")
+
+
 def _show_items(
     frame: pd.DataFrame, rec: HybridRecommender, out: Path | None, *, empty_because: str
 ) -> None:

@@ -1849,7 +1849,28 @@ class HybridRecommender:
         """
         self._check_fitted()
         inter = validate_interactions(new_interactions, self.items_, config=self.config.data)
+        self._warn_of_padded_ids(inter[C.user])
         return self._absorb(inter, fold_in=fold_in)
+
+    def _warn_of_padded_ids(self, users: pd.Series) -> None:
+        """Ids are text, so ``00042`` is not user ``42``: right (codes keep their zeros),
+        but another export's formatting is the likelier cause. Say so."""
+        new = pd.Index(users.unique()).astype(str)
+        new = new[self.user_ids_.lookup(list(new)) < 0]
+        new = new[new.str.fullmatch(r"\d+")]
+        if not len(new):
+            return
+        known = pd.Index(self.user_ids_.external_ids).astype(str)
+        stripped = set(known[known.str.fullmatch(r"\d+")].str.lstrip("0"))
+        same = [u for u in new if u.lstrip("0") in stripped]
+        if same:
+            log.warning(
+                "%d new user id(s) equal known ones but for leading zeros, e.g. %r: they "
+                "are new users (ids are text). If they are the same people, write their "
+                "ids as the model has them.",
+                len(same),
+                same[0],
+            )
 
     def _absorb(
         self, inter: pd.DataFrame, *, fold_in: bool, refresh: bool = True

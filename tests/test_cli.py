@@ -556,6 +556,24 @@ def test_recommend_shows_a_name_column_as_the_title(
     assert header == ["user_id", "rank", "item_id", "score", "name"]
 
 
+def test_explain_prints_one_grounded_line_per_item(model_dir: Path) -> None:
+    from hybrid_rec.recommender import HybridRecommender
+
+    rec = HybridRecommender.load(model_dir)
+    user = str(rec.user_ids_.external_ids[0])
+    items = rec.recommend([user], k=2)["item_id"].tolist()
+    done = _cli("explain", user, *items, "--model-dir", str(model_dir), "--backend", "template")
+    assert done.returncode == 0, done.stderr
+    lines = [line.split("\t") for line in done.stdout.splitlines()]
+    assert [line[0] for line in lines] == items and {line[1] for line in lines} == {"template"}
+    rec.config.explain.backend = "template"
+    assert [line[2] for line in lines] == [rec.explain(user, i).text for i in items]
+    ghost = _cli("explain", "ghost", items[0], "--model-dir", str(model_dir))
+    assert ghost.returncode == 2 and "unknown user 'ghost'" in ghost.stderr
+    nope = _cli("explain", user, "nope", "--model-dir", str(model_dir), "--backend", "template")
+    assert nope.returncode == 2 and "'nope'" in nope.stderr and not nope.stdout
+
+
 def test_info_describes_a_saved_model(model_dir: Path, tmp_path: Path) -> None:
     from hybrid_rec.recommender import HybridRecommender
 

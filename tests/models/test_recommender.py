@@ -381,6 +381,27 @@ def test_fit_counts_a_repeated_event_once(
     assert len(rec._log) == len(log)
 
 
+def test_partial_fit_warns_of_ids_equal_but_for_leading_zeros(
+    fresh: Callable[[], HybridRecommender], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Today's export wrote user 42 as 00042: a second user, as ids are text, and the
+    only hint was a count of new users."""
+    rec = fresh()
+    item = str(rec.item_ids_.external_ids[0])
+    t0 = int(rec._log["t"].max()) + 10
+    feedback = pd.DataFrame(
+        {"user_id": ["00042", "777"], "item_id": item, "event": "purchase", "timestamp": t0}
+    )
+    rec.partial_fit(feedback.assign(user_id="42", timestamp=t0 - 5).head(1))
+    assert "leading zeros" not in caplog.text
+    rec.partial_fit(feedback)
+    assert "1 new user id(s) equal known ones but for leading zeros, e.g. '00042'" in caplog.text
+    assert rec.user_ids_.lookup(["00042"])[0] >= 0  # still its own user
+    caplog.clear()
+    rec.partial_fit(feedback.assign(user_id="888", timestamp=t0 + 1))
+    assert "leading zeros" not in caplog.text
+
+
 def test_partial_fit_folds_feedback_into_a_cold_item(clustered: Dataset, small_config: Any) -> None:
     rec = HybridRecommender(small_config(), encoder=HashingEncoder(256)).fit(
         clustered.interactions, clustered.items, show_progress=False
