@@ -876,15 +876,19 @@ class HybridRecommender:
         scores, ids = self.index_.search(queries, k, allowed=allowed, exclude=exclude)
         if not new_items:
             return scores, ids
-        fresh = self.counts_ == 0
-        if allowed is not None:  # _allowed leaves out removed items; None: nothing removed
-            fresh &= allowed
+        fresh = self._fresh(allowed)
         if not fresh.any():
             return scores, ids
         extra_scores, extra_ids = self.index_.search(
             queries, new_items, allowed=fresh, exclude=exclude
         )
         return reserve_slots(scores, ids, extra_scores, extra_ids, fresh, new_items)
+
+    def _fresh(self, allowed: np.ndarray | None) -> np.ndarray:
+        """The allowed items without interactions (``new_items`` places go to them);
+        :meth:`_allowed` leaves out removed items, and is None when nothing is."""
+        fresh = self.counts_ == 0
+        return fresh & allowed if allowed is not None else fresh
 
     def _scores_all(self, query: np.ndarray) -> np.ndarray:
         """Every item's index score for one query ``[u, taste, 1]``, computed exactly
@@ -923,9 +927,7 @@ class HybridRecommender:
             return out_scores, out_ids
 
         found_scores, found = top(scores, k)
-        fresh = self.counts_ == 0
-        if allowed is not None:
-            fresh &= allowed
+        fresh = self._fresh(allowed)
         if not new_items or not fresh.any():
             return found_scores, found
         extra_scores, extra = top(np.where(fresh, scores, -np.inf), new_items)
