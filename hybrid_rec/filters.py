@@ -131,6 +131,10 @@ def _one(col: pd.Series, cond: Any, column: str) -> np.ndarray:
     if isinstance(cond, str):
         target = cond.strip().lower()
         return np.fromiter((_contains(v, target) for v in col), dtype=bool, count=len(col))
+    if isinstance(cond, bool | np.bool_) and not pd.api.types.is_bool_dtype(col):
+        # a CSV's flags are text: {"in_stock": True} matches "true" / "True" / "TRUE"
+        flags = col.astype("string").str.strip().str.casefold()
+        return _bools(flags == str(bool(cond)).casefold())
     if _is_number(cond) and not pd.api.types.is_numeric_dtype(col):
         return _bools(pd.to_numeric(col, errors="coerce") == cond)
     return _bools(col == cond)

@@ -102,6 +102,15 @@ def test_numeric_equality_on_a_nullable_integer_column() -> None:
     assert _picked(_items(), {"price": ["20", 5.5]}) == ["a", "e"]
 
 
+def test_a_boolean_matches_flags_written_as_text() -> None:
+    """{"in_stock": True} matched nothing in a CSV's "true"/"false" column."""
+    items = pd.DataFrame({"item_id": list("abcd"), "in_stock": ["true", "FALSE", "True", None]})
+    assert _picked(items, {"in_stock": True}) == ["a", "c"]
+    assert _picked(items, {"in_stock": False}) == ["b"]
+    as_bool = items.assign(in_stock=[True, False, True, False])
+    assert _picked(as_bool, {"in_stock": True}) == ["a", "c"]
+
+
 @pytest.mark.parametrize(
     "filters, message",
     [
