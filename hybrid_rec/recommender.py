@@ -746,10 +746,16 @@ class HybridRecommender:
         query ``[user vector, user taste, 1]`` scores ``u·v + w·t·c + offset``. The
         offset of an item without interactions is the cold bias plus the prior
         weight times its content prior; warm items have none."""
+        weight, offset = self._index_terms(cold, prior)
+        return np.concatenate([vectors, weight[:, None] * taste, offset[:, None]], axis=1)
+
+    def _index_terms(self, cold: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per item, the weight of its content coordinates and its score offset: the
+        cold taste weight and the cold bias plus the prior weight times its content
+        prior for an item without interactions; the taste weight and none for others."""
         offset = self.cold_bias_ + self.prior_weight_ * np.asarray(prior, np.float32)
-        extra = np.where(cold, offset, 0.0).astype(np.float32)[:, None]
-        weight = np.where(cold, self.cold_taste_weight_, self.taste_weight_).astype(np.float32)
-        return np.concatenate([vectors, weight[:, None] * taste, extra], axis=1)
+        weight = np.where(cold, self.cold_taste_weight_, self.taste_weight_)
+        return weight.astype(np.float32), np.where(cold, offset, 0.0).astype(np.float32)
 
     def _as_query(self, vectors: np.ndarray, taste: np.ndarray | None = None) -> np.ndarray:
         """User vectors (and their content tastes) as index queries. Item-to-item
@@ -894,9 +900,7 @@ class HybridRecommender:
         """Every item's index score for one query ``[u, taste, 1]``, computed exactly
         and without building the index rows (:meth:`_as_index`)."""
         dim = self.item_vectors_.shape[1]
-        cold = self.counts_ == 0
-        weight = np.where(cold, self.cold_taste_weight_, self.taste_weight_).astype(np.float32)
-        offset = np.where(cold, self.cold_bias_ + self.prior_weight_ * self.item_prior_, 0.0)
+        weight, offset = self._index_terms(self.counts_ == 0, self.item_prior_)
         fused = self.item_vectors_ @ query[:dim]
         return fused + weight * (self.item_taste_ @ query[dim:-1]) + query[-1] * offset
 
@@ -927,8 +931,10 @@ class HybridRecommender:
             return out_scores, out_ids
 
         found_scores, found = top(scores, k)
+        if not new_items:
+            return found_scores, found
         fresh = self._fresh(allowed)
-        if not new_items or not fresh.any():
+        if not fresh.any():
             return found_scores, found
         extra_scores, extra = top(np.where(fresh, scores, -np.inf), new_items)
         return reserve_slots(found_scores, found, extra_scores, extra, fresh, new_items)
@@ -1147,11 +1153,12 @@ class HybridRecommender:
         table = self.item_vectors_
         hist = list(liked_codes[::-1][: self.config.model.history_len])
         events = [self.event_vocab_.index(PICKED_EVENT)] * len(hist)
-        query_v = np.zeros((0, self.content_.shape[1]), np.float32)
+        text_taste = None
         if text:
             query_v = self.attributes_.pad(encode_queries(self.encoder, [text]))
             table = np.concatenate([table, self._new_item_vectors(query_v)])
-            taste = taste + self.taste_.items(query_v)[0]
+            text_taste = self.taste_.items(query_v)[0]
+            taste = taste + text_taste
             hist = [len(self.item_vectors_), *hist][: self.config.model.history_len]
             events = [self.event_vocab_.index(TASTE_EVENT), *events][: len(hist)]
         batch = UserBatch(
@@ -1171,13 +1178,11 @@ class HybridRecommender:
         exclude = [np.unique(liked_codes)] if exclude_liked and len(liked_codes) else None
         taste = taste / max(float(np.linalg.norm(taste)), 1e-12)
         query = self._as_query(uvec, taste[None, :].astype(np.float32))
-        if text and self.config.model.text_weight > 0:
+        if text_taste is not None and self.config.model.text_weight > 0:
             # the words count for every item alike, known or new: the index weighs
             # content differently for the two (both tuned for users with a history),
             # so this one query is scored exactly
-            bonus = self.config.model.text_weight * (
-                self.item_taste_ @ self.taste_.items(query_v)[0]
-            )
+            bonus = self.config.model.text_weight * (self.item_taste_ @ text_taste)
             scores, ids = self._exact_search(
                 self._scores_all(query[0]) + bonus, k, allowed, exclude, new_items
             )
@@ -1349,14 +1354,8 @@ class HybridRecommender:
                 parsed = pd.to_numeric(text.where(text != ""), errors="coerce")
                 bad = text.notna() & (text != "") & parsed.isna()
                 if bad.any():
-                    raise DataValidationError(
-                        f"{col} is numeric in this catalogue, but got "
-                        f"{', '.join(map(repr, new[bad].tolist()[:3]))}.",
-                        source=frame.attrs.get("source", "items"),
-                        column=col,
-                        rows=np.flatnonzero(bad.to_numpy()),
-                        fix=f"give {col} as a number, or leave the cell empty.",
-                    )
+                    source = frame.attrs.get("source", "items")
+                    raise _refused_cells(new, bad, col, "is numeric", "a number", source)
                 out[col] = _cast_like(parsed, ours.dtype)
             elif pd.api.types.is_datetime64_any_dtype(ours):
                 out[col] = _as_dates_like(new, ours.dtype, col, frame.attrs.get("source", "items"))
@@ -2517,6 +2516,20 @@ def _cast_like(values: pd.Series, dtype: Any) -> pd.Series:
     return cast if bool(same.all()) else values.astype("float64")
 
 
+def _refused_cells(
+    values: pd.Series, bad: pd.Series, column: str, holds: str, give: str, source: str
+) -> DataValidationError:
+    """The error for cells a typed catalogue column cannot take, naming a few."""
+    return DataValidationError(
+        f"{column} {holds} in this catalogue, but got "
+        f"{', '.join(map(repr, values[bad].tolist()[:3]))}.",
+        source=source,
+        column=column,
+        rows=np.flatnonzero(bad.to_numpy()),
+        fix=f"give {column} as {give}, or leave the cell empty.",
+    )
+
+
 def _as_dates_like(values: pd.Series, dtype: Any, column: str, source: str) -> pd.Series:
     """Dates joining a date column of the catalogue (a CSV gives them as text): as
     that column's type, so that date filters keep comparing times, not strings."""
@@ -2529,14 +2542,8 @@ def _as_dates_like(values: pd.Series, dtype: Any, column: str, source: str) -> p
         parsed = pd.to_datetime(text, errors="coerce", utc=zone is not None, format="mixed")
         bad = text.notna() & parsed.isna()
         if bad.any():
-            raise DataValidationError(
-                f"{column} holds dates in this catalogue, but got "
-                f"{', '.join(map(repr, values[bad].tolist()[:3]))}.",
-                source=source,
-                column=column,
-                rows=np.flatnonzero(bad.to_numpy()),
-                fix=f"give {column} as a date such as 2024-05-01, or leave the cell empty.",
-            )
+            give = "a date such as 2024-05-01"
+            raise _refused_cells(values, bad, column, "holds dates", give, source)
     if zone is not None:
         parsed = parsed.dt.tz_convert(zone)
     elif getattr(parsed.dtype, "tz", None) is not None:

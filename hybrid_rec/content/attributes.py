@@ -212,10 +212,12 @@ def _fit_column(
     spelling: dict[str, str] = {}
     counts: Counter[str] = Counter()
     for cell in series:
-        for value in dict.fromkeys(v.casefold() for v in _values(cell, separator)):
-            counts[value] += 1
+        in_cell: dict[str, str] = {}
         for v in _values(cell, separator):
-            spelling.setdefault(v.casefold(), v)
+            in_cell.setdefault(v.casefold(), v)
+        for key, v in in_cell.items():  # a value counts once per cell
+            counts[key] += 1
+            spelling.setdefault(key, v)
     common = sorted((v for v, n in counts.items() if n >= MIN_COUNT), key=lambda v: (-counts[v], v))
     if len(common) < 2:
         return None

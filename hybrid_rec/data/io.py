@@ -47,6 +47,8 @@ __all__ = [
     "write_table",
 ]
 
+log = logging.getLogger(__name__)
+
 SUPPORTED_SUFFIXES = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -194,8 +196,6 @@ MISSING_MARKERS = (
 )
 """Cells read as missing, except in id, title and free-text columns: there only an empty
 cell is missing, so an item called "NA" (Namibia) or "None" keeps its name."""
-log = logging.getLogger(__name__)
-
 _LITERAL_COLUMNS = frozenset({Columns.user, Columns.item, *TITLE_COLUMNS, *FREE_TEXT_COLUMNS})
 
 
