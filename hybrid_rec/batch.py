@@ -484,7 +484,7 @@ def _finished_chunks(partial: Path, n_chunks: int) -> dict[int, Path]:
     for path in sorted(partial.glob("chunk-*")):
         match = _CHUNK_NAME.match(path.name)
         n = int(match.group(1)) if match else -1
-        if match and n < n_chunks and n not in finished and _intact(path, match.group(2)):
+        if match and n < n_chunks and n not in finished and _intact(_bytes(path), path):
             finished[n] = path
             continue
         log.warning(
@@ -497,11 +497,17 @@ def _finished_chunks(partial: Path, n_chunks: int) -> dict[int, Path]:
     return finished
 
 
-def _intact(path: Path, digest: str) -> bool:
+def _intact(data: bytes | None, path: Path) -> bool:
+    """Whether ``data``, read from the chunk file ``path``, has the sha256 in its name."""
+    match = _CHUNK_NAME.match(path.name)
+    return data is not None and match is not None and _digest(data) == match.group(2)
+
+
+def _bytes(path: Path) -> bytes | None:
     try:
-        return _digest(path.read_bytes()) == digest
+        return path.read_bytes()
     except OSError:
-        return False
+        return None
 
 
 def _combine(finished: dict[int, Path], n_chunks: int, out: Path, schema: pa.Schema) -> int:
@@ -513,7 +519,7 @@ def _combine(finished: dict[int, Path], n_chunks: int, out: Path, schema: pa.Sch
             path = finished[n]
             try:
                 data = path.read_bytes()
-                if _digest(data) != path.name.rsplit("-", 1)[1].removesuffix(".parquet"):
+                if not _intact(data, path):
                     raise OSError("its bytes changed since it was written (sha256 mismatch)")
                 part = pq.read_table(pa.BufferReader(data), schema=schema)
             except (pa.ArrowInvalid, OSError) as exc:
