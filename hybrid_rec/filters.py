@@ -129,8 +129,7 @@ def _one(col: pd.Series, cond: Any, column: str) -> np.ndarray:
     if isinstance(cond, str) and numeric and _as_number(cond) is not None:
         return _compare(col, "==", cond, column)  # {"price": "9.99"}: the number 9.99
     if isinstance(cond, str):
-        target = cond.strip().lower()
-        return np.fromiter((_contains(v, target) for v in col), dtype=bool, count=len(col))
+        return _value_match(col, cond.strip().lower())
     if isinstance(cond, bool | np.bool_) and not pd.api.types.is_bool_dtype(col):
         # a CSV's flags are text: {"in_stock": True} matches "true" / "True" / "TRUE"
         flags = col.astype("string").str.strip().str.casefold()
@@ -207,10 +206,35 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool)
 
 
+def _value_match(col: pd.Series, target: str) -> np.ndarray:
+    """Rows whose cell is ``target`` or lists it (:func:`_contains`). Each distinct
+    cell is read once: a catalogue column holds few distinct values (categories,
+    brands), so an 80,000-item filter costs one pass of pandas, not 80,000 of Python."""
+    kind = pd.api.types.infer_dtype(col, skipna=True) if col.dtype == object else ""
+    if kind == "mixed":  # lists of values (tags), maybe beside plain cells
+        listed = np.fromiter((isinstance(v, _LISTS) for v in col), dtype=bool, count=len(col))
+        if listed.any():
+            out = np.zeros(len(col), dtype=bool)
+            values = col[listed].reset_index(drop=True).explode()
+            hit = values.astype("string").str.strip().str.lower().eq(target).fillna(False)
+            out[listed] = hit.groupby(level=0).any().reindex(range(listed.sum()), fill_value=False)
+            out[~listed] = _value_match(col[~listed], target)
+            return out
+    if kind not in ("", "string", "empty"):
+        # cells that hash alike but read differently (1, 1.0 and True): one at a time
+        return np.fromiter((_contains(v, target) for v in col), dtype=bool, count=len(col))
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    hits = np.fromiter((_contains(v, target) for v in uniques), dtype=bool, count=len(uniques))
+    return np.append(hits, False)[codes]  # a missing cell (code -1) matches nothing
+
+
+_LISTS = (list, tuple, set, np.ndarray)
+
+
 def _contains(value: Any, target: str) -> bool:
-    if isinstance(value, list | tuple | set | np.ndarray):
+    if isinstance(value, _LISTS):
         return any(str(v).strip().lower() == target for v in value)
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return False
     text = str(value).strip().lower()
     if text == target:

@@ -126,3 +126,33 @@ def test_malformed_filters_are_errors_not_empty_results(filters: object, message
     """Each of these used to be read as "any of these values" and match nothing."""
     with pytest.raises(DataValidationError, match=message):
         filter_mask(_items(), filters)  # type: ignore[arg-type]
+
+
+def test_a_value_match_reads_each_distinct_cell_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a catalogue column holds a few categories over many items: matching every cell
+    # in Python made one filtered recommend take 0.3-3 s at 80,000 items
+    import hybrid_rec.filters as filters
+
+    calls: list[object] = []
+    real = filters._contains
+    monkeypatch.setattr(filters, "_contains", lambda v, t: calls.append(v) or real(v, t))
+    cats = ["Tea", "Coffee|Tea", "Kitchen", None, "Garden"] * 2_000
+    for column in (pd.Series(cats, dtype=object), pd.Series(cats, dtype="string")):
+        calls.clear()
+        mask = filter_mask(pd.DataFrame({"category": column}), {"category": ["tea", "garden"]})
+        assert mask is not None
+        assert mask.sum() == 6_000 and not mask[3::5].any()
+        assert len(calls) <= 2 * 4  # each distinct filled cell, once per value asked for
+
+
+def test_list_cells_beside_plain_cells_and_missing_ones() -> None:
+    items = pd.DataFrame(
+        {
+            "item_id": list("abcdefg"),
+            "tags": [["Green", "tea"], "tea|black", ("bold",), None, pd.NA, [], "green"],
+        }
+    )
+    assert _picked(items, {"tags": "green"}) == ["a", "g"]
+    assert _picked(items, {"tags": "TEA"}) == ["a", "b"]
+    assert _picked(items, {"tags": ["bold", "black"]}) == ["b", "c"]
+    assert _picked(items, {"tags": "<NA>"}) == []  # a missing cell is no value
