@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,14 +32,16 @@ def filter_mask(items: pd.DataFrame, filters: Filters | None) -> np.ndarray | No
 
     Each value may be
     - a string: equality, or membership for multi-valued cells (``"A|B"`` or lists);
-      a string of an operator and a number (``"<20"``, ``">= 4.5"``) is that comparison;
+      a string of an operator and a number or an ISO date (``"<20"``, ``">= 4.5"``,
+      ``">=2026-03-14"``) is that comparison;
     - a number or bool: equality (numerically, also against a column read as text);
     - a list/set/tuple of values (not starting with an operator): any of them;
     - ``(op, value)`` with op in ``< <= > >= == !=``: a comparison; a threshold that
       reads as a number (``20`` or ``"20"``) compares numerically, so a column read
-      from CSV as text still compares as numbers; on a datetime column the threshold
-      is a date; ``("==", "Tea")`` / ``("!=", "Tea")`` are the value match above and
-      its negation;
+      from CSV as text still compares as numbers; on a datetime column, or a text
+      column of ISO 8601 times (a CSV's), the threshold is a date and the two compare
+      as times in UTC (a time without an offset is UTC); ``("==", "Tea")`` /
+      ``("!=", "Tea")`` are the value match above and its negation;
     - a callable taking the column (a Series) and returning a bool Series.
 
     Raises
@@ -72,6 +75,8 @@ def filter_mask(items: pd.DataFrame, filters: Filters | None) -> np.ndarray | No
 _OP_TEXT = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
 _OP_LIKE = re.compile(r"^\s*([<>=!~]+)\s*(.*?)\s*$")
 """Text that starts like a comparison: ``=<20`` or ``=>4`` is a typo, not a value to match."""
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+)?(?:Z|[+-]\d{2}:?\d{2})?$")
+"""A date (and time) after an operator: ``">=2026-03-14"`` is a comparison too."""
 
 
 def _bad_operator(op: str, column: str, given: Any) -> DataValidationError:
@@ -87,7 +92,7 @@ def _comparison_text(text: str, column: str) -> tuple[str, str] | None:
     """``"<20"`` as ``("<", "20")``; None for a value. Text shaped like a comparison with
     an operator that is not one (``"=<20"``, ``"=>4"``, ``"~3"``) is an error."""
     parsed = _OP_TEXT.match(text)
-    if parsed and _as_number(parsed.group(2)) is not None:
+    if parsed and (_as_number(parsed.group(2)) is not None or _ISO_DAY.match(parsed.group(2))):
         return parsed.group(1), parsed.group(2)
     typo = _OP_LIKE.match(text)
     if typo and _as_number(typo.group(2)) is not None:
@@ -161,7 +166,33 @@ def _compare(col: pd.Series, op: str, value: Any, column: str) -> np.ndarray:
             column=column,
             fix="compare a numeric column with a number, or filter a text column by value.",
         )
+    dates = _iso_dates(col, value)
+    if dates is not None:
+        return _bools(_OPS[op](dates[0], dates[1]))
     return _bools(_OPS[op](col.astype("string"), str(value)))
+
+
+def _iso_dates(col: pd.Series, value: Any) -> tuple[pd.Series, pd.Timestamp] | None:
+    """A text column of ISO 8601 times and a threshold that is one, both in UTC (a
+    time without an offset is UTC, as in interaction logs); None unless every filled
+    cell parses. As text, ``2026-03-14T00:30+02:00`` sorts after ``2026-03-13T23:30Z``
+    although it is an hour earlier: a CSV's publication dates must compare as times."""
+    if not isinstance(value, str) or col.isna().all():
+        return None
+    try:
+        threshold = pd.Timestamp(value.strip())
+    except (TypeError, ValueError):
+        return None
+    if pd.isna(threshold):
+        return None
+    filled = col.notna()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        times = pd.to_datetime(col, errors="coerce", utc=True, format="ISO8601")
+    if times[filled].isna().any():
+        return None
+    zone = threshold.tzinfo
+    return times, threshold.tz_localize("UTC") if zone is None else threshold.tz_convert("UTC")
 
 
 def _timestamp(value: Any, col: pd.Series, column: str) -> pd.Timestamp:

@@ -156,3 +156,24 @@ def test_list_cells_beside_plain_cells_and_missing_ones() -> None:
     assert _picked(items, {"tags": "TEA"}) == ["a", "b"]
     assert _picked(items, {"tags": ["bold", "black"]}) == ["b", "c"]
     assert _picked(items, {"tags": "<NA>"}) == []  # a missing cell is no value
+
+
+def test_iso_times_read_from_a_csv_compare_as_times_across_offsets() -> None:
+    # as text, "2026-03-14T00:30+02:00" (22:30 UTC on the 13th) sorts after 23:30 UTC
+    items = pd.DataFrame(
+        {
+            "item_id": ["late", "early", "next", "undated"],
+            "published": [
+                "2026-03-13T23:30:00Z",
+                "2026-03-14T00:30:00+02:00",
+                "2026-03-15",
+                None,
+            ],
+        }
+    )
+    assert _picked(items, {"published": (">=", "2026-03-14T00:00:00+01:00")}) == ["late", "next"]
+    assert _picked(items, {"published": ">=2026-03-14"}) == ["next"]
+    assert _picked(items, {"published": "<2026-03-14"}) == ["late", "early"]
+    # a column that is not all times keeps comparing as text
+    codes = pd.DataFrame({"item_id": ["a", "b"], "code": ["B-7", "2024-01-01"]})
+    assert _picked(codes, {"code": (">", "2023-06-01")}) == ["a", "b"]  # "B-7" > "2" as text
