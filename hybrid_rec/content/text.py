@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from hybrid_rec.config import ContentConfig
-from hybrid_rec.data.columns import Columns
+from hybrid_rec.data.columns import FREE_TEXT_COLUMNS, Columns
 from hybrid_rec.data.schema import source_name, validate_items
 from hybrid_rec.errors import ConfigError, DataValidationError
 
@@ -328,7 +328,9 @@ def _bind(template: ItemTextTemplate, columns: list[str]) -> tuple[dict[str, str
         elif len(by_lower.get(name.lower(), [])) == 1:
             bound[name] = by_lower[name.lower()][0]
     used = set(bound.values())
-    return bound, [c for c in columns if c not in used]
+    rest = [c for c in columns if c not in used]
+    # long free text last (an article's body after its section): the cut shortens it
+    return bound, sorted(rest, key=lambda c: c.lower() in FREE_TEXT_COLUMNS)
 
 
 _RowPart = Callable[[int], str | None]

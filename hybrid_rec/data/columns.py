@@ -14,8 +14,22 @@ __all__ = [
 
 TITLE_COLUMNS = ("title", "name")
 """Columns that hold an item's display name, in order of preference."""
-FREE_TEXT_COLUMNS = ("description", "overview", "summary", "reviews", "text", "plot")
-"""Free text: never an attribute (explanations quote it, cut, for the recommended item only)."""
+FREE_TEXT_COLUMNS = (
+    "description",
+    "overview",
+    "summary",
+    "reviews",
+    "text",
+    "plot",
+    "synopsis",
+    "abstract",
+    "body",
+    "content",
+    "article",
+)
+"""Free text: never an attribute (explanations quote it, cut, for the recommended item
+only), and written after the other columns ``{*}`` stands for in the item text, so
+cutting a long article's body never cuts its section or author."""
 FREE_TEXT_MEAN_CHARS = 60
 """A string column whose values average more characters than this is free text, not attributes."""
 

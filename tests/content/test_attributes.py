@@ -34,6 +34,17 @@ def test_candidates_are_short_text_and_numbers_not_ids_titles_or_free_text() -> 
     assert attribute_candidates(CATALOGUE) == ["genres", "brand", "year", "price", "url"]
 
 
+def test_dates_and_an_article_body_are_no_attributes() -> None:
+    # each day a word of its own that no new day's item shares; a body is free text
+    items = CATALOGUE[["item_id", "brand"]].assign(
+        published=[f"2026-03-{d:02d}T0{d % 3}:30:00+01:00" for d in (1, 1, 2, 2, 3, 3, 4, 4)],
+        day=pd.to_datetime(["2026-03-01"] * 4 + ["2026-03-02"] * 4),
+        issue=["2026-03-01"] * 4 + [None] * 4,
+        body=["Short."] * 8,
+    )
+    assert attribute_candidates(items) == ["brand"]
+
+
 def test_fit_keeps_repeated_values_and_buckets_numbers() -> None:
     features = AttributeFeatures.fit(CATALOGUE, ContentConfig(attribute_bins=4))
     by_name = {c.name: c for c in features.columns}

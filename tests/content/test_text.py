@@ -154,6 +154,14 @@ def test_unnamed_columns_read_as_labelled_attributes_in_frame_order() -> None:
     assert text == "Kettle Material: steel. Power watts: 2200."
 
 
+def test_an_article_body_comes_after_its_section_and_survives_the_cut_last() -> None:
+    # a CMS export lists the body first: cutting a long body must not cut the section
+    row = {"title": "Cup final", "body": "The match went to penalties. " * 400, "section": "Sport"}
+    text = one(row, max_chars=300)
+    assert text.startswith("Cup final Section: Sport. Body: The match went")
+    assert len(text) <= 301
+
+
 def test_text_columns_choose_the_columns() -> None:
     row = {"title": "Kettle", "material": "steel", "brand": "Acme"}
     assert one(row, text_columns=["title", "brand"]) == "Kettle Brand: Acme."
