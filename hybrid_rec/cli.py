@@ -648,7 +648,9 @@ def add_items_cmd(
             on_existing,
             "already in the model",
             ".",
-            "pass --on-existing skip to add only the new ones.",
+            "pass --on-existing skip to add only the new ones (their changed "
+            "text or columns are then ignored: `update-items` or `sync-catalogue` apply "
+            "those).",
             items,
         )
         frame = frame[~known.to_numpy()]

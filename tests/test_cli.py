@@ -464,7 +464,7 @@ def test_add_items_makes_new_items_recommendable_and_saves_in_place(
     # again: refused by default, skipped on request; nothing changes
     again = _cli("add-items", str(new_csv), "--model-dir", str(model))
     assert again.returncode == 2 and "3 item(s) already in the model" in again.stderr
-    assert "--on-existing skip" in again.stderr
+    assert "--on-existing skip" in again.stderr and "`update-items`" in again.stderr
     skip = _cli("add-items", str(new_csv), "--model-dir", str(model), "--on-existing", "skip")
     assert skip.returncode == 0 and "nothing to add" in skip.stdout
     assert len(HybridRecommender.load(model).item_ids_) == len(grown.item_ids_)
