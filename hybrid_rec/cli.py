@@ -158,6 +158,14 @@ def _parse_filters(texts: list[str]) -> dict[str, Any]:
     return filters
 
 
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        help="Embedding store (from `hybrid-rec embed`, same encoder): items whose text "
+        "it holds are read from it, not encoded again.",
+    ),
+]
 Wait = Annotated[
     float,
     typer.Option(
@@ -334,12 +342,14 @@ def fit_cmd(
         str | None, typer.Option(help="minilm, hashing, e5-multilingual, or a local model dir.")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Override model.epochs.")] = None,
+    store: StoreOption = None,
     wait: Wait = 0.0,
 ) -> None:
     """Fit a model on interactions + items and save it to a directory.
 
     The directory is locked from the start of the fit to the save, as an update command
-    locks it: an add-items run meanwhile would otherwise save over the new model."""
+    locks it: an add-items run meanwhile would otherwise save over the new model. A refit
+    with --store encodes only the items whose text the store does not hold."""
     from hybrid_rec.persistence import check_replaceable, model_lock
     from hybrid_rec.recommender import HybridRecommender
 
@@ -350,7 +360,7 @@ def fit_cmd(
     check_replaceable(model_dir.resolve())  # a folder of the user's files: refused before the fit
     model_dir.resolve().parent.mkdir(parents=True, exist_ok=True)  # where the lock file goes
     with model_lock(model_dir, wait=wait):
-        rec = HybridRecommender(cfg).fit(read_table(interactions), read_table(items))
+        rec = HybridRecommender(cfg).fit(read_table(interactions), read_table(items), store=store)
         rec.save(model_dir)
     run = rec.train_result_
     score = (
@@ -591,14 +601,6 @@ ChunkSize = Annotated[int, typer.Option("--chunk-size", min=1, help="Rows scored
 OutDir = Annotated[
     Path | None,
     typer.Option("--out-dir", "-o", help="Save the changed model here (default: in place)."),
-]
-StoreOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--store",
-        help="Embedding store (from `hybrid-rec embed`, same encoder): items whose text "
-        "it holds are read from it, not encoded again.",
-    ),
 ]
 OnUnknown = Annotated[
     AddExisting,

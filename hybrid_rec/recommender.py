@@ -173,6 +173,7 @@ class HybridRecommender:
         *,
         validation: pd.DataFrame | None = None,
         content: np.ndarray | None = None,
+        store: EmbeddingStore | str | Path | None = None,
         show_progress: bool | None = None,
     ) -> HybridRecommender:
         """Learn from interactions and the item catalogue.
@@ -195,13 +196,17 @@ class HybridRecommender:
             e.g. from an embedding store. The attribute part
             (:mod:`~hybrid_rec.content.attributes`) is appended to them here, as to
             encoded ones.
+        store
+            An embedding store (``hybrid-rec embed``) of this encoder: items whose
+            text it holds are read from it, the others encoded (a refit then encodes
+            only what changed since the store was last brought up to date).
 
         A fit that fails (bad input found late, a NaN in training, an interrupt)
         leaves a fitted model as it was before the call.
         """
         previous = dict(self.__dict__)
         try:
-            return self._fit(interactions, items, validation, content, show_progress)
+            return self._fit(interactions, items, validation, content, store, show_progress)
         except BaseException:  # bad input found late, a NaN, Ctrl-C: the old model stays
             self.__dict__.clear()
             self.__dict__.update(previous)
@@ -213,6 +218,7 @@ class HybridRecommender:
         items: pd.DataFrame,
         validation: pd.DataFrame | None,
         content: np.ndarray | None,
+        store: EmbeddingStore | str | Path | None,
         show_progress: bool | None,
     ) -> HybridRecommender:
         cfg = self.config
@@ -228,7 +234,7 @@ class HybridRecommender:
         if self.attributes_.dim:
             log.info("attribute features: %r", self.attributes_)
         self.content_ = self.attributes_.append(
-            self._content_vectors(catalogue, content), catalogue
+            self._content_vectors(catalogue, content, store), catalogue
         )
         self.taste_ = ContentTaste.fit(self.content_, cfg.model.taste_dim, seed=cfg.model.seed)
         self.item_taste_ = self.taste_.items(self.content_)
@@ -497,10 +503,20 @@ class HybridRecommender:
         )
         return best
 
-    def _content_vectors(self, catalogue: pd.DataFrame, content: np.ndarray | None) -> np.ndarray:
+    def _content_vectors(
+        self,
+        catalogue: pd.DataFrame,
+        content: np.ndarray | None,
+        store: EmbeddingStore | str | Path | None = None,
+    ) -> np.ndarray:
         if content is None:
             texts = item_texts(catalogue, self.config.content)
-            return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+            opened = self._check_store(store)
+            return self._sentence_vectors(catalogue[C.item].tolist(), texts.to_numpy(), opened)
+        if store is not None:
+            raise DataValidationError(
+                "pass content vectors or a store, not both.", source="content"
+            )
         arr = np.asarray(content, dtype=np.float32)
         if arr.ndim != 2 or len(arr) != len(catalogue):
             raise DataValidationError(
@@ -1213,16 +1229,26 @@ class HybridRecommender:
         """Validate and embed new items; with a ``store``, items whose text it already
         holds a vector for (same sha256) are read from it, not encoded again."""
         frame, texts = new_item_texts(new_items, self.config.content)
+        vectors = self._sentence_vectors(frame[C.item].tolist(), np.asarray(texts), store)
+        return frame, self.attributes_.append(vectors, frame)
+
+    def _sentence_vectors(
+        self, ids: list[str], texts: np.ndarray, store: EmbeddingStore | None
+    ) -> np.ndarray:
+        """The encoder's vectors of ``texts``: read from ``store`` where it holds the
+        item's text (same sha256), encoded otherwise."""
         if store is None:
-            vectors = np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
-            return frame, self.attributes_.append(vectors, frame)
-        found, stored = store.find(frame[C.item].tolist(), texts.tolist())
-        vectors = np.empty((len(frame), stored.shape[1]), dtype=np.float32)
+            return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+        found, stored = store.find(ids, list(texts))
+        vectors = np.empty((len(ids), stored.shape[1]), dtype=np.float32)
         vectors[found] = stored
         if not found.all():
             missing = list(texts[~found])
             vectors[~found] = np.asarray(self.encoder.encode(missing), dtype=np.float32)
-        return frame, self.attributes_.append(vectors, frame)
+        log.info(
+            "content: %d of %d item(s) read from %s", int(found.sum()), len(ids), store.directory
+        )
+        return vectors
 
     def _check_store(self, store: EmbeddingStore | str | Path | None) -> EmbeddingStore | None:
         """Open ``store`` and check that its vectors come from this model's encoder."""

@@ -308,6 +308,56 @@ def test_a_store_spares_the_encoder_and_gives_the_same_scores(
         rec.score_cold_items(new, k=6, store=other)
 
 
+def test_a_refit_with_a_store_encodes_only_the_changed_items(
+    clustered: Dataset, small_config: Callable[..., Any], tmp_path: Path
+) -> None:
+    counting = CountingHashing(256)
+    items = clustered.items.copy()
+    store = EmbeddingStore.for_encoder(tmp_path / "vectors", counting)
+    store.sync(item_texts(items, small_config(1).content), counting)
+    items.loc[5, "description"] = "A text changed after the nightly embedding."
+    counting.encoded = 0
+    fit = HybridRecommender(small_config(1), encoder=counting).fit
+    with_store = fit(clustered.interactions, items, store=tmp_path / "vectors")
+    assert counting.encoded == 1  # the one changed text, not the 300 items
+    plain = HybridRecommender(small_config(1), encoder=HashingEncoder(256))
+    plain.fit(clustered.interactions, items, show_progress=False)
+    np.testing.assert_allclose(with_store.content_, plain.content_, atol=1e-6)
+    with pytest.raises(EmbeddingStoreError, match="hashing-v1-d256"):
+        HybridRecommender(small_config(1), encoder=HashingEncoder(64)).fit(
+            clustered.interactions, items, store=tmp_path / "vectors"
+        )
+
+
+def test_fit_on_the_command_line_reads_the_store(clustered: Dataset, tmp_path: Path) -> None:
+    clustered.items.to_csv(tmp_path / "items.csv", index=False)
+    clustered.interactions.to_csv(tmp_path / "log.csv", index=False)
+    common = ["--encoder", "hashing", "--store", str(tmp_path / "s")]
+    runner = CliRunner()
+    embedded = runner.invoke(app, ["embed", str(tmp_path / "items.csv"), *common])
+    assert embedded.exit_code == 0, embedded.output
+    files = [str(tmp_path / "log.csv"), str(tmp_path / "items.csv")]
+    fitted = runner.invoke(
+        app, ["fit", *files, "--model-dir", str(tmp_path / "m"), "--epochs", "1", *common]
+    )
+    assert fitted.exit_code == 0, fitted.output
+    other = runner.invoke(
+        app,
+        [
+            "fit",
+            *files,
+            "--model-dir",
+            str(tmp_path / "m2"),
+            "--epochs",
+            "1",
+            "--store",
+            str(tmp_path / "s"),
+        ],
+    )  # the default encoder
+    assert isinstance(other.exception, EmbeddingStoreError)  # `main` prints it, exit 2
+    assert "cannot be mixed" in str(other.exception)
+
+
 def test_a_store_holding_every_new_item_spares_building_the_encoder(
     model_dir: Path, tmp_path: Path
 ) -> None:
