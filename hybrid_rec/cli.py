@@ -634,6 +634,8 @@ def add_items_cmd(
     `recommend-batch` and the app return them at once. The model directory is
     replaced atomically (a crash leaves the old or the new model whole).
     """
+    import pandas as pd
+
     from hybrid_rec.recommender import HybridRecommender
 
     with _updating(model_dir, out_dir, wait) as target:
@@ -643,7 +645,7 @@ def add_items_cmd(
             _save_unchanged(rec, model_dir, target, f"nothing to add: {items} has no rows")
             return
         frame = validate_items(raw, source=str(items))
-        known = frame[Columns.item].isin(rec.item_ids_.external_ids)
+        known = pd.Series(rec.item_ids_.lookup(frame[Columns.item]) >= 0, index=frame.index)
         _refuse_unless_skipped(
             frame[Columns.item],
             known.to_numpy(),
@@ -1001,7 +1003,7 @@ def _score_cold_on_ray(
     from hybrid_rec.distributed import BackendOptions, ray_score_cold_items
 
     frame = read_table(items)
-    known = frame[Columns.item].astype(str).isin(pd.Index(rec.item_ids_.external_ids))
+    known = pd.Series(rec.item_ids_.lookup(frame[Columns.item]) >= 0, index=frame.index)
     if known.any() and on_existing is OnExisting.error:
         raise DataValidationError(
             f"{int(known.sum())} item(s) already in the model, e.g. "

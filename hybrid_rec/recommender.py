@@ -68,6 +68,7 @@ from hybrid_rec.models.history import Histories
 from hybrid_rec.models.neighbours import NeighbourTransfer, neighbour_share
 from hybrid_rec.models.prior import ContentPrior
 from hybrid_rec.models.taste import ContentTaste
+from hybrid_rec.models.training import N_SAMPLED_NEGATIVES
 from hybrid_rec.persistence import (
     atomic_directory,
     load_npy,
@@ -89,6 +90,8 @@ C = Columns
 PAD_EVENT, TASTE_EVENT, PICKED_EVENT = "<pad>", "<taste>", "<picked>"
 LIGHTLY_SEEN = 10
 """Items with fewer training interactions get their CF vector re-fitted by ``partial_fit``."""
+FOLD_IN_FULL_SOFTMAX_ITEMS = 2 * N_SAMPLED_NEGATIVES
+"""Above this many items, ``partial_fit``'s fold-in ranks against sampled items."""
 
 
 @dataclass
@@ -1278,7 +1281,7 @@ class HybridRecommender:
         """
         self._check_fitted()
         frame, content = self._embed_new_items(new_items, self._check_store(store))
-        dup = frame[C.item].isin(pd.Index(self.item_ids_.external_ids)).to_numpy()
+        dup = self.item_ids_.lookup(frame[C.item]) >= 0
         if dup.any():
             raise DataValidationError(
                 f"item(s) already in the catalogue: {frame[C.item][dup].tolist()[:5]}.",
@@ -1963,27 +1966,33 @@ class HybridRecommender:
         self._derive()
 
     def _fold_in(self, items: np.ndarray, feedback: pd.DataFrame) -> None:
-        cf = self.model_.cf.weight
-        mask = torch.zeros(cf.shape[0], 1)
-        mask[torch.as_tensor(items)] = 1.0
-        handle = cf.register_hook(lambda g: g * mask)
+        """Re-fit the CF rows of ``items`` on ``feedback``, every other weight frozen.
+
+        Only those rows are parameters (:meth:`CollaborativeEmbeddings.learning_rows`):
+        the optimiser updates ``len(items)`` rows a step, not the whole table (at 80,000
+        items that was a third of a one-event fold-in)."""
+        frozen = list(self.model_.parameters())
         try:
-            frozen = [p for p in self.model_.parameters() if p is not cf]
             for p in frozen:
                 p.requires_grad_(False)
-            rows = feedback[feedback["i"].isin(items)]
-            cfg = ModelConfig(**{**self.config.model.model_dump(), "cf_dropout": 0.0})
-            train_model(
-                self.model_,
-                self._train_data(rows),
-                cfg,
-                trainable=[cf],
-                epochs=max(5, min(50, 2000 // max(1, len(rows)))),
-                show_progress=False,
-            )
+            part = feedback[feedback["i"].isin(items)]
+            # no weight decay: it would pull the rows toward zero, feedback or not
+            changes = {"cf_dropout": 0.0, "weight_decay": 0.0}
+            cfg = ModelConfig(**{**self.config.model.model_dump(), **changes})
+            with self.model_.cf.learning_rows(torch.as_tensor(items)) as rows:
+                train_model(
+                    self.model_,
+                    self._train_data(part),
+                    cfg,
+                    trainable=[rows],
+                    epochs=max(5, min(50, 2000 // max(1, len(part)))),
+                    show_progress=False,
+                    # only a few CF rows learn: sampled negatives place them as well,
+                    # and a step costs 8,192 items, not the catalogue
+                    full_softmax_items=FOLD_IN_FULL_SOFTMAX_ITEMS,
+                )
         finally:
-            handle.remove()
-            for p in self.model_.parameters():
+            for p in frozen:
                 p.requires_grad_(True)
 
     # ================================================================ persistence

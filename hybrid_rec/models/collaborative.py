@@ -12,6 +12,9 @@ weight of each positive as its sample weight.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,13 +28,38 @@ class CollaborativeEmbeddings(nn.Module):
     def __init__(self, n_items: int, dim: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(n_items, dim) * 0.05)
+        # (rows, position of each item among them) while learning_rows runs: a tuple,
+        # so that the rows are no parameter of the module (nor in its state dict)
+        self._learning: tuple[nn.Parameter, torch.Tensor] | None = None
 
     @property
     def n_items(self) -> int:
         return int(self.weight.shape[0])
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
-        return F.embedding(index, self.weight)
+        if self._learning is None:
+            return F.embedding(index, self.weight)
+        rows, position = self._learning
+        at = position[index]
+        base = F.embedding(index, self.weight.detach())
+        return torch.where((at >= 0).unsqueeze(-1), rows[at.clamp(min=0)], base)
+
+    @contextlib.contextmanager
+    def learning_rows(self, items: torch.Tensor) -> Iterator[nn.Parameter]:
+        """Only the rows of ``items`` learn, as a parameter of their own (an optimiser
+        then updates those rows, not the whole table); written back to the table when
+        the block ends without an error, left out of it otherwise."""
+        items = torch.as_tensor(items, dtype=torch.long)
+        rows = nn.Parameter(self.weight.detach()[items].clone())
+        position = torch.full((self.n_items,), -1, dtype=torch.long)
+        position[items] = torch.arange(len(items))
+        self._learning = (rows, position)
+        try:
+            yield rows
+            with torch.no_grad():
+                self.weight[items] = rows.detach()
+        finally:
+            self._learning = None
 
     def grow(self, n_new: int) -> None:
         """Append ``n_new`` zero rows (new items: no behaviour yet)."""

@@ -60,6 +60,7 @@ def train_model(
     trainable: list[torch.nn.Parameter] | None = None,
     epochs: int | None = None,
     show_progress: bool | None = None,
+    full_softmax_items: int = FULL_SOFTMAX_MAX_ITEMS,
 ) -> TrainResult:
     """Train ``model`` in place and keep the weights of the best validation epoch.
 
@@ -72,6 +73,9 @@ def train_model(
         Restrict optimisation to these parameters (used by fold-in).
     epochs
         Overrides ``config.epochs``.
+    full_softmax_items
+        Up to this many items, every step ranks each target among all of them;
+        beyond, among :data:`N_SAMPLED_NEGATIVES` random items and the batch's own.
 
     Raises
     ------
@@ -87,7 +91,6 @@ def train_model(
     opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     content = torch.as_tensor(data.content)
     counts = torch.as_tensor(data.counts, dtype=torch.long)
-    n_items = len(data.content)
     n_samples = len(data.users)
     if n_samples == 0:
         raise TrainingError("no training interactions.")
@@ -103,7 +106,9 @@ def train_model(
         model.train()
         total, steps = 0.0, 0
         for idx, group in _batches(data.users, batch_size, per_history, rng):
-            loss = _step(model, data, content, counts, idx, group, n_items, config, gen, rng)
+            loss = _step(
+                model, data, content, counts, idx, group, config, gen, rng, full_softmax_items
+            )
             if loss is None:
                 continue
             if not torch.isfinite(loss):
@@ -214,13 +219,14 @@ def _step(
     counts: torch.Tensor,
     idx: np.ndarray,
     group: np.ndarray,
-    n_items: int,
     config: ModelConfig,
     gen: torch.Generator,
     rng: np.random.Generator,
+    full_softmax_items: int = FULL_SOFTMAX_MAX_ITEMS,
 ) -> torch.Tensor | None:
     """The loss of one batch: samples ``idx``; samples of one ``group`` share a user
     and one history, with every target of the group hidden from it."""
+    n_items = len(content)
     targets = data.items[idx]
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # groups are contiguous
     g_users = data.users[idx[starts]]
@@ -240,7 +246,7 @@ def _step(
     # CF-dropout: a share of items per batch lose their CF evidence, as if they were cold
     dropped = torch.rand(n_items, generator=gen) < config.cf_dropout
     has_cf_all = (counts > 0) & ~dropped
-    if n_items <= FULL_SOFTMAX_MAX_ITEMS:
+    if n_items <= full_softmax_items:
         cand = torch.arange(n_items)
     else:
         negs = torch.as_tensor(rng.integers(0, n_items, N_SAMPLED_NEGATIVES))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from hybrid_rec import HybridRecommender, RecommenderConfig
 from hybrid_rec.content import HashingEncoder
@@ -424,6 +425,28 @@ def test_partial_fit_folds_feedback_into_a_cold_item(clustered: Dataset, small_c
     assert rec.counts_[code] == len(users)
     assert rec.fusion_weights_[code, 1] > share_before  # more evidence -> more behaviour
     assert np.isfinite(rec.item_vectors_[code]).all()
+
+
+def test_a_fold_in_changes_only_the_cf_rows_of_the_items_it_folds_in(
+    fresh: Callable[[], HybridRecommender], clustered: Dataset
+) -> None:
+    rec = fresh()
+    rec.config.model.weight_decay = 0.1  # Adam's decay reached every row of the table
+    rec.config.model.seed = 3
+    before = rec.model_.cf.weight.detach().clone()
+    new = synthetic_new_items(1, cluster=2, seed=6, start_id=31_000)
+    code = int(rec.add_items(new)[0])
+    users = _cluster_users(clustered, 2)[:10]
+    t0 = int(clustered.interactions["timestamp"].max()) + 100
+    rec.partial_fit(
+        pd.DataFrame(
+            {"user_id": users, "item_id": new["item_id"].iloc[0], "timestamp": t0 + np.arange(10)}
+        )
+    )
+    after = rec.model_.cf.weight.detach()
+    assert torch.equal(after[: len(before)], before)  # every other item as it was
+    assert after[code].abs().sum() > 0  # the new item's row learned from its feedback
+    assert not any("learning" in name for name in rec.model_.state_dict())
 
 
 def test_save_load_gives_identical_recommendations(
