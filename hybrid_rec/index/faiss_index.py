@@ -182,7 +182,18 @@ class VectorIndex:
         scores, ids = self._raw_search(queries, fetch)
         if len(self._overrides):
             scores, ids = self._merge_overrides(queries, scores, ids)
-        return _filter_topk(scores, ids, k, allowed, exclude)
+        scores, ids = _filter_topk(scores, ids, k, allowed, exclude)
+        short = np.flatnonzero((ids >= 0).sum(axis=1) < min(k, fetch))
+        if fetch >= self.ntotal:  # every item was looked at: what is missing does not exist
+            short = short[:0]
+        if len(short):
+            # the filter (or the seen items) took out more of this query's nearest
+            # items than the catalogue's share predicted (a filter leaving out the
+            # user's favourite category): rank every allowed item exactly instead
+            subset = np.flatnonzero(allowed) if allowed is not None else np.arange(self.ntotal)
+            excluded = [exclude[row] for row in short] if exclude else None
+            scores[short], ids[short] = self._search_subset(queries[short], k, subset, excluded)
+        return scores, ids
 
     def _raw_search(self, queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         index = self._index

@@ -119,3 +119,22 @@ def test_measure_recall_of_exact_index_is_one() -> None:
     x, q = _unit(500, 8, 12), _unit(20, 8, 13)
     report = VectorIndex(8, factory="Flat").build(x).measure_recall(q, 5)
     assert report["recall_at_k"] == 1.0 and report["k"] == 5
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW16,Flat"])
+def test_a_filter_leaving_out_the_nearest_items_still_fills_k(factory: str) -> None:
+    # 51,000 of 61,000 items allowed: the search fetched a few dozen nearest items,
+    # all in the 10,000 left out (the user's favourite category), and returned none
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(61_000, 8)).astype(np.float32) * 0.1
+    x[:10_000, 0] += 5.0  # the nearest items to the query, all filtered out
+    q = np.zeros((2, 8), np.float32)
+    q[:, 0] = 1.0
+    allowed = np.ones(len(x), dtype=bool)
+    allowed[:10_000] = False
+    index = VectorIndex(8, factory=factory).build(x)
+    seen = [np.zeros(0, np.int64), np.array([np.flatnonzero(allowed)[0]])]
+    _, ids = index.search(q, 20, allowed=allowed, exclude=seen)
+    assert (ids >= 0).all() and allowed[ids].all() and ids[1, 0] != seen[1][0]
+    want = np.flatnonzero(allowed)[np.argsort(-x[allowed] @ q[0], kind="stable")[:20]]
+    np.testing.assert_array_equal(ids[0], want)
