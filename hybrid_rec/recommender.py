@@ -43,7 +43,7 @@ from hybrid_rec.content.encoders import encode_queries
 from hybrid_rec.content.store import EmbeddingStore
 from hybrid_rec.content.text import new_item_texts
 from hybrid_rec.data.columns import Columns
-from hybrid_rec.data.idmap import IdMap, id_list, id_text
+from hybrid_rec.data.idmap import IdMap, id_list, id_text, ids_in
 from hybrid_rec.data.io import atomic_write_json
 from hybrid_rec.data.schema import source_name, validate_interactions, validate_items
 from hybrid_rec.errors import (
@@ -352,8 +352,8 @@ class HybridRecommender:
         0.509).
         """
         cold = np.flatnonzero(self.counts_ == 0)
-        val = validation[validation[C.user].isin(pd.Index(self.user_ids_.external_ids))]
-        val = val[val[C.item].isin(pd.Index(self.item_ids_.external_ids[cold]))]
+        val = validation[ids_in(validation[C.user], self.user_ids_.external_ids)]
+        val = val[ids_in(val[C.item], self.item_ids_.external_ids[cold])]
         if val[C.item].nunique() < 2:
             return None
         users = self.user_ids_.to_internal(val[C.user], kind="user")
@@ -450,8 +450,8 @@ class HybridRecommender:
         the 56% and filled 62% of the test lists with long-tail items (all-items
         Recall@20 0.264 against 0.284, see ``benchmarks/RESULTS.md``).
         """
-        val = validation[validation[C.user].isin(pd.Index(self.user_ids_.external_ids))]
-        val = val[val[C.item].isin(pd.Index(self.item_ids_.external_ids))]
+        val = validation[ids_in(validation[C.user], self.user_ids_.external_ids)]
+        val = val[ids_in(val[C.item], self.item_ids_.external_ids)]
         cold = self.counts_ == 0
         if natural_share:
             is_cold = cold[self.item_ids_.to_internal(val[C.item], kind="item")]
@@ -596,7 +596,7 @@ class HybridRecommender:
         positives excluded) and cold Recall@k (among items with no training
         interactions, or — with no cold items — among CF-dropped warm items)."""
         val = validate_interactions(validation, self.items_, config=self.config.data)
-        known = val[C.user].isin(pd.Index(self.user_ids_.external_ids))
+        known = ids_in(val[C.user], self.user_ids_.external_ids)
         if not known.any():
             raise DataValidationError(
                 f"none of the {val[C.user].nunique()} validation user(s) is in the training "
@@ -1624,7 +1624,7 @@ class HybridRecommender:
 
         def process(chunk: pd.DataFrame, first_row: int) -> pa.Table:
             frame = validate_items(chunk, source=table.name)
-            keep = ~frame[C.item].isin(skip).to_numpy()
+            keep = ~ids_in(frame[C.item], skip)
             frame = frame[keep].reset_index(drop=True)
             if frame.empty:
                 scores, top = np.zeros((0, scorer.k), np.float32), np.zeros((0, scorer.k), int)
@@ -2476,9 +2476,9 @@ def _internal_holdout(
     items = np.unique(inter[C.item].to_numpy())
     pseudo_cold = rng.choice(items, int(share * len(items)), replace=False)
     pick = (rng.random(len(inter)) < share) & (size >= 5)
-    pick |= inter[C.item].isin(pd.Index(pseudo_cold)).to_numpy()
+    pick |= ids_in(inter[C.item], pseudo_cold)
     # only users who keep some training interactions can be validated on
-    pick &= inter[C.user].isin(pd.Index(inter[C.user][~pick].unique())).to_numpy()
+    pick &= ids_in(inter[C.user], inter[C.user][~pick].unique())
     if pick.sum() < 10:
         return inter, None
     return inter[~pick].reset_index(drop=True), inter[pick].reset_index(drop=True)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from hybrid_rec.config import DataConfig
 from hybrid_rec.data.columns import Columns
-from hybrid_rec.data.idmap import id_text
+from hybrid_rec.data.idmap import id_text, ids_in
 from hybrid_rec.errors import DataValidationError
 
 __all__ = [
@@ -512,8 +512,8 @@ def validate_interactions(
 def _check_known_items(
     out: pd.DataFrame, items: pd.DataFrame, cfg: DataConfig, src: str, rep: ValidationReport
 ) -> pd.DataFrame:
-    known = out[C.item].isin(pd.Index(items[C.item].astype(str)))
-    unknown = ~known.to_numpy()
+    known = ids_in(out[C.item], items[C.item].astype(str))
+    unknown = ~known
     if not unknown.any():
         return out
     if cfg.unknown_items == "error":
@@ -532,4 +532,4 @@ def _check_known_items(
         src,
         rep.dropped_unknown_items,
     )
-    return out[known.to_numpy()]
+    return out[known]

@@ -21,6 +21,7 @@ import pandas as pd
 
 from hybrid_rec.config import SplitConfig
 from hybrid_rec.data.columns import Columns
+from hybrid_rec.data.idmap import ids_in
 from hybrid_rec.errors import DataValidationError
 
 __all__ = ["ColdStartSplit", "TemporalSplit", "cold_start_split", "temporal_split"]
@@ -101,8 +102,8 @@ def cold_start_split(
     half = n_cold // 2
     val_cold_items, test_cold_items = np.sort(cold[:half]), np.sort(cold[half:])
 
-    is_val_cold = frame[C.item].isin(val_cold_items).to_numpy()
-    is_test_cold = frame[C.item].isin(test_cold_items).to_numpy()
+    is_val_cold = ids_in(frame[C.item], val_cold_items)
+    is_test_cold = ids_in(frame[C.item], test_cold_items)
     warm = frame[~(is_val_cold | is_test_cold)]
 
     # Per user: a random share of warm interactions to test, then to validation.
@@ -123,7 +124,7 @@ def cold_start_split(
     train_items = pd.Index(train[C.item].unique())
 
     def _only_trained(part: pd.DataFrame, name: str) -> pd.DataFrame:
-        keep = part[C.item].isin(train_items).to_numpy()
+        keep = ids_in(part[C.item], train_items)
         if (~keep).any():
             log.info(
                 "%s: %d interaction(s) of items unseen in training moved out.",
