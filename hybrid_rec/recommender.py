@@ -90,6 +90,8 @@ C = Columns
 PAD_EVENT, TASTE_EVENT, PICKED_EVENT = "<pad>", "<taste>", "<picked>"
 LIGHTLY_SEEN = 10
 """Items with fewer training interactions get their CF vector re-fitted by ``partial_fit``."""
+VAL_SCORE_BLOCK = 4_000_000
+"""Validation scores (users × candidate items) ranked at a time."""
 FOLD_IN_FULL_SOFTMAX_ITEMS = 2 * N_SAMPLED_NEGATIVES
 """Above this many items, ``partial_fit``'s fold-in ranks against sampled items."""
 
@@ -315,10 +317,12 @@ class HybridRecommender:
         if found is None:
             return 0.0
         users, targets, cold = found
+        grid = [0.0, 0.25, 0.5, 0.75]
+        keep = np.isin(users, self._tuning_users(users, len(cold), len(grid)))
+        users, targets = users[keep], targets[keep]
         raw = self.item_vectors_[cold]
         moved = self.neighbours_.matched_targets(raw, self._neighbour_coords(cold)) - raw
         k = self.config.eval.k
-        grid = [0.0, 0.25, 0.5, 0.75]
         recalls = []
         for weight in grid:
             vecs = self.item_vectors_.copy()
@@ -663,18 +667,24 @@ class HybridRecommender:
         candidates_vecs: np.ndarray | None = None,
     ) -> float:
         uniq, inv = np.unique(users, return_inverse=True)
-        uvecs, _ = model.encode_users(vecs, UserBatch.from_histories(self.histories_, uniq))
         cand_vecs = (candidates_vecs if candidates_vecs is not None else vecs)[candidates]
-        scores = uvecs @ cand_vecs.T
-        if exclude_seen:
-            pos = np.full(len(self.item_ids_), -1)
-            pos[candidates] = np.arange(len(candidates))
-            for row, u in enumerate(uniq):
-                cols = pos[self._seen.row(int(u))]
-                scores[row, cols[cols >= 0]] = -np.inf
+        pos = np.full(len(self.item_ids_), -1)
+        pos[candidates] = np.arange(len(candidates))
         kk = min(k, len(candidates))
-        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        top_items = candidates[top]
+        top_items = np.empty((len(uniq), kk), dtype=np.int64)
+        # users in blocks of about VAL_SCORE_BLOCK scores: 3,000 users against 50,000
+        # new items was one 2.3 GB matrix per epoch
+        block = max(1, VAL_SCORE_BLOCK // max(1, len(candidates)))
+        for start in range(0, len(uniq), block):
+            part = uniq[start : start + block]
+            uvecs, _ = model.encode_users(vecs, UserBatch.from_histories(self.histories_, part))
+            scores = uvecs @ cand_vecs.T
+            if exclude_seen:
+                for row, u in enumerate(part):
+                    cols = pos[self._seen.row(int(u))]
+                    scores[row, cols[cols >= 0]] = -np.inf
+            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            top_items[start : start + len(part)] = candidates[top]
         hits = np.zeros(len(uniq))
         total = np.bincount(inv, minlength=len(uniq)).astype(float)
         for row, t in zip(inv, targets, strict=True):
