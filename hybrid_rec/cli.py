@@ -360,7 +360,9 @@ def fit_cmd(
     check_replaceable(model_dir.resolve())  # a folder of the user's files: refused before the fit
     model_dir.resolve().parent.mkdir(parents=True, exist_ok=True)  # where the lock file goes
     with model_lock(model_dir, wait=wait):
-        rec = HybridRecommender(cfg).fit(read_table(interactions), read_table(items), store=store)
+        rec = HybridRecommender(cfg).fit(
+            read_table(interactions), read_table(items), store=store, show_progress=_progress(None)
+        )
         rec.save(model_dir)
     run = rec.train_result_
     score = (

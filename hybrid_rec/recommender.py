@@ -239,7 +239,7 @@ class HybridRecommender:
         if self.attributes_.dim:
             log.info("attribute features: %r", self.attributes_)
         self.content_ = self.attributes_.append(
-            self._content_vectors(catalogue, content, store), catalogue
+            self._content_vectors(catalogue, content, store, show_progress), catalogue
         )
         self.taste_ = ContentTaste.fit(self.content_, cfg.model.taste_dim, seed=cfg.model.seed)
         self.item_taste_ = self.taste_.items(self.content_)
@@ -515,11 +515,13 @@ class HybridRecommender:
         catalogue: pd.DataFrame,
         content: np.ndarray | None,
         store: EmbeddingStore | str | Path | None = None,
+        show_progress: bool | None = None,
     ) -> np.ndarray:
         if content is None:
             texts = item_texts(catalogue, self.config.content)
             opened = self._check_store(store)
-            return self._sentence_vectors(catalogue[C.item].tolist(), texts.to_numpy(), opened)
+            ids = catalogue[C.item].tolist()
+            return self._sentence_vectors(ids, texts.to_numpy(), opened, show_progress)
         if store is not None:
             raise DataValidationError(
                 "pass content vectors or a store, not both.", source="content"
@@ -1246,18 +1248,27 @@ class HybridRecommender:
         return frame, self.attributes_.append(vectors, frame)
 
     def _sentence_vectors(
-        self, ids: list[str], texts: np.ndarray, store: EmbeddingStore | None
+        self,
+        ids: list[str],
+        texts: np.ndarray,
+        store: EmbeddingStore | None,
+        show_progress: bool | None = None,
     ) -> np.ndarray:
         """The encoder's vectors of ``texts``: read from ``store`` where it holds the
         item's text (same sha256), encoded otherwise."""
+        asked = {} if show_progress is None else {"show_progress": show_progress}
+
+        def encode(some: list[str]) -> np.ndarray:
+            return self.encoder.encode(some, **asked)
+
         if store is None:
-            return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
+            return np.asarray(encode(list(texts)), dtype=np.float32)
         found, stored = store.find(ids, list(texts))
         vectors = np.empty((len(ids), stored.shape[1]), dtype=np.float32)
         vectors[found] = stored
         if not found.all():
             missing = list(texts[~found])
-            vectors[~found] = np.asarray(self.encoder.encode(missing), dtype=np.float32)
+            vectors[~found] = np.asarray(encode(missing), dtype=np.float32)
         log.info(
             "content: %d of %d item(s) read from %s", int(found.sum()), len(ids), store.directory
         )

@@ -358,6 +358,24 @@ def test_fit_on_the_command_line_reads_the_store(clustered: Dataset, tmp_path: P
     assert "cannot be mixed" in str(other.exception)
 
 
+def test_fit_on_a_terminal_draws_its_bars_without_verbose(
+    clustered: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hybrid_rec.content.encoders as encoders
+
+    clustered.items.to_csv(tmp_path / "items.csv", index=False)
+    clustered.interactions.to_csv(tmp_path / "log.csv", index=False)
+    files = [str(tmp_path / "log.csv"), str(tmp_path / "items.csv")]
+    args = ["fit", *files, "--encoder", "hashing", "--epochs", "1", "--model-dir"]
+    monkeypatch.setattr(encoders, "watched", lambda: True)  # stderr is a terminal
+    shown = CliRunner().invoke(app, [*args, str(tmp_path / "m")])
+    assert shown.exit_code == 0, shown.output
+    assert "hashing: 100%" in shown.output and "training: 100%" in shown.output
+    monkeypatch.setattr(encoders, "watched", lambda: False)  # a nightly job's log file
+    logged = CliRunner().invoke(app, [*args, str(tmp_path / "m2")])
+    assert logged.exit_code == 0 and "training" not in logged.output
+
+
 def test_a_store_holding_every_new_item_spares_building_the_encoder(
     model_dir: Path, tmp_path: Path
 ) -> None:
