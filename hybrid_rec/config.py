@@ -166,6 +166,10 @@ class ModelConfig(_Stage):
     content coordinates, on top of the model's score. 0 leaves the words to the user
     tower alone, which on ml-100k put a genre's films in 35% of the top 10 for a
     query naming the genre (1.0: 85%)."""
+    popular_days: float | None = Field(None, gt=0)
+    """The popular fallback (``unknown_users="popular"``) counts the interactions of the
+    last this many days of the log (up to its latest time); None counts them all. A news
+    site wants 1 or 2: all-time counts put last week's stories first."""
     neighbours: int = Field(200, ge=0)
     """Content neighbours an item with little evidence borrows vectors from
     (:mod:`hybrid_rec.models.neighbours`; 0 turns it off). The weight is chosen on validation."""

@@ -1122,7 +1122,7 @@ class HybridRecommender:
         return np.asarray(queries @ self._index_vectors(i).T, dtype=np.float32)
 
     def _popular_for(self, users: np.ndarray, k: int, allowed: np.ndarray | None) -> pd.DataFrame:
-        pop = self.counts_.astype(np.float64)
+        pop = self._popularity()
         if allowed is not None:
             pop = np.where(allowed, pop, -np.inf)
         top = np.argsort(-pop, kind="stable")[:k]
@@ -1140,6 +1140,17 @@ class HybridRecommender:
             C.item,
             self.item_ids_,
         )
+
+    def _popularity(self) -> np.ndarray:
+        """Interactions per item: all of them, or those of the last ``popular_days`` of
+        the log (a log without timestamps has no days: all of them)."""
+        days = self.config.model.popular_days
+        if days is None or not self._has_time or self._log.empty:
+            return self.counts_.astype(np.float64)
+        t = self._log["t"].to_numpy()
+        recent = t >= t.max() - days * 86_400
+        items = self._log["i"].to_numpy()[recent]
+        return np.bincount(items, minlength=len(self.item_ids_)).astype(np.float64)
 
     def recommend_for_new_user(
         self,

@@ -746,3 +746,21 @@ def test_validation_recall_in_blocks_of_users_equals_one_block(
     whole = fitted._val_recall(*args)
     monkeypatch.setattr(module, "VAL_SCORE_BLOCK", 7 * len(candidates))  # 7 users a block
     assert fitted._val_recall(*args) == whole > 0
+
+
+def test_the_popular_fallback_can_count_only_the_latest_days(
+    fresh: Callable[[], HybridRecommender], clustered: Dataset
+) -> None:
+    rec = fresh()
+    all_time = rec.recommend(["stranger"], k=3, unknown_users="popular")["item_id"].tolist()
+    counts = clustered.interactions["item_id"].value_counts()
+    assert all_time[0] == counts.index[0]
+    # yesterday's story: read by 12 users in the last day, far fewer than the all-time top
+    story = counts.index[-1]
+    t0 = int(clustered.interactions["timestamp"].max()) + 86_400 * 30
+    users = clustered.interactions["user_id"].unique()[:12]
+    rec.partial_fit(pd.DataFrame({"user_id": users, "item_id": story, "timestamp": t0}))
+    assert rec.recommend(["stranger"], k=3, unknown_users="popular")["item_id"].iloc[0] != story
+    rec.config.model.popular_days = 2
+    latest = rec.recommend(["stranger"], k=3, unknown_users="popular")
+    assert latest["item_id"].iloc[0] == story and latest["score"].iloc[0] == 1.0
