@@ -136,6 +136,13 @@ class ModelConfig(_Stage):
     (auto): 1 below 200,000 training interactions; above, 4, with batches of twice
     ``batch_size`` samples (3x the training throughput at MovieLens-1M's size,
     see ``scripts/bench_fit.py``)."""
+    causal_history: bool = False
+    """Train each interaction on the history before it only, its recency measured at
+    its own time, as a sequence model does (news: what someone read last week predicts
+    tomorrow better than what they read last year). Histories are the latest
+    ``history_len`` interactions, so a target older than all of them is left out. Off
+    by default: the cold-start protocol holds items out at random, not by time. Needs
+    timestamps; without them it changes nothing."""
     temperature: float = Field(0.2, gt=0)
     """Softmax temperature of the training loss (on cosine scores). On MovieLens-100k
     validation 0.2 beat 0.05, 0.1, 0.15, 0.3 and 0.5: warm Recall@20 0.349 against 0.322

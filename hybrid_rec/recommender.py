@@ -595,6 +595,11 @@ class HybridRecommender:
             users=frame["u"].to_numpy(),
             items=frame["i"].to_numpy(),
             weights=frame["w"].to_numpy(np.float32),
+            times=(
+                frame["t"].to_numpy(np.int64)
+                if self.config.model.causal_history and self._has_time
+                else None
+            ),
         )
 
     def _validation_fn(self, validation: pd.DataFrame) -> Any:

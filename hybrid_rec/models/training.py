@@ -37,6 +37,7 @@ class TrainData:
     users: np.ndarray  # (n,) target interactions: user
     items: np.ndarray  # (n,) target interactions: item
     weights: np.ndarray  # (n,) sample weights
+    times: np.ndarray | None = None  # (n,) target times: histories end before them
 
 
 @dataclass
@@ -235,6 +236,10 @@ def _step(
     hidden = h_items[group] == targets[:, None]  # never show a target in its own history
     if len(starts) < len(group):
         hidden = np.logical_or.reduceat(hidden, starts, axis=0)
+    ref_time = hist.ref_time[g_users]
+    if data.times is not None:  # causal: only what came before the group's first target,
+        ref_time = np.minimum.reduceat(data.times[idx], starts)  # its recency measured then
+        hidden |= hist.times[g_users] >= ref_time[:, None]
     h_items[hidden] = -1
     ok_group = (h_items >= 0).any(axis=1)
     if not ok_group.any():
@@ -242,7 +247,7 @@ def _step(
     ok = ok_group[group]
     renumber = np.cumsum(ok_group) - 1
     group, targets, idx = renumber[group[ok]], targets[ok], idx[ok]
-    users, h_items = g_users[ok_group], h_items[ok_group]
+    users, h_items, ref_time = g_users[ok_group], h_items[ok_group], ref_time[ok_group]
     # CF-dropout: a share of items per batch lose their CF evidence, as if they were cold
     dropped = torch.rand(n_items, generator=gen) < config.cf_dropout
     has_cf_all = (counts > 0) & ~dropped
@@ -254,7 +259,7 @@ def _step(
         cand = torch.unique(torch.cat([negs, used]))
     vecs, _ = model.items_forward(content[cand], cand, counts[cand], has_cf_all[cand])
     batch = UserBatch(
-        h_items, hist.events[users], hist.times[users], hist.ref_time[users], hist.has_time, users
+        h_items, hist.events[users], hist.times[users], ref_time, hist.has_time, users
     )
     col = torch.searchsorted(cand, torch.as_tensor(batch.items.clamp(min=0)))
     # index_select, not vecs[col]: its backward is an index_add_, several times faster

@@ -80,3 +80,41 @@ def test_the_progress_bar_counts_the_epochs_that_ran(
     assert rec.train_result_.epochs_run < 30
     shown = re.findall(r"(\d+)/30 \[", capsys.readouterr().err)
     assert shown and int(shown[-1]) == rec.train_result_.epochs_run
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_causal_history_holds_only_what_came_before_the_target(
+    causal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from hybrid_rec.models import HybridModel, TrainData, build_histories
+    from hybrid_rec.models.training import _step
+    from hybrid_rec.models.user import recency_bucket
+
+    # one user read items 0, 1, 2, 3 at hours 1, 2, 3, 4; the target is item 1 (hour 2)
+    hours = np.array([1, 2, 3, 4]) * 3600
+    users, items = np.zeros(4, np.int64), np.arange(4)
+    hist = build_histories(users, items, np.ones(4, np.int64), hours, 1, 10)
+    cfg = ModelConfig(dim=8)
+    model = HybridModel(4, 4, 3, cfg)
+    data = TrainData(
+        np.eye(4, dtype=np.float32), np.ones(4, np.int64), hist, users, items, np.ones(4),
+        times=hours if causal else None,
+    )  # fmt: skip
+    seen: dict[str, np.ndarray] = {}
+
+    def spy(vectors: torch.Tensor, batch: object, **kw: object) -> tuple[torch.Tensor, None]:
+        seen["items"], seen["recency"] = batch.items.numpy(), batch.recency.numpy()  # type: ignore[attr-defined]
+        return torch.nn.functional.normalize(vectors.mean(1), dim=-1), None
+
+    monkeypatch.setattr(model, "users_forward", spy)
+    gen, rng = torch.Generator().manual_seed(0), np.random.default_rng(0)
+    _step(model, data, torch.eye(4), torch.ones(4, dtype=torch.long), np.array([1]),
+          np.array([0]), cfg, gen, rng)  # fmt: skip
+    shown = sorted(seen["items"][0][seen["items"][0] >= 0].tolist())
+    assert shown == ([0] if causal else [0, 2, 3])  # never the target; causal: nothing after
+    # recency measured at the target (an hour before it), not at the user's last read
+    first = seen["recency"][0][seen["items"][0] == 0]
+    ref = (2 if causal else 4) * 3600
+    np.testing.assert_array_equal(first, recency_bucket(np.array([ref]), np.array([3600]), True))
