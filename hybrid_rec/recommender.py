@@ -1071,6 +1071,24 @@ class HybridRecommender:
                 "user, or recommend(..., unknown_users='popular')."
             )
         allowed = self._allowed(candidates, filters)
+        return self._recommend_codes(
+            user_list, codes, k, allowed, exclude_seen, unknown_users, top, new_items
+        )
+
+    def _recommend_codes(
+        self,
+        user_list: list[str],
+        codes: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+        exclude_seen: bool,
+        unknown_users: str,
+        top: int,
+        new_items: int,
+    ) -> pd.DataFrame:
+        """:meth:`recommend` once the users are looked up and the filters evaluated
+        (``recommend_batch`` evaluates them once for all its chunks)."""
+        unknown = [u for u, c in zip(user_list, codes, strict=True) if c < 0]
         n_cand = int(allowed.sum()) if allowed is not None else len(self.item_ids_)
         new_items = self._check_new_items(new_items, k)
         k = self._check_k(k, n_cand)
@@ -1803,14 +1821,10 @@ class HybridRecommender:
         def process(chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
             token = _K_WARNED.set(True)  # warned once above, not once per chunk
             try:
-                return self.recommend(
-                    list(chunk[C.user]),
-                    k,
-                    candidates=candidates,
-                    exclude_seen=exclude_seen,
-                    filters=filters,
-                    unknown_users=unknown_users,
-                    new_items=new_items,
+                user_list = id_list(list(chunk[C.user]))
+                codes = self.user_ids_.lookup(user_list)
+                return self._recommend_codes(
+                    user_list, codes, k, allowed, exclude_seen, unknown_users, 0, new_items
                 )
             finally:
                 _K_WARNED.reset(token)

@@ -185,6 +185,26 @@ def test_recommend_batch_equals_recommend(
     assert skipped.skipped == 1 and skipped.rows == 23 * 3
 
 
+def test_recommend_batch_reads_the_filters_once_not_per_chunk(
+    fitted: HybridRecommender, clustered: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hybrid_rec.recommender as module
+
+    users = list(clustered.info["user_cluster"])[:23]
+    category = str(fitted.items_["category"].iloc[0])
+    filters = {"category": category}
+    expected = fitted.recommend(users, k=4, filters=filters)
+    assert set(fitted.items_.set_index("item_id").loc[expected["item_id"], "category"]) == {
+        category
+    }
+    calls = []
+    real = module.filter_mask
+    monkeypatch.setattr(module, "filter_mask", lambda *a: calls.append(1) or real(*a))
+    got = fitted.recommend_batch(users, 4, chunk_size=5, filters=filters)
+    pd.testing.assert_frame_equal(got, expected)
+    assert len(calls) == 1  # five chunks, one evaluation of the filters
+
+
 def test_recommend_batch_warns_once_not_per_chunk(
     fitted: HybridRecommender, clustered: Dataset, caplog: pytest.LogCaptureFixture
 ) -> None:
