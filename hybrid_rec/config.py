@@ -117,6 +117,10 @@ class ContentConfig(_Stage):
     cells are short (ids, titles and free text such as ``description`` are left out)."""
     attribute_bins: int = Field(default=8, ge=2, le=256)
     """Quantile buckets of a numeric attribute."""
+    attribute_max_dim: int = Field(default=256, ge=2, le=16_384)
+    """Width of the whole attribute part: categorical columns with more values than
+    their share keep their most frequent ones (brands, sellers and tags can run to
+    thousands, and the part is dense: 3,440 such values cost 12.8 GiB at 1M items)."""
 
 
 class ModelConfig(_Stage):

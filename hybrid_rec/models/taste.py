@@ -22,6 +22,8 @@ import numpy as np
 __all__ = ["ContentTaste"]
 
 _MAX_FIT_ROWS = 200_000
+_COV_BLOCK = 8192
+"""Rows per block of the covariance sum."""
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -51,13 +53,17 @@ class ContentTaste:
     @classmethod
     def fit(cls, content: np.ndarray, dim: int, *, seed: int = 0) -> ContentTaste:
         """Top-``dim`` principal directions of ``content`` (a sample of rows if huge)."""
-        rows = np.asarray(content, dtype=np.float64)
+        rows = np.asarray(content, dtype=np.float32)
         if len(rows) > _MAX_FIT_ROWS:
             pick = np.random.default_rng(seed).choice(len(rows), _MAX_FIT_ROWS, replace=False)
             rows = rows[np.sort(pick)]
-        mean = rows.mean(axis=0)
-        # right singular vectors of the centred rows = eigenvectors of the covariance
-        cov = (rows - mean).T @ (rows - mean)
+        mean = rows.mean(axis=0, dtype=np.float64)
+        # right singular vectors of the centred rows = eigenvectors of the covariance,
+        # summed in float64 over blocks of rows: memory of one block, not 6x the input
+        cov = np.zeros((rows.shape[1], rows.shape[1]), dtype=np.float64)
+        for start in range(0, len(rows), _COV_BLOCK):
+            block = rows[start : start + _COV_BLOCK].astype(np.float64) - mean
+            cov += block.T @ block
         values, vectors = np.linalg.eigh(cov)
         dim = int(min(dim, content.shape[1]))
         basis = vectors[:, np.argsort(values)[::-1][:dim]]

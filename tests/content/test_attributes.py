@@ -137,3 +137,38 @@ def test_a_model_places_new_items_with_their_attributes(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.content_[code, 64:], expected)
     taste = loaded.recommend_for_new_user(text="a quiet story", k=3)  # a padded text query
     assert len(taste) == 3
+
+
+def test_wide_columns_share_the_width_budget_by_frequency() -> None:
+    """Thousands of brands or tags would make the dense part gigabytes at 1M items:
+    the whole part stays within attribute_max_dim, narrow columns keep every value
+    and wide ones their most frequent."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    brands = [f"b{int(v)}" for v in rng.zipf(1.3, n) % 700]
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{r}" for r in range(n)],
+            "genre": [f"g{r % 6}" for r in range(n)],
+            "brand": brands,
+            "seller": [f"s{r % 500}" for r in range(n)],
+            "price": rng.uniform(1, 100, n),
+        }
+    )
+    cfg = ContentConfig(attribute_max_dim=64, attribute_bins=8)
+    features = AttributeFeatures.fit(items, cfg)
+    by_name = {c.name: c for c in features.columns}
+    assert features.dim <= 64
+    assert by_name["genre"].width == 6 and by_name["price"].width == 8
+    assert by_name["brand"].width == by_name["seller"].width == (64 - 6 - 8) // 2
+    counts = pd.Series(brands).value_counts()
+    top = set(counts.index[counts.to_numpy() > counts.iloc[by_name["brand"].width]])
+    assert top <= set(by_name["brand"].values)  # the most frequent are the ones kept
+    rows = features.transform(items)
+    start = sum(c.width for c in features.columns[: list(by_name).index("brand")])
+    block = rows[:, start : start + by_name["brand"].width]
+    kept = pd.Series(brands).isin(by_name["brand"].values).to_numpy()
+    assert (block[kept] > 0).sum(axis=1).tolist() == [1] * int(kept.sum())
+    assert not block[~kept].any()  # a dropped brand adds nothing; its text still does
+    wide = AttributeFeatures.fit(items, ContentConfig(attribute_max_dim=4096))
+    assert {c.name: c.width for c in wide.columns}["seller"] == 500
