@@ -145,8 +145,9 @@ class ModelConfig(_Stage):
     its own time, as a sequence model does (news: what someone read last week predicts
     tomorrow better than what they read last year). Histories are the latest
     ``history_len`` interactions, so a target older than all of them is left out. Off
-    by default: the cold-start protocol holds items out at random, not by time. Needs
-    timestamps; without them it changes nothing."""
+    by default: the cold-start protocol holds items out at random, not by time, and on
+    its MovieLens-100k validation warm Recall@20 fell from 0.346 to 0.271 with it.
+    Needs timestamps; without them it changes nothing."""
     temperature: float = Field(0.2, gt=0)
     """Softmax temperature of the training loss (on cosine scores). On MovieLens-100k
     validation 0.2 beat 0.05, 0.1, 0.15, 0.3 and 0.5: warm Recall@20 0.349 against 0.322
