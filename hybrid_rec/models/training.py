@@ -76,7 +76,7 @@ def train_model(
         Overrides ``config.epochs``.
     full_softmax_items
         Up to this many items, every step ranks each target among all of them;
-        beyond, among :data:`N_SAMPLED_NEGATIVES` random items and the batch's own.
+        beyond, among :data:`N_SAMPLED_NEGATIVES` items drawn uniformly at random.
 
     Raises
     ------
@@ -251,12 +251,14 @@ def _step(
     # CF-dropout: a share of items per batch lose their CF evidence, as if they were cold
     dropped = torch.rand(n_items, generator=gen) < config.cf_dropout
     has_cf_all = (counts > 0) & ~dropped
+    sampled: torch.Tensor | None = None
     if n_items <= full_softmax_items:
         cand = torch.arange(n_items)
     else:
         negs = torch.as_tensor(rng.integers(0, n_items, N_SAMPLED_NEGATIVES))
         used = torch.as_tensor(np.concatenate([targets, h_items[h_items >= 0]]))
         cand = torch.unique(torch.cat([negs, used]))
+        sampled = torch.isin(cand, negs)
     vecs, _ = model.items_forward(content[cand], cand, counts[cand], has_cf_all[cand])
     batch = UserBatch(
         h_items, hist.events[users], hist.times[users], ref_time, hist.has_time, users
@@ -270,7 +272,18 @@ def _step(
         user_vecs = user_vecs.index_select(0, torch.as_tensor(group))
     target_col = torch.searchsorted(cand, torch.as_tensor(targets))
     weights = torch.as_tensor(data.weights[idx], dtype=torch.float32)
-    loss = weighted_softmax_loss(user_vecs, vecs, target_col, weights, config.temperature)
+    not_negative = None
+    if sampled is not None:
+        # the negatives are the uniform draws only. The batch's own items (its targets
+        # and histories) are there to be scored; as negatives too, a popular item would
+        # be pushed down in nearly every step and a rarely read one in half of them: on
+        # a 12,000-item synthetic log all-items validation Recall@20 fell from 0.215
+        # (full softmax) to 0.085, and is 0.217 with the draws alone
+        not_negative = (~sampled).expand(len(target_col), -1).clone()
+        not_negative[torch.arange(len(target_col)), target_col] = False
+    loss = weighted_softmax_loss(
+        user_vecs, vecs, target_col, weights, config.temperature, not_negative
+    )
     if config.align_weight > 0:
         loss = loss + config.align_weight * _alignment(model, content, counts, cand)
     return loss

@@ -118,3 +118,46 @@ def test_a_causal_history_holds_only_what_came_before_the_target(
     first = seen["recency"][0][seen["items"][0] == 0]
     ref = (2 if causal else 4) * 3600
     np.testing.assert_array_equal(first, recency_bucket(np.array([ref]), np.array([3600]), True))
+
+
+def test_sampled_negatives_are_the_uniform_draws_not_the_batch_items(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above full_softmax_items a target is ranked among random items. The batch's own
+    items (its targets and histories) get vectors too, but were they negatives as well,
+    popular items would be pushed down far more often than rare ones: on a 12,000-item
+    synthetic log all-items validation Recall@20 fell from 0.215 (full softmax) to 0.085."""
+    import torch
+
+    import hybrid_rec.models.training as training
+    from hybrid_rec.models import HybridModel, TrainData, build_histories
+
+    n_items = 40
+    users, items = np.zeros(10, np.int64), np.arange(10)  # one user read items 0-9
+    hist = build_histories(users, items, np.ones(10, np.int64), np.arange(10) * 60, 1, 10)
+    cfg = ModelConfig(dim=8, cf_dropout=0.0)
+    model = HybridModel(4, n_items, 3, cfg)
+    content = torch.eye(n_items)[:, :4].contiguous()
+    data = TrainData(content.numpy(), np.ones(n_items, np.int64), hist, users, items, np.ones(10))
+    seen: dict[str, torch.Tensor] = {}
+    real = training.weighted_softmax_loss
+
+    def spy(u: torch.Tensor, c: torch.Tensor, t: torch.Tensor, w: torch.Tensor,
+            temp: float, mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        seen["target"], seen["mask"] = t, mask  # type: ignore[assignment]
+        return real(u, c, t, w, temp, mask)
+
+    monkeypatch.setattr(training, "weighted_softmax_loss", spy)
+    monkeypatch.setattr(training, "N_SAMPLED_NEGATIVES", 6)
+    drawn = set(np.random.default_rng(3).integers(0, n_items, 6).tolist())
+    gen, rng = torch.Generator().manual_seed(0), np.random.default_rng(3)
+    loss = training._step(
+        model, data, content, torch.ones(n_items, dtype=torch.long), np.array([2, 5]),
+        np.array([0, 0]), cfg, gen, rng, full_softmax_items=8,
+    )  # fmt: skip
+    assert loss is not None and torch.isfinite(loss)
+    cand = sorted(drawn | set(range(10)))  # the candidates: drawn, targets and history
+    assert seen["mask"] is not None
+    for row, target in zip(seen["mask"], (2, 5), strict=True):
+        negatives = {cand[c] for c in np.flatnonzero(~row.numpy())}
+        assert negatives == drawn | {target}  # history items not drawn are left out
