@@ -89,6 +89,7 @@ class VectorIndex:
         self._index: faiss.Index | None = None
         self._vectors = np.zeros((0, dim), dtype=np.float32)
         self._overrides: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._override_vectors: np.ndarray | None = None
 
     # ---------------------------------------------------------------- building
 
@@ -129,6 +130,7 @@ class VectorIndex:
         self._index = index
         self._vectors = vectors.copy()
         self._overrides = np.zeros(0, dtype=np.int64)
+        self._override_vectors = None
         log.info("built FAISS %s index over %d items", self.factory, len(vectors))
         return self
 
@@ -153,6 +155,7 @@ class VectorIndex:
             stored[ids] = self._vectors[ids]
         else:
             self._overrides = np.union1d(self._overrides, ids)
+            self._override_vectors = None
 
     # ---------------------------------------------------------------- search
 
@@ -266,14 +269,16 @@ class VectorIndex:
         """The search's results without stale entries, and the best ``keep`` allowed
         overridden items of each query scored exactly (``keep`` covers ``k`` and the
         query's exclusions)."""
-        stale = np.isin(ids, self._overrides)
+        pos = np.searchsorted(self._overrides, ids).clip(max=len(self._overrides) - 1)
+        stale = self._overrides[pos] == ids  # sorted: no isin, which sorts them again
         scores = np.where(stale, -np.inf, scores)
         over = self._overrides
+        if self._override_vectors is None:  # gathered once per update, not per query
+            self._override_vectors = np.ascontiguousarray(self._vectors[over])
+        exact = queries @ self._override_vectors.T
         if allowed is not None:
-            over = over[allowed[over]]
-        if not len(over):
-            return scores, ids
-        exact, top = _topk(queries @ self._vectors[over].T, over, keep)
+            exact[:, ~allowed[over]] = -np.inf
+        exact, top = _topk(exact, over, keep)
         scores = np.concatenate([scores, exact], axis=1)
         ids = np.concatenate([ids, top], axis=1)
         order = np.argsort(-scores, axis=1, kind="stable")
