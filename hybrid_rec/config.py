@@ -108,6 +108,10 @@ class ContentConfig(_Stage):
     """Token limit of a sentence-transformer; None keeps the model's own (MiniLM: 256)."""
     shard_size: int = Field(default=2048, ge=1, le=1_000_000)
     """Vectors per ``.npy`` shard of the embedding store: the unit of resume after a crash."""
+    strip_html: bool = True
+    """Read text cells that hold HTML markup (a CMS export's article body) as the text a
+    browser shows: tags, scripts and styles removed, ``&amp;`` and the like unescaped.
+    Cells without markup are untouched."""
     attribute_weight: float = Field(default=0.5, ge=0.0, le=10.0)
     """Length of the attribute part appended to each item's sentence vector (one block
     per attribute column: multi-hot values, or quantile buckets of a number); 0 turns

@@ -34,6 +34,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ __all__ = [
     "PROMPTS_DIR",
     "ItemTextTemplate",
     "cut_text",
+    "html_to_text",
     "item_texts",
     "load_template",
     "new_item_texts",
@@ -65,6 +67,47 @@ _FIELD = re.compile(r"\{([^{}]+)\}")
 _DOUBLE_STOP = re.compile(r"([.!?…])\.(?=\s|$)")
 _INTEGRAL_FLOAT = re.compile(r"[+-]?\d+\.0+")
 _ELLIPSIS = "…"
+_MARKUP = re.compile(
+    r"</?[a-zA-Z][a-zA-Z0-9-]*(?:\s[^<>]*)?/?>|<!--|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]{1,31});"
+)
+"""A tag (``<p>``, ``</div>``, ``<br/>``), a comment or a character reference (``&amp;``)."""
+_BLOCK_TAGS = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "td",
+        "th",
+        "tr",
+        "ul",
+    ]
+)
+_HIDDEN_TAGS = frozenset({"script", "style", "template", "noscript"})
 _MAX_WARNED_IDS = 10
 
 
@@ -247,6 +290,53 @@ def _render_sequence(values: Sequence[object], list_separator: str | None) -> st
 # ----------------------------------------------------------------------------- texts
 
 
+class _TextOfHtml(HTMLParser):
+    """The text a browser shows: no tags, no script or style, entities unescaped,
+    block elements (paragraphs, list items, line breaks) kept apart by a space."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN_TAGS:
+            self.hidden += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN_TAGS:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def html_to_text(value: str) -> str:
+    """``value`` as a browser would show it when it holds HTML markup (tags,
+    comments or character references such as ``&amp;``), else unchanged.
+
+    ``<script>``, ``<style>`` and their contents are dropped, entities unescaped,
+    and block elements separated by a space: ``"<p>Rain&nbsp;ahead</p><p>Tonight"``
+    reads ``"Rain ahead Tonight"`` (whitespace is collapsed later). Text that merely
+    uses ``<`` or ``&`` (``"a < b & c"``) is left alone.
+    """
+    if not _MARKUP.search(value):
+        return value
+    parser = _TextOfHtml()
+    parser.feed(value)
+    parser.close()
+    return "".join(parser.parts).replace("\xa0", " ")
+
+
 def cut_text(text: str, max_chars: int) -> str:
     """Cut ``text`` to at most ``max_chars`` characters, at a word boundary.
 
@@ -293,7 +383,14 @@ def item_texts(items: pd.DataFrame, config: ContentConfig | None = None) -> pd.S
     template = load_template(cfg.text_template)
     columns = _text_columns(frame, cfg, source_name(items, "items"))
     rendered = {
-        c: [render_value(v, cfg.list_separator) for v in frame[c].tolist()] for c in columns
+        c: [
+            render_value(
+                html_to_text(v) if cfg.strip_html and isinstance(v, str) else v,
+                cfg.list_separator,
+            )
+            for v in frame[c].tolist()
+        ]
+        for c in columns
     }
     parts = _bound_parts(template, columns, rendered)
     texts = [cut_text(_compose(parts, row), cfg.max_chars) for row in range(len(frame))]

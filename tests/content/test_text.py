@@ -15,6 +15,7 @@ from hybrid_rec.config import ContentConfig
 from hybrid_rec.content.text import (
     PROMPTS_DIR,
     cut_text,
+    html_to_text,
     item_texts,
     load_template,
     render_value,
@@ -160,6 +161,35 @@ def test_an_article_body_comes_after_its_section_and_survives_the_cut_last() -> 
     text = one(row, max_chars=300)
     assert text.startswith("Cup final Section: Sport. Body: The match went")
     assert len(text) <= 301
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("<p>Rain&nbsp;ahead &amp; wind</p><p>Tonight</p>", "Rain ahead & wind Tonight"),
+        ('<div class="lead"><a href="/x">Storm</a> warning<br/>for the coast</div>',
+         "Storm warning for the coast"),
+        ("<script>var a = 1 < 2;</script><style>p {color: red}</style>Only this", "Only this"),
+        ("<!-- teaser -->Caf&eacute; &#8211; open", "Café – open"),
+        ("a < b & c > d", "a < b & c > d"),  # no markup: untouched
+        ("Size <5 cm & weight>2 kg", "Size <5 cm & weight>2 kg"),
+    ],
+)  # fmt: skip
+def test_html_reads_as_the_text_a_browser_shows(value: str, expected: str) -> None:
+    assert " ".join(html_to_text(value).split()) == expected
+
+
+def test_an_html_body_is_embedded_without_its_markup_unless_asked() -> None:
+    """A CMS export's body: markup spent the encoder's 256-token window."""
+    body = "<div><p>The council met on <b>Monday</b>.</p><script>track()</script></div>"
+    frame = pd.DataFrame(
+        {"item_id": ["a", "b"], "title": ["Vote", ""], "body": [body, "<div><br/></div>"]}
+    )
+    texts = item_texts(frame)
+    assert texts["a"] == "Vote Body: The council met on Monday."
+    assert texts["b"] == ""  # nothing but markup: an item without text, as if empty
+    kept = item_texts(frame, ContentConfig(strip_html=False))
+    assert "<script>track()</script>" in kept["a"]
 
 
 def test_text_columns_choose_the_columns() -> None:
