@@ -527,3 +527,53 @@ def test_shards_are_plain_npy_without_pickle(filled: tuple[EmbeddingStore, pd.Se
         array = np.load(shard, allow_pickle=False)
         assert array.dtype == np.float32
         assert array.shape[1] == store.dim
+
+
+def test_a_large_store_commits_every_few_shards_and_a_rerun_finishes_the_rest(
+    filled: tuple[EmbeddingStore, pd.Series],
+    hashing: HashingEncoder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rewriting the whole manifest after every shard made a full sync quadratic (27 s of
+    bookkeeping at 200,000 items); a large store commits every rows // COMMIT_ROWS
+    shards instead, and what a crash leaves uncommitted is embedded again by a rerun."""
+    store, texts = filled  # 30 vectors
+    monkeypatch.setattr(store_mod, "COMMIT_ROWS", 15, raising=False)
+    commits: list[int] = []
+    real = EmbeddingStore._commit
+
+    def counted(self: EmbeddingStore, manifest: pd.DataFrame, shards: Any) -> None:
+        commits.append(len(manifest))
+        real(self, manifest, shards)
+
+    monkeypatch.setattr(EmbeddingStore, "_commit", counted)
+    later = pd.concat([texts, texts_of(90, prefix="more").iloc[30:]])  # 60 new: 6 shards
+    assert store.sync(later, hashing, shard_size=10).new == 60
+    # 30 stored: a commit after 3 shards (60); then after 5 more would be due: the end (90)
+    assert commits == [60, 90]
+    assert_store_matches(EmbeddingStore.open(store.directory), later, hashing)
+
+    commits.clear()
+    even_more = pd.concat([later, texts_of(130, prefix="again").iloc[90:]])
+    calls = {"n": 0}
+    real_encode = hashing.encode
+
+    def crash_on_the_third(texts: Any, **kwargs: Any) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # killed between commits
+        return real_encode(texts, **kwargs)
+
+    monkeypatch.setattr(hashing, "encode", crash_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        store.sync(even_more, hashing, shard_size=10)
+    assert commits == []  # 90 stored: six shards between commits, two were done
+    reopened = EmbeddingStore.open(store.directory)
+    reopened.verify()
+    assert_store_matches(reopened, later, hashing)  # the last commit, intact
+    monkeypatch.setattr(hashing, "encode", real_encode)
+    assert reopened.sync(even_more, hashing, shard_size=10).new == 40
+    assert_store_matches(reopened, even_more, hashing)
+    assert {p.name for p in (store.directory / "shards").iterdir()} == {
+        p.name for p in reopened.shard_files
+    }
