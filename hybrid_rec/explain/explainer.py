@@ -130,6 +130,11 @@ _SENTENCE_END = re.compile(r"[.!?。！？][\"'”’)\]」』》]*(?=\s|$)|[。
 _ENDS_SENTENCE = re.compile(r"[.!?。！？][\"'”’)\]」』》]*$")
 _BOUNDARY = frozenset({".", "!", "?", "。", "！", "？", ":", ";", "：", "；"})
 _QUOTES = frozenset({'"', "'", "“", "”", "‘", "’", "《", "》", "「", "」", "*", "_"})
+_QUOTED = re.compile(
+    r"(?<!\w)'([^'\n]+?)'(?!\w)|\"([^\"\n]+?)\"|“([^”\n]+?)”|‘([^’\n]+?)’(?!\w)"
+    r"|«\s*([^»\n]+?)\s*»|《([^》\n]+?)》|「([^」\n]+?)」"
+)
+"""A quoted phrase: what an answer quotes is a title or the user's words, word for word."""
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 _LINK = re.compile(
     r"https?://|www\.|[\w.+-]+@[\w-]+\.\w+|\b[\w-]+\.(?:com|net|org|io|ru|cn|info|biz|xyz|example)\b"
@@ -745,6 +750,7 @@ def check_explanation(
     known_text = _known_text(facts, mentions, taste_words)
     problems.extend(_check_numbers(text, _known_numbers(facts, mentions, taste_words)))
     problems.extend(_check_names(text, [*spans, *((a, b) for _, a, b in values)], known_text))
+    problems.extend(_check_quotes(text, spans, known_text))
     outside_titles = _blank(text, spans)
     if _LINK.search(text) or _DOMAIN.search(outside_titles):
         problems.append("contains a link or address")
@@ -994,6 +1000,21 @@ def _check_names(text: str, skip: Sequence[tuple[int, int]], known: str) -> list
             if not _said(name, known):
                 problems.append(f"names {name!r}, which is not in the facts")
         run = []
+    return problems
+
+
+def _check_quotes(text: str, spans: Sequence[tuple[int, int]], known: str) -> list[str]:
+    """A quoted phrase of two or more words must be a title found in the text or words
+    the facts hold as they stand: a misquoted title ("consacre una grande" for "une
+    grande") names nothing in the catalogue, so the other checks let it through."""
+    problems = []
+    for match in _QUOTED.finditer(text):
+        start, end = match.span()
+        quoted = next(g for g in match.groups() if g is not None).strip(" .,;:!?")
+        if len(quoted.split()) < 2 or any(a < end and start < b for a, b in spans):
+            continue
+        if not _said(quoted, known):
+            problems.append(f"quotes {quoted!r}, which no fact holds word for word")
     return problems
 
 

@@ -437,3 +437,41 @@ def test_an_abbreviation_in_a_title_does_not_split_the_liking_sentence(
     )
     result = check("You enjoyed Mrs. Brown, so here is Aliens.", facts, mentions)
     assert any("rated low" in p for p in result.problems), result.problems
+
+
+def test_a_misquoted_title_fails_and_the_exact_one_passes() -> None:
+    """A real model quoted "consacre una grande" for a title reading "consacre une
+    grande": the misquote names no catalogue item, so nothing else caught it."""
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "title": [
+                "The museum opens a great retrospective of the painter",
+                "Harbour festival returns",
+            ],
+            "section": ["Culture", "Culture"],
+        }
+    )
+    facts = Facts(
+        item_id="b",
+        title="Harbour festival returns",
+        user_id="u",
+        item_attributes={"section": ("Culture",)},
+        facts=(
+            Fact("h1", "history_item", item_id="a", title=str(items["title"][0]), weight=0.5),
+            Fact("a1", "shared_attribute", attribute="section", value="Culture", related=("h1",)),
+        ),
+        taste="quiet evening concerts",
+    )
+    mentions = CatalogueMentions(items)
+    exact = (
+        "You read 'The museum opens a great retrospective of the painter', another Culture story."
+    )
+    assert check_explanation(exact, ("h1",), facts, mentions).ok
+    words = "Since you asked for 'quiet evening concerts', this Culture story suits you."
+    assert check_explanation(words, ("h1",), facts, mentions).ok
+    for quote in ("'", '"'):
+        wrong = exact.replace("a great", "one grand").replace("'", quote)
+        result = check_explanation(wrong, ("h1",), facts, mentions)
+        assert not result.ok
+        assert any("quotes 'The museum opens one grand" in p for p in result.problems)
