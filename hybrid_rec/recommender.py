@@ -24,6 +24,7 @@ import pyarrow as pa
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from hybrid_rec._version import __version__
 from hybrid_rec.batch import (
@@ -39,7 +40,7 @@ from hybrid_rec.batch import (
 from hybrid_rec.config import ModelConfig, RecommenderConfig
 from hybrid_rec.content import Encoder, item_texts, make_encoder
 from hybrid_rec.content.attributes import AttributeFeatures
-from hybrid_rec.content.encoders import encode_queries
+from hybrid_rec.content.encoders import encode_queries, progress_enabled
 from hybrid_rec.content.store import EmbeddingStore
 from hybrid_rec.content.text import new_item_texts
 from hybrid_rec.data.columns import Columns
@@ -287,23 +288,42 @@ class HybridRecommender:
         self._fitted = True
         self.cold_bias_ = float(cfg.model.cold_offset or 0.0)  # tuning may choose another
         self.neighbour_weight_ = 0.0
-        # the tuning steps read the vectors, not the index: it is built once, at the end
-        self._refresh_vectors(build_index=False)
-        if validation is not None:
-            self.neighbour_weight_ = self._tune_neighbours(validation)
-            if self.neighbour_weight_:
-                self._refresh_vectors(build_index=False)
-            cold_ranking = self._tune_cold_ranking(validation)
-            natural = holdout is not None  # our own holdout: match the catalogue's cold share
-            self.cold_bias_, self.taste_weight_, self.prior_weight_ = self._tune_offsets(
-                validation, natural_share=natural, cold_ranking=cold_ranking
-            )
-            self.cold_taste_weight_ = (
-                cold_ranking[0] if cold_ranking is not None else self.taste_weight_
-            )
-        if holdout is not None:  # fold the early-stopping interactions back in
-            self._absorb(holdout, fold_in=True, refresh=False)
-        self._refresh_vectors()  # the pseudo-cold items, folded in, join the neighbour base
+        # after training: minutes on a large catalogue (63 s of fold-in at 80,000 items)
+        stages = [
+            *(("tuning",) * 3 if validation is not None else ()),
+            *(("folding in the holdout",) if holdout is not None else ()),
+            "building the index",
+        ]
+        quiet = not progress_enabled(show_progress, logging.getLogger("hybrid_rec"))
+        with tqdm(total=len(stages), desc=stages[0], unit="step", disable=quiet) as bar:
+
+            def done() -> None:
+                bar.update()
+                if bar.n < len(stages):
+                    bar.set_description(stages[bar.n])
+
+            # the tuning steps read the vectors, not the index: it is built once, at the end
+            self._refresh_vectors(build_index=False)
+            if validation is not None:
+                self.neighbour_weight_ = self._tune_neighbours(validation)
+                if self.neighbour_weight_:
+                    self._refresh_vectors(build_index=False)
+                done()
+                cold_ranking = self._tune_cold_ranking(validation)
+                done()
+                natural = holdout is not None  # our own holdout: match the cold share
+                self.cold_bias_, self.taste_weight_, self.prior_weight_ = self._tune_offsets(
+                    validation, natural_share=natural, cold_ranking=cold_ranking
+                )
+                self.cold_taste_weight_ = (
+                    cold_ranking[0] if cold_ranking is not None else self.taste_weight_
+                )
+                done()
+            if holdout is not None:  # fold the early-stopping interactions back in
+                self._absorb(holdout, fold_in=True, refresh=False)
+                done()
+            self._refresh_vectors()  # the pseudo-cold items, folded in, join the neighbours
+            done()
         return self
 
     def _tune_neighbours(self, validation: pd.DataFrame) -> float:

@@ -82,6 +82,25 @@ def test_the_progress_bar_counts_the_epochs_that_ran(
     assert shown and int(shown[-1]) == rec.train_result_.epochs_run
 
 
+def test_the_steps_after_training_have_a_bar_of_their_own(
+    clustered: Dataset,
+    small_config: Callable[..., RecommenderConfig],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Tuning, the holdout fold-in and the index build took a minute and more on a large
+    catalogue with nothing on the screen after the training bar had finished."""
+    cfg = small_config(epochs=2)
+    log = clustered.interactions.head(2_000)
+    HybridRecommender(cfg, encoder=HashingEncoder(64)).fit(log, clustered.items, show_progress=True)
+    err = capsys.readouterr().err
+    assert re.search(r"building the index: 100%\S* 5/5", err), err[-500:]
+    assert "tuning" in err and "folding in the holdout" in err
+    HybridRecommender(cfg, encoder=HashingEncoder(64)).fit(
+        log, clustered.items, show_progress=False
+    )
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_a_causal_history_holds_only_what_came_before_the_target(
     causal: bool, monkeypatch: pytest.MonkeyPatch
