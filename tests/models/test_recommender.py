@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,30 @@ def test_add_items_makes_new_items_retrievable_without_refit(
     assert np.mean(np.equal(sim_clusters, 1)) > 0.8
     info = rec.item_info(new["item_id"].iloc[0])
     assert info["interactions"] == 0 and info["content_share"] > 0.5
+
+
+def test_a_new_item_repeating_a_catalogue_items_text_is_named_in_a_warning(
+    clustered: Dataset, fresh: Callable[[], HybridRecommender], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A re-published article under a new id: 181 of 2,970 news lists held both copies."""
+    rec = fresh()
+    original = rec.items_.iloc[[4]]
+    copy_of = original.assign(item_id="republished", price=1.0)  # the text is what counts
+    with caplog.at_level(logging.WARNING, logger="hybrid_rec.recommender"):
+        rec.add_items(copy_of)
+    assert f"'republished' = {original['item_id'].iloc[0]!r}" in caplog.text
+    caplog.clear()
+    new = synthetic_new_items(2, cluster=1, seed=3, start_id=20_000)
+    with caplog.at_level(logging.WARNING, logger="hybrid_rec.recommender"):
+        rec.add_items(new)  # texts of their own
+        rec.add_items(new.iloc[[0]].assign(item_id="again"))  # a copy of one just added
+    assert "same title and text" in caplog.text
+    assert f"'again' = {new['item_id'].iloc[0]!r}" in caplog.text
+    caplog.clear()
+    rec.remove_items(["republished", original["item_id"].iloc[0]])
+    with caplog.at_level(logging.WARNING, logger="hybrid_rec.recommender"):
+        rec.add_items(copy_of.assign(item_id="third"))  # only removed items share it
+    assert "same title and text" not in caplog.text
 
 
 def test_new_items_reserves_places_for_items_without_interactions(
