@@ -2096,10 +2096,17 @@ class HybridRecommender:
             # no weight decay: it would pull the rows toward zero, feedback or not
             changes = {"cf_dropout": 0.0, "weight_decay": 0.0}
             cfg = ModelConfig(**{**self.config.model.model_dump(), **changes})
+            data = self._train_data(part)
+            # every other item keeps the vector it is served with: a step runs the item
+            # tower on the learning rows, not on 8,192 negatives (2.4 s for one event at
+            # 200,000 items)
+            data.frozen = np.ascontiguousarray(self.item_vectors_, dtype=np.float32)
+            data.learning = np.zeros(len(self.item_vectors_), dtype=bool)
+            data.learning[items] = True
             with self.model_.cf.learning_rows(torch.as_tensor(items)) as rows:
                 train_model(
                     self.model_,
-                    self._train_data(part),
+                    data,
                     cfg,
                     trainable=[rows],
                     epochs=max(5, min(50, 2000 // max(1, len(part)))),

@@ -38,6 +38,10 @@ class TrainData:
     items: np.ndarray  # (n,) target interactions: item
     weights: np.ndarray  # (n,) sample weights
     times: np.ndarray | None = None  # (n,) target times: histories end before them
+    # fold-in: every item but the ``learning`` ones keeps its vector in ``frozen``
+    # (n_items, dim), so a step runs the item tower on the learning rows only
+    frozen: np.ndarray | None = None
+    learning: np.ndarray | None = None  # (n_items,) bool
 
 
 @dataclass
@@ -259,7 +263,15 @@ def _step(
         used = torch.as_tensor(np.concatenate([targets, h_items[h_items >= 0]]))
         cand = torch.unique(torch.cat([negs, used]))
         sampled = torch.isin(cand, negs)
-    vecs, _ = model.items_forward(content[cand], cand, counts[cand], has_cf_all[cand])
+    if data.frozen is not None and data.learning is not None:
+        vecs = torch.as_tensor(data.frozen)[cand]
+        learn = torch.nonzero(torch.as_tensor(data.learning)[cand]).squeeze(1)
+        if len(learn):
+            rows = cand[learn]
+            fresh, _ = model.items_forward(content[rows], rows, counts[rows], has_cf_all[rows])
+            vecs = vecs.index_put((learn,), fresh)
+    else:
+        vecs, _ = model.items_forward(content[cand], cand, counts[cand], has_cf_all[cand])
     batch = UserBatch(
         h_items, hist.events[users], hist.times[users], ref_time, hist.has_time, users
     )

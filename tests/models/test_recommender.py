@@ -327,6 +327,33 @@ def test_a_fixed_cold_offset_is_used_instead_of_the_tuned_one(
     assert tiny.cold_bias_ == -0.5
 
 
+def test_fold_in_runs_the_item_tower_on_the_learning_rows_only(
+    clustered: Dataset, fresh: Callable[[], HybridRecommender], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every other item keeps the vector it is served with during a fold-in: one event
+    ran the tower over 8,192 sampled items 50 times (3.0 -> 0.8 s at 80,000 items)."""
+    rec = fresh()
+    light = int(np.flatnonzero((rec.counts_ > 0) & (rec.counts_ < 10))[0])
+    item = rec.item_ids_.external_ids[light]
+    user = str(rec.user_ids_.external_ids[0])
+    t0 = int(clustered.interactions["timestamp"].max()) + 10
+    before = rec.model_.cf.weight[light].detach().clone()
+    rows: list[int] = []
+    real = rec.model_.items_forward
+
+    def spy(content: torch.Tensor, *args: Any) -> Any:
+        rows.append(len(content))
+        return real(content, *args)
+
+    monkeypatch.setattr(rec.model_, "items_forward", spy)
+    one = pd.DataFrame({"user_id": [user], "item_id": [item], "timestamp": [t0]})
+    rec.partial_fit(one)
+    assert len(rows) > 5 and max(rows) == 1  # 50 steps, each on the one learning row
+    assert not torch.equal(rec.model_.cf.weight[light], before)  # and it learned
+    uvec = rec.user_vectors()[rec.user_ids_.lookup([user])[0]]
+    assert np.isfinite(rec.item_vectors_[light]).all() and np.isfinite(uvec).all()
+
+
 def test_partial_fit_moves_user_toward_new_feedback(
     clustered: Dataset, fresh: Callable[[], HybridRecommender]
 ) -> None:
