@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 import contextvars
+import datetime as _dt
 import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +157,7 @@ class HybridRecommender:
         self._encoder = encoder
         self._saved_encoder: str | None = None  # set by load(): the encoder the vectors came from
         self._fitted = False
+        self.fitted_at_: str | None = None  # when fit ended, UTC (None: saved before it was kept)
 
     # ================================================================ fitting
 
@@ -324,6 +327,7 @@ class HybridRecommender:
                 done()
             self._refresh_vectors()  # the pseudo-cold items, folded in, join the neighbours
             done()
+        self.fitted_at_ = _utc_now()
         return self
 
     def _tune_neighbours(self, validation: pd.DataFrame) -> float:
@@ -2160,6 +2164,7 @@ class HybridRecommender:
                         "cold_taste_weight": self.cold_taste_weight_,
                         "prior_weight": self.prior_weight_,
                         "neighbour_weight": self.neighbour_weight_,
+                        "fitted_at": self.fitted_at_,
                         "train": {
                             "epochs_run": self.train_result_.epochs_run,
                             "best_epoch": self.train_result_.best_epoch,
@@ -2270,6 +2275,7 @@ class HybridRecommender:
         rec.item_prior_ = rec.prior_.score(rec.content_)
         rec.prior_weight_ = float(meta.get("prior_weight", 0.0))
         rec.neighbour_weight_ = float(meta.get("neighbour_weight", 0.0))
+        rec.fitted_at_ = meta.get("fitted_at")
         rec.neighbours_ = NeighbourTransfer.empty(
             config.model.dim, rec._coords_of(rec.content_[:0]).shape[1]
         )
@@ -2466,6 +2472,11 @@ class HybridRecommender:
             "items_unlisted": int(self.unlisted_.sum()),
             "items_without_interactions": int((self.counts_ == 0).sum()),
             "interactions": len(self._log),
+            "fitted_at": self.fitted_at_,
+            # the newest interaction the model has seen (partial_fit included): how fresh it is
+            "latest_interaction": (
+                _utc_text(int(self._log["t"].max())) if self._has_time and len(self._log) else None
+            ),
             "encoder": self._saved_encoder or getattr(self._encoder, "name", None),
             "content_dim": int(self.content_.shape[1]),
             "attribute_dims": int(self.attributes_.dim),
@@ -2488,6 +2499,15 @@ class HybridRecommender:
             f"HybridRecommender(users={len(self.user_ids_)}, items={len(self.item_ids_)}, "
             f"dim={self.config.model.dim}, index={self.index_.factory})"
         )
+
+
+def _utc_now() -> str:
+    return _utc_text(int(time.time()))
+
+
+def _utc_text(seconds: int) -> str:
+    """Unix seconds as ISO 8601 UTC text (``2026-12-07T10:58:28Z``)."""
+    return _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _recall_at(total: np.ndarray, relevant: np.ndarray, n_rel: np.ndarray, k: int) -> float:

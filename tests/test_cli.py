@@ -588,8 +588,14 @@ def test_info_describes_a_saved_model(model_dir: Path, tmp_path: Path) -> None:
     assert facts["items_removed"] == 1 and facts["items_served"] == len(rec.item_ids_) - 1
     assert facts["interactions"] == int(rec.counts_.sum()) and facts["index"] == "Flat"
     assert facts["encoder"].startswith("hashing")
+    # when it was fitted, and the newest interaction it has seen (feedback included)
+    fitted = pd.Timestamp(facts["fitted_at"])
+    assert fitted.tz is not None and abs(pd.Timestamp.now(tz="UTC") - fitted).days < 1
+    newest = pd.Timestamp(facts["latest_interaction"])
+    assert newest == pd.Timestamp(int(rec._log["t"].max()), unit="s", tz="UTC")
     text = _cli("info", "-m", str(path))
-    assert text.returncode == 0 and "items removed" in text.stdout and "-0" not in text.stdout
+    assert text.returncode == 0 and "items removed" in text.stdout
+    assert not re.search(r"\s-0(\.0+)?$", text.stdout, re.M)  # no negative zero
     (path / "meta.json").write_text("{}")
     tampered = _cli("info", "-m", str(path))
     assert tampered.returncode == 2 and "sha256" in tampered.stderr
