@@ -45,6 +45,7 @@ from hybrid_rec.content.attributes import AttributeFeatures
 from hybrid_rec.content.encoders import encode_queries, progress_enabled
 from hybrid_rec.content.store import EmbeddingStore
 from hybrid_rec.content.text import new_item_texts
+from hybrid_rec.data.arrays import append_rows
 from hybrid_rec.data.columns import FREE_TEXT_COLUMNS, TITLE_COLUMNS, Columns
 from hybrid_rec.data.idmap import IdMap, id_list, id_text, ids_in
 from hybrid_rec.data.io import atomic_write_json
@@ -1380,18 +1381,19 @@ class HybridRecommender:
         self.item_ids_ = self.item_ids_.add_ids(frame[C.item])
         self.items_ = pd.concat([self.items_, frame], ignore_index=True)
         if keys is not None:  # the catalogue's keys, kept up to date for the next add
-            self._text_keys = (self.items_, keys)
-        self.content_ = np.concatenate([self.content_, content])
-        self.item_taste_ = np.concatenate([self.item_taste_, self.taste_.items(content)])
-        self.item_prior_ = np.concatenate([self.item_prior_, self.prior_.score(content)])
-        self.counts_ = np.concatenate([self.counts_, np.zeros(len(frame), np.int64)])
-        self.removed_ = np.concatenate([self.removed_, np.zeros(len(frame), dtype=bool)])
-        self.unlisted_ = np.concatenate([self.unlisted_, np.zeros(len(frame), dtype=bool)])
+            self._text_keys = (self.items_, *keys)
+        # spare room in the arrays' buffers: one item at a time copies no catalogue array
+        self.content_ = append_rows(self.content_, content)
+        self.item_taste_ = append_rows(self.item_taste_, self.taste_.items(content))
+        self.item_prior_ = append_rows(self.item_prior_, self.prior_.score(content))
+        self.counts_ = append_rows(self.counts_, np.zeros(len(frame), np.int64))
+        self.removed_ = append_rows(self.removed_, np.zeros(len(frame), dtype=bool))
+        self.unlisted_ = append_rows(self.unlisted_, np.zeros(len(frame), dtype=bool))
         self.model_.grow(len(frame))
         vecs, weights = self.model_.encode_items(content, np.zeros(len(frame), np.int64))
         vecs = self._blend_new(vecs, content)
-        self.item_vectors_ = np.concatenate([self.item_vectors_, vecs])
-        self.fusion_weights_ = np.concatenate([self.fusion_weights_, weights])
+        self.item_vectors_ = append_rows(self.item_vectors_, vecs)
+        self.fusion_weights_ = append_rows(self.fusion_weights_, weights)
         ids = self.index_.add(self._index_vectors(np.arange(n_old, len(self.item_ids_))))
         assert ids[0] == n_old
         log.info("added %d new item(s); catalogue now %d", len(frame), len(self.item_ids_))
@@ -1408,23 +1410,33 @@ class HybridRecommender:
         keys = pd.util.hash_pandas_object(text, index=False).to_numpy()
         return np.where((text == "").all(axis=1).to_numpy(), np.uint64(0), keys)
 
-    def _warn_repeated_texts(self, frame: pd.DataFrame) -> np.ndarray | None:
+    def _warn_repeated_texts(
+        self, frame: pd.DataFrame
+    ) -> tuple[np.ndarray, dict[int, int]] | None:
         """Warn when new items repeat the title and text of items already in the
         catalogue (a re-published article under a new id: both would be served, side by
-        side in some lists); returns the catalogue's keys with the new items'."""
+        side in some lists); returns the catalogue's keys with the new items', and each
+        key's first item."""
         new = self._article_keys(frame)
         if new is None:
             return None
         cached = getattr(self, "_text_keys", None)
         if cached is not None and cached[0] is self.items_:
-            old = cached[1]
+            old, first = cached[1], cached[2]
         else:  # hashed once, then extended by each add (0.7 s at 200,000 items)
             old = self._article_keys(self.items_)
             assert old is not None
-        first = pd.Series(np.arange(len(old)), index=np.where(self.removed_, 0, old))
-        first = first[~first.index.duplicated()]
-        position = first.reindex(new).fillna(-1).to_numpy(np.int64)
-        repeated = (position >= 0) & (new != 0)
+            first = {}
+            for n, key in enumerate(old.tolist()):
+                first.setdefault(key, n)
+        position = np.full(len(new), -1, dtype=np.int64)
+        for r, key in enumerate(new.tolist()):
+            at = first.get(key, -1) if key else -1
+            if at >= 0 and self.removed_[at]:  # the first one is removed: a live one?
+                live = np.flatnonzero((old == key) & ~self.removed_[: len(old)])
+                at = int(live[0]) if len(live) else -1
+            position[r] = at
+        repeated = position >= 0
         if repeated.any():
             pairs = [
                 f"{frame[C.item].iloc[r]!r} = {self.item_ids_.external_ids[position[r]]!r}"
@@ -1438,7 +1450,9 @@ class HybridRecommender:
                 ", ".join(pairs),
                 " ..." if repeated.sum() > 3 else "",
             )
-        return np.concatenate([old, new])
+        for n, key in enumerate(new.tolist(), start=len(old)):
+            first.setdefault(key, n)
+        return append_rows(old, new), first
 
     def update_items(
         self, changed: pd.DataFrame, *, store: EmbeddingStore | str | Path | None = None

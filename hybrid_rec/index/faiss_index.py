@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 
 from hybrid_rec.config import IndexConfig
+from hybrid_rec.data.arrays import append_rows
 from hybrid_rec.errors import ModelFileError
 
 __all__ = ["VectorIndex", "choose_factory"]
@@ -142,7 +143,7 @@ class VectorIndex:
             return np.arange(len(vectors))
         start = self.ntotal
         self._index.add(vectors)
-        self._vectors = np.concatenate([self._vectors, vectors])
+        self._vectors = append_rows(self._vectors, vectors)
         return np.arange(start, start + len(vectors))
 
     def update(self, ids: np.ndarray, vectors: np.ndarray) -> None:
