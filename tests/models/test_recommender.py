@@ -153,9 +153,9 @@ def test_adding_items_one_at_a_time_does_not_copy_the_catalogue(
     for i in (1, 2):
         rec.add_items(new.iloc[i : i + 1])
     for name in arrays:
-        assert getattr(rec, name).base is buffers[name], name
+        assert buffers[name] is not None and getattr(rec, name).base is buffers[name], name
         assert len(getattr(rec, name)) == len(rec.item_ids_), name
-    assert rec.index_.vectors.base is index_buffer
+    assert index_buffer is not None and rec.index_.vectors.base is index_buffer
     user = str(rec.user_ids_.external_ids[0])
     served = rec.recommend([user], k=len(rec.item_ids_), exclude_seen=False)["item_id"]
     assert set(new["item_id"]) <= set(served)  # and they are all served
