@@ -1410,9 +1410,7 @@ class HybridRecommender:
         keys = pd.util.hash_pandas_object(text, index=False).to_numpy()
         return np.where((text == "").all(axis=1).to_numpy(), np.uint64(0), keys)
 
-    def _warn_repeated_texts(
-        self, frame: pd.DataFrame
-    ) -> tuple[np.ndarray, dict[int, int]] | None:
+    def _warn_repeated_texts(self, frame: pd.DataFrame) -> tuple[np.ndarray, dict[int, int]] | None:
         """Warn when new items repeat the title and text of items already in the
         catalogue (a re-published article under a new id: both would be served, side by
         side in some lists); returns the catalogue's keys with the new items', and each
