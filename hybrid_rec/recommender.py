@@ -58,7 +58,7 @@ from hybrid_rec.errors import (
     UnknownIdError,
 )
 from hybrid_rec.filters import Filters, filter_mask
-from hybrid_rec.index import VectorIndex
+from hybrid_rec.index import VectorIndex, choose_factory
 from hybrid_rec.index.slots import reserve_slots
 from hybrid_rec.models import (
     HybridModel,
@@ -2154,8 +2154,13 @@ class HybridRecommender:
     # ================================================================ persistence
 
     def save(self, directory: str | Path) -> Path:
-        """Save to a directory (atomically): JSON, safetensors, .npy, FAISS, Parquet, manifest."""
+        """Save to a directory (atomically): JSON, safetensors, .npy, FAISS, Parquet, manifest.
+
+        An index chosen by catalogue size (no ``[index] factory``) that the catalogue
+        has outgrown through :meth:`add_items` (an exact one past
+        ``exact_max_items``) is rebuilt with the kind its size calls for first."""
         self._check_fitted()
+        self._regrow_index()
         target = Path(directory)
         with atomic_directory(target) as tmp:
             (tmp / "config.json").write_text(self.config.model_dump_json(indent=2))
@@ -2212,6 +2217,22 @@ class HybridRecommender:
             )
         log.info("saved model to %s", target)
         return target
+
+    def _regrow_index(self) -> None:
+        cfg = self.config.index
+        if cfg.factory is not None or self.index_.factory != "Flat":
+            return  # a kind asked for, or one chosen for a larger catalogue: kept
+        if self.index_.ntotal <= cfg.exact_max_items:
+            return
+        wanted = choose_factory(self.index_.ntotal, cfg, self.index_.dim)
+        log.info(
+            "the catalogue grew to %d items: rebuilding the %s index as %s",
+            self.index_.ntotal,
+            self.index_.factory,
+            wanted,
+        )
+        rows = self._index_vectors(np.arange(len(self.item_ids_)))
+        self.index_ = VectorIndex(rows.shape[1], cfg).build(rows)
 
     def _write_index_recall(self, path: Path) -> None:
         """For an approximate index, write its recall@k against exact search, measured on

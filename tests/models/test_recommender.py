@@ -870,3 +870,25 @@ def test_the_popular_fallback_can_count_only_the_latest_days(
     rec.config.model.popular_days = 2
     latest = rec.recommend(["stranger"], k=3, unknown_users="popular")
     assert latest["item_id"].iloc[0] == story and latest["score"].iloc[0] == 1.0
+
+
+def test_save_rebuilds_an_exact_index_the_catalogue_has_outgrown(
+    clustered: Dataset, small_config: Callable[..., RecommenderConfig], tmp_path: Path
+) -> None:
+    """An index is chosen by size at fit; a catalogue grown past exact_max_items by
+    add_items kept scanning every item until the next fit."""
+    cfg = small_config(epochs=2)
+    cfg.index.exact_max_items = 320
+    rec = HybridRecommender(cfg, encoder=HashingEncoder(256))
+    rec.fit(clustered.interactions, clustered.items, show_progress=False)
+    assert rec.index_.factory == "Flat"
+    rec.add_items(synthetic_new_items(10, cluster=1, seed=3, start_id=40_000))
+    rec.save(tmp_path / "small")  # 310 items: still exact
+    assert rec.index_.factory == "Flat"
+    rec.add_items(synthetic_new_items(20, cluster=2, seed=4, start_id=41_000))
+    user = str(rec.user_ids_.external_ids[0])
+    before = rec.recommend([user], k=10)
+    loaded = HybridRecommender.load(rec.save(tmp_path / "grown"), encoder=HashingEncoder(256))
+    assert loaded.index_.factory.startswith("HNSW") and rec.index_.factory == loaded.index_.factory
+    after = loaded.recommend([user], k=10)
+    assert len(set(before["item_id"]) & set(after["item_id"])) >= 9  # HNSW, near-exact
