@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +158,8 @@ class HybridRecommender:
         self._saved_encoder: str | None = None  # set by load(): the encoder the vectors came from
         self._fitted = False
         self.fitted_at_: str | None = None  # when fit ended, UTC (None: saved before it was kept)
+        # add_items' repeated-text check: (items_ it describes, keys, each key's first row)
+        self._text_keys: tuple[pd.DataFrame, np.ndarray, dict[int, int]] | None = None
 
     # ================================================================ fitting
 
@@ -328,7 +329,7 @@ class HybridRecommender:
                 done()
             self._refresh_vectors()  # the pseudo-cold items, folded in, join the neighbours
             done()
-        self.fitted_at_ = _utc_now()
+        self.fitted_at_ = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         return self
 
     def _tune_neighbours(self, validation: pd.DataFrame) -> float:
@@ -734,8 +735,7 @@ class HybridRecommender:
             self.item_vectors_ = self._blend(vecs, np.arange(len(vecs)))
             self.fusion_weights_ = weights
             if build_index:
-                aug = self._index_vectors(np.arange(len(vecs)))
-                self.index_ = VectorIndex(aug.shape[1], self.config.index).build(aug)
+                self._build_index()
         else:  # only those items: encode them only, not the whole catalogue
             vecs, weights = self.model_.encode_items(
                 self.content_[items], self.counts_[items], ids=items
@@ -1418,13 +1418,13 @@ class HybridRecommender:
         new = self._article_keys(frame)
         if new is None:
             return None
-        cached = getattr(self, "_text_keys", None)
+        cached = self._text_keys
         if cached is not None and cached[0] is self.items_:
             old, first = cached[1], cached[2]
         else:  # hashed once, then extended by each add (0.7 s at 200,000 items)
-            old = self._article_keys(self.items_)
-            assert old is not None
-            first = {}
+            catalogue = self._article_keys(self.items_)
+            assert catalogue is not None  # same columns as the new items'
+            old, first = catalogue, {}
             for n, key in enumerate(old.tolist()):
                 first.setdefault(key, n)
         position = np.full(len(new), -1, dtype=np.int64)
@@ -2231,8 +2231,12 @@ class HybridRecommender:
             self.index_.factory,
             wanted,
         )
+        self._build_index()
+
+    def _build_index(self) -> None:
+        """A new index over every item, of the kind ``[index]`` and the size ask for."""
         rows = self._index_vectors(np.arange(len(self.item_ids_)))
-        self.index_ = VectorIndex(rows.shape[1], cfg).build(rows)
+        self.index_ = VectorIndex(rows.shape[1], self.config.index).build(rows)
 
     def _write_index_recall(self, path: Path) -> None:
         """For an approximate index, write its recall@k against exact search, measured on
@@ -2524,7 +2528,9 @@ class HybridRecommender:
             "fitted_at": self.fitted_at_,
             # the newest interaction the model has seen (partial_fit included): how fresh it is
             "latest_interaction": (
-                _utc_text(int(self._log["t"].max())) if self._has_time and len(self._log) else None
+                _dt.datetime.fromtimestamp(int(self._log["t"].max()), _dt.UTC).isoformat()
+                if self._has_time and len(self._log)
+                else None
             ),
             "encoder": self._saved_encoder or getattr(self._encoder, "name", None),
             "content_dim": int(self.content_.shape[1]),
@@ -2548,15 +2554,6 @@ class HybridRecommender:
             f"HybridRecommender(users={len(self.user_ids_)}, items={len(self.item_ids_)}, "
             f"dim={self.config.model.dim}, index={self.index_.factory})"
         )
-
-
-def _utc_now() -> str:
-    return _utc_text(int(time.time()))
-
-
-def _utc_text(seconds: int) -> str:
-    """Unix seconds as ISO 8601 UTC text (``2026-12-07T10:58:28Z``)."""
-    return _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _recall_at(total: np.ndarray, relevant: np.ndarray, n_rel: np.ndarray, k: int) -> float:

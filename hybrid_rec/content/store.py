@@ -62,13 +62,13 @@ MANIFEST_FILE = "manifest.parquet"
 SHARD_DIR = "shards"
 LOCK_FILE = ".lock"
 MASS_REMOVAL_MIN = 10
+"""A sync may delete up to this many vectors, or half the store, without ``prune``."""
 COMMIT_ROWS = 50_000
 """A sync commits after every shard while the store holds fewer vectors than this, and
 after every ``rows // COMMIT_ROWS`` shards beyond (writing the manifest of a large store
 after every shard cost more than a fast encoder: 27 s of a 37 s sync at 200,000 items)."""
 COMMIT_SECONDS = 30.0
 """... and at least this often, so a crash loses at most about this much encoding."""
-"""A sync may delete up to this many vectors, or half the store, without ``prune``."""
 _META_KEY = b"hybrid_rec"
 _SHARD_NAME = re.compile(r"^(\d{6,})\.npy$")
 _ID, _HASH, _SHARD, _ROW = Columns.item, "text_sha256", "shard", "row"

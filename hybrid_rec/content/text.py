@@ -305,10 +305,6 @@ class _TextOfHtml(HTMLParser):
         elif tag in _BLOCK_TAGS:
             self.parts.append(" ")
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
     def handle_endtag(self, tag: str) -> None:
         if tag in _HIDDEN_TAGS:
             self.hidden = max(0, self.hidden - 1)

@@ -151,8 +151,8 @@ class VectorIndex:
         inverted-list index searches them exactly until the next build."""
         ids = np.asarray(ids, dtype=np.int64)
         self._vectors[ids] = _as_matrix(vectors, self.dim)
-        stored = _stored_vectors(self._index)
-        if isinstance(self._index, faiss.IndexFlat) and stored is not None:
+        stored = _stored_vectors(self._index) if isinstance(self._index, faiss.IndexFlat) else None
+        if stored is not None:
             stored[ids] = self._vectors[ids]
         else:
             self._overrides = np.union1d(self._overrides, ids)
