@@ -67,7 +67,7 @@ from hybrid_rec.models import (
     build_histories,
     train_model,
 )
-from hybrid_rec.models.history import Histories
+from hybrid_rec.models.history import Histories, rebuild_users
 from hybrid_rec.models.neighbours import NeighbourTransfer, neighbour_share
 from hybrid_rec.models.prior import ContentPrior
 from hybrid_rec.models.taste import ContentTaste
@@ -114,6 +114,33 @@ class _Seen:
         u, i = users[order], items[order]
         indptr = np.searchsorted(u, np.arange(n_users + 1))
         return cls(indptr.astype(np.int64), i.astype(np.int64), order.astype(np.int64))
+
+    def appended(self, users: np.ndarray, items: np.ndarray, n_users: int) -> _Seen:
+        """This view with the log's next rows (``users``, ``items``) added: what
+        :meth:`build` gives over the longer log, by merging instead of sorting it all."""
+        first_row = len(self.log_rows)
+        old_users = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
+        width = int(max(self.indices.max(initial=-1), items.max(initial=-1))) + 1
+        order = np.lexsort((items, users))
+        new_key = users[order].astype(np.int64) * width + items[order]
+        # after the equal entries already there: build's stable sort puts earlier rows first
+        pos = np.searchsorted(old_users * width + self.indices, new_key, side="right")
+        u = np.insert(old_users, pos, users[order])
+        indptr = np.searchsorted(u, np.arange(n_users + 1))
+        return _Seen(
+            indptr.astype(np.int64),
+            np.insert(self.indices, pos, items[order]).astype(np.int64),
+            np.insert(self.log_rows, pos, first_row + order).astype(np.int64),
+        )
+
+    def log_rows_of(self, users: np.ndarray) -> np.ndarray:
+        """Positions in the log of every row of ``users`` (internal ids, ascending;
+        a user the view does not hold has none)."""
+        users = np.unique(users)
+        users = users[users < len(self.indptr) - 1]
+        starts, lens = self.indptr[users], np.diff(self.indptr)[users]
+        at = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))
+        return np.sort(self.log_rows[at])
 
     def row(self, user: int) -> np.ndarray:
         return np.unique(self.indices[self.indptr[user] : self.indptr[user + 1]])
@@ -587,19 +614,35 @@ class HybridRecommender:
             }
         )
 
-    def _derive(self) -> None:
+    def _derive(self, appended_from: int | None = None) -> None:
+        """Counts, histories and seen sets from the log; with ``appended_from`` (the
+        log's length before rows were appended) only the users of the new rows are
+        derived again (the full pass is a quarter of a second at 580,000 rows)."""
         f = self._log
         u, i = f["u"].to_numpy(), f["i"].to_numpy()
         self.counts_ = np.bincount(i, minlength=len(self.item_ids_)).astype(np.int64)
-        self.histories_: Histories = build_histories(
-            u,
-            i,
-            f["e"].to_numpy(),
-            f["t"].to_numpy() if self._has_time else None,
-            len(self.user_ids_),
-            self.config.model.history_len,
-        )
-        self._seen = _Seen.build(u, i, len(self.user_ids_))
+        if appended_from is None:
+            self.histories_: Histories = build_histories(
+                u,
+                i,
+                f["e"].to_numpy(),
+                f["t"].to_numpy() if self._has_time else None,
+                len(self.user_ids_),
+                self.config.model.history_len,
+            )
+            self._seen = _Seen.build(u, i, len(self.user_ids_))
+        else:
+            new = slice(appended_from, None)
+            self._seen = self._seen.appended(u[new], i[new], len(self.user_ids_))
+            rows = self._seen.log_rows_of(u[new])
+            self.histories_ = rebuild_users(
+                self.histories_,
+                u[rows],
+                i[rows],
+                f["e"].to_numpy()[rows],
+                f["t"].to_numpy()[rows],
+                len(self.user_ids_),
+            )
         # rating_range is read for every explanation: derived here, not a scan each time
         rated = f["r"].dropna()
         self._rating_range = (float(rated.min()), float(rated.max())) if len(rated) else None
@@ -2085,8 +2128,10 @@ class HybridRecommender:
         if has_time:  # a re-sent file (a retried nightly job) must not count twice
             key = ["u", "i", "e", "t"]
             fresh = ~part.duplicated(key).to_numpy()
+            # only the rows of the same users can match (not a pass over the whole log)
+            theirs = self._log.iloc[self._seen.log_rows_of(part["u"].to_numpy())]
             fresh &= ~pd.MultiIndex.from_frame(part[key]).isin(
-                pd.MultiIndex.from_frame(self._log[key])
+                pd.MultiIndex.from_frame(theirs[key])
             )
             if not fresh.all():
                 log.warning(
@@ -2096,8 +2141,9 @@ class HybridRecommender:
                 )
                 part = part[fresh]
         tastes = self._user_tastes
+        before = len(self._log)
         self._log = pd.concat([self._log, part], ignore_index=True)
-        self._derive()
+        self._derive(appended_from=before)
         if tastes is not None:  # a taste is a sum: only the users with new rows change
             self._user_tastes = self._tastes_updated(tastes, part["u"].to_numpy())
 
@@ -2106,12 +2152,12 @@ class HybridRecommender:
         their whole log, and new users added (0.3 s for every user at 580,000 rows)."""
         out = np.zeros((len(self.user_ids_), tastes.shape[1]), dtype=tastes.dtype)
         out[: len(tastes)] = tastes
-        touched = np.unique(users)
-        rows = self._log[np.isin(self._log["u"].to_numpy(), touched)]
-        fresh = self.taste_.users(
-            self.item_taste_, rows["u"].to_numpy(), rows["i"].to_numpy(), len(self.user_ids_)
-        )
-        out[touched] = fresh[touched]
+        rows = self._log.iloc[self._seen.log_rows_of(users)]
+        # in the touched users' and items' own numbering: a sum over every user and a
+        # copy of every item's coordinates took 0.1 s at 40,000 users and 80,000 items
+        touched, local = np.unique(rows["u"].to_numpy(), return_inverse=True)
+        items, item_local = np.unique(rows["i"].to_numpy(), return_inverse=True)
+        out[touched] = self.taste_.users(self.item_taste_[items], local, item_local, len(touched))
         return out
 
     def _fold_in(self, items: np.ndarray, feedback: pd.DataFrame) -> None:

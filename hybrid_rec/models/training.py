@@ -253,8 +253,9 @@ def _step(
     group, targets, idx = renumber[group[ok]], targets[ok], idx[ok]
     users, h_items, ref_time = g_users[ok_group], h_items[ok_group], ref_time[ok_group]
     # CF-dropout: a share of items per batch lose their CF evidence, as if they were cold
-    dropped = torch.rand(n_items, generator=gen) < config.cf_dropout
-    has_cf_all = (counts > 0) & ~dropped
+    has_cf_all = counts > 0
+    if config.cf_dropout > 0:  # a fold-in has none: no draw over the catalogue each step
+        has_cf_all &= ~(torch.rand(n_items, generator=gen) < config.cf_dropout)
     sampled: torch.Tensor | None = None
     if n_items <= full_softmax_items:
         cand = torch.arange(n_items)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hybrid_rec.models.fusion import AttentionFusion, MaskBankDropout, evidence_bucket
-from hybrid_rec.models.history import build_histories
+from hybrid_rec.models.history import build_histories, rebuild_users
 from hybrid_rec.models.user import context_features, recency_bucket
 
 
@@ -92,6 +92,32 @@ def test_histories_are_most_recent_first_and_padded() -> None:
     assert h.events.tolist()[0] == [2, 1]
     assert h.ref_time.tolist() == [9, 3, 0]
     assert h.lengths.tolist() == [2, 1, 0]
+
+
+@pytest.mark.parametrize("with_time", [True, False])
+def test_rebuilding_some_users_equals_building_every_history(with_time: bool) -> None:
+    """partial_fit derives again only the users of the new rows: the result must be
+    what a pass over the whole log gives, ties in time and new users included."""
+    rng = np.random.default_rng(3)
+    n = 600
+    users, items = rng.integers(0, 40, n), rng.integers(0, 90, n)
+    events, times = rng.integers(0, 3, n), rng.integers(0, 30, n)  # many equal times
+    # rows appended: known users, two new ones (40, 41)
+    more = 50
+    users = np.r_[users, rng.choice([3, 7, 40, 41], more)]
+    items, events = np.r_[items, rng.integers(0, 90, more)], np.r_[events, rng.integers(0, 3, more)]
+    times = np.r_[times, rng.integers(20, 40, more)]
+    t = times if with_time else np.arange(len(users))
+    before = build_histories(
+        users[:n], items[:n], events[:n], times[:n] if with_time else None, 40, 8
+    )
+    whole = build_histories(users, items, events, times if with_time else None, 42, 8)
+    rows = np.flatnonzero(np.isin(users, users[n:]))
+    got = rebuild_users(before, users[rows], items[rows], events[rows], t[rows], 42)
+    for name in ("items", "events", "times", "ref_time"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(whole, name))
+    assert got.has_time == whole.has_time
+    assert not np.array_equal(before.items[3], got.items[3])  # the appended rows count
 
 
 def test_recency_and_context_features() -> None:

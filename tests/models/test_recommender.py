@@ -408,6 +408,35 @@ def test_after_feedback_only_its_users_tastes_are_computed_again(
     assert len(got) == len(rec.user_ids_)  # the new user included
 
 
+def test_partial_fit_derives_histories_and_seen_sets_as_a_full_pass(
+    clustered: Dataset, fresh: Callable[[], HybridRecommender]
+) -> None:
+    """Only the users of the new rows are derived again (a quarter of a second at
+    580,000 rows for the whole log): the outcome must equal deriving everything."""
+    rec = fresh()
+    users = [str(u) for u in rec.user_ids_.external_ids[:5]]
+    items = [str(i) for i in rec.item_ids_.external_ids[:12]]
+    t0 = int(clustered.interactions["timestamp"].max())
+    feedback = pd.DataFrame(
+        {
+            "user_id": [*users, users[0], users[0], "new-a", "new-b", "new-a"],
+            "item_id": [*items[:5], items[0], items[6], items[7], items[8], items[7]],
+            # a tie in time with the user's latest row, and one older than it
+            "timestamp": [t0, t0 + 1, t0 + 2, t0 + 3, t0 + 4, t0, t0 - 10**6, t0, t0, t0 + 5],
+        }
+    )
+    rec.partial_fit(feedback, fold_in=False)
+    rec.partial_fit(feedback.assign(timestamp=feedback["timestamp"] + 7), fold_in=False)
+    got = rec.histories_, rec._seen, rec.counts_.copy()
+    rec._derive()
+    for name in ("items", "events", "times", "ref_time"):
+        np.testing.assert_array_equal(getattr(got[0], name), getattr(rec.histories_, name))
+    for name in ("indptr", "indices", "log_rows"):
+        np.testing.assert_array_equal(getattr(got[1], name), getattr(rec._seen, name))
+    np.testing.assert_array_equal(got[2], rec.counts_)
+    assert len(rec.histories_.items) == len(rec.user_ids_)
+
+
 def test_partial_fit_moves_user_toward_new_feedback(
     clustered: Dataset, fresh: Callable[[], HybridRecommender]
 ) -> None:
