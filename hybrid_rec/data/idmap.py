@@ -63,6 +63,10 @@ def id_text(value: object) -> str:
     return str(value).strip()
 
 
+_EMPTY = pd.Index([], dtype=object)
+_MIN_TAIL = 256
+
+
 class IdMap:
     """A bijection between external ids (``str``) and ``0..n-1``.
 
@@ -72,7 +76,7 @@ class IdMap:
         Unique ids in internal order.
     """
 
-    __slots__ = ("_external", "_index")
+    __slots__ = ("_external", "_index", "_tail")
 
     def __init__(self, external_ids: Iterable[str]) -> None:
         ext = np.asarray([str(x) for x in external_ids], dtype=object)
@@ -85,6 +89,10 @@ class IdMap:
             raise DataValidationError(f"duplicate ids {dup}.", fix="ids must be unique.")
         self._external = ext
         self._index = index
+        # ids appended after the ones ``_index`` holds, with a small hash table of their
+        # own: a pandas Index builds its table on the first lookup, all of it, so a
+        # one-id append that made a new one paid 50 ms at 200,000 ids per added item
+        self._tail = _EMPTY
 
     @classmethod
     def from_values(cls, values: Iterable[object]) -> IdMap:
@@ -95,7 +103,7 @@ class IdMap:
         return len(self._external)
 
     def __contains__(self, external_id: object) -> bool:
-        return str(external_id) in self._index
+        return str(external_id) in self._index or str(external_id) in self._tail
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, IdMap) and np.array_equal(self._external, other._external)
@@ -115,7 +123,7 @@ class IdMap:
 
     def to_internal(self, ids: Sequence[object] | pd.Series, *, kind: str = "id") -> np.ndarray:
         """Internal ids for ``ids``; unknown ids raise :class:`UnknownIdError`."""
-        codes = self._index.get_indexer(pd.Index([id_text(x) for x in ids], dtype=object))
+        codes = self._codes(ids)
         if (codes < 0).any():
             missing = [id_text(x) for x, c in zip(ids, codes, strict=True) if c < 0]
             shown = ", ".join(repr(m) for m in missing[:5])
@@ -125,9 +133,16 @@ class IdMap:
 
     def lookup(self, ids: Sequence[object] | pd.Series) -> np.ndarray:
         """Internal ids for ``ids`` with ``-1`` for unknown ones (no error)."""
-        return self._index.get_indexer(pd.Index([id_text(x) for x in ids], dtype=object)).astype(
-            np.int64
-        )
+        return self._codes(ids)
+
+    def _codes(self, ids: Sequence[object] | pd.Series) -> np.ndarray:
+        query = pd.Index([id_text(x) for x in ids], dtype=object)
+        codes = self._index.get_indexer(query).astype(np.int64)
+        if len(self._tail):
+            miss = np.flatnonzero(codes < 0)
+            found = self._tail.get_indexer(query[miss])
+            codes[miss] = np.where(found >= 0, found + len(self._index), -1)
+        return codes
 
     def to_external(self, internal: Sequence[int] | np.ndarray) -> np.ndarray:
         """External ids for internal ones."""
@@ -141,7 +156,7 @@ class IdMap:
         fresh = [
             i
             for i in pd.unique(pd.Series([str(v) for v in new_ids], dtype=object))
-            if i not in self._index
+            if i not in self
         ]
         if not fresh:
             return self
@@ -149,7 +164,14 @@ class IdMap:
         # (a one-id append at 200,000 ids spent 100 ms on them)
         out = object.__new__(IdMap)
         out._external = np.concatenate([self._external, np.asarray(fresh, dtype=object)])
-        out._index = pd.Index(out._external, dtype=object)
+        tail = len(self._tail) + len(fresh)
+        # a table for the whole map once the appended ids are about its square root:
+        # an append then costs O(sqrt n) for the tail and O(sqrt n) amortised for that
+        if tail > max(_MIN_TAIL, math.isqrt(len(out._external))):
+            out._index, out._tail = pd.Index(out._external, dtype=object), _EMPTY
+        else:
+            out._index = self._index
+            out._tail = pd.Index(out._external[len(self._index) :], dtype=object)
         return out
 
     def save(self, path: str | Path) -> None:
