@@ -24,7 +24,12 @@ from hybrid_rec.config import DataConfig, RecommenderConfig
 from hybrid_rec.data.columns import TITLE_COLUMNS, Columns
 from hybrid_rec.data.idmap import id_list
 from hybrid_rec.data.io import read_table
-from hybrid_rec.data.schema import normalize_ids, validate_interactions, validate_items
+from hybrid_rec.data.schema import (
+    lookalikes,
+    normalize_ids,
+    validate_interactions,
+    validate_items,
+)
 from hybrid_rec.data.summary import summarize_interactions, summarize_items
 from hybrid_rec.errors import ConfigError, DataValidationError, HybridRecError, UnknownIdError
 
@@ -218,20 +223,27 @@ def data_check(
         int, typer.Option(min=1, help="Items with fewer interactions are tail.")
     ] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="TOML config: its [data] table (event weights, unknown items)."),
+    ] = None,
 ) -> None:
     """Validate an interactions or items file and print a summary."""
+    data_cfg = _load_config(config).data if config is not None else DataConfig()
     frame = read_table(file)
     resolved = kind
     if kind is FileKind.auto:  # events without user_id: say that, not "duplicate item id"
         repeated = Columns.item in frame.columns and bool(frame[Columns.item].duplicated().any())
         events = {Columns.timestamp, Columns.event, Columns.rating} & set(frame.columns)
-        user = Columns.user in frame.columns
-        resolved = FileKind.interactions if user or (repeated and events) else FileKind.items
+        user = Columns.user in frame.columns or bool(lookalikes(frame, Columns.user))
+        # a catalogue to check item ids against is only asked for with interactions
+        interactions = items is not None or user or (repeated and events)
+        resolved = FileKind.interactions if interactions else FileKind.items
     if resolved is FileKind.items:
         summary = summarize_items(validate_items(frame))
     else:
         catalogue = validate_items(read_table(items)) if items is not None else None
-        clean = validate_interactions(frame, catalogue, config=DataConfig())
+        clean = validate_interactions(frame, catalogue, config=data_cfg)
         summary = summarize_interactions(clean, long_tail)  # type: ignore[assignment]
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))

@@ -91,6 +91,34 @@ def test_data_check_takes_an_events_file_without_user_id_for_events(tmp_path: Pa
     assert _cli("data", "check", str(items)).stdout.startswith(f"{items}: valid items file")
 
 
+def test_data_check_reads_a_log_as_its_config_does(tmp_path: Path) -> None:
+    """A bookshop's 'cart' events were refused with "give it a weight in the TOML
+    config", and data check took no config to give it."""
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,item_id,event\nu1,1,view\nu1,2,cart\nu2,1,cart\n")
+    refused = _cli("data", "check", str(path))
+    assert refused.returncode == 2 and "unknown event type(s) ['cart']" in refused.stderr
+    cfg = tmp_path / "shop.toml"
+    cfg.write_text("[data.event_weights]\ncart = 2.0\n")
+    proc = _cli("data", "check", str(path), "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"{path}: valid interactions file")
+
+
+def test_data_check_names_every_id_column_a_log_lacks(tmp_path: Path) -> None:
+    """customer + isbn with --items was read as a catalogue ("items need item_id");
+    as a log, the fix named customer but not isbn."""
+    log_file, items = tmp_path / "events.csv", tmp_path / "books.csv"
+    log_file.write_text("customer,isbn,event\nc1,0001,view\nc2,0002,view\n")
+    items.write_text("item_id,title\n0001,A\n0002,B\n")
+    proc = _cli("data", "check", str(log_file), "--items", str(items))
+    assert proc.returncode == 2 and "for interactions" in proc.stderr
+    assert "rename customer → user_id, isbn → item_id" in proc.stderr
+    log_file.write_text("customer,sku_code,event\nc1,0001,view\nc2,0002,view\n")
+    proc = _cli("data", "check", str(log_file))
+    assert "rename customer → user_id. Interactions also need 'item_id'" in proc.stderr
+
+
 def test_non_utf8_file(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("item_id,title\n1,Caf\xe9\n".encode("latin-1"))

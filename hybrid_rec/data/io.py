@@ -155,9 +155,10 @@ def _warn_if_almost_numbers(source: str, name: str, text: pd.Series, numbers: pd
     if (~bad).sum() < 5 or bad.mean() > 0.2:  # mostly words: a text column
         return
     log.warning(
-        "%s: column %r holds numbers but for %d cell(s) such as %s, so it is read as text "
-        "and numeric filters on it leave those items out. Fix: write them as plain "
-        "numbers (12.5, not 12,50 or $12.50).",
+        "%s: column %r holds numbers but for %d cell(s) such as %s, so it is read as text: "
+        "in a catalogue, numeric filters on it leave those items out; in an interaction "
+        "log, a rating or weight column is refused. Fix: write them as plain numbers "
+        "(12.5, not 12,50, $12.50 or 'five').",
         source,
         name,
         int(bad.sum()),

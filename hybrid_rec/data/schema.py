@@ -22,6 +22,7 @@ from hybrid_rec.errors import DataValidationError
 
 __all__ = [
     "ValidationReport",
+    "lookalikes",
     "normalize_ids",
     "source_name",
     "validate_interactions",
@@ -86,7 +87,17 @@ _ALIASES: dict[str, tuple[str, ...]] = {
         "movieid",
         "book",
         "book_id",
+        "isbn",
+        "isbn13",
         "asin",
+        "ean",
+        "gtin",
+        "track_id",
+        "song_id",
+        "video_id",
+        "post_id",
+        "news_id",
+        "listing_id",
         "iid",
     ),
     C.timestamp: ("ts", "time", "date", "datetime", "event_time", "created_at", "time_stamp"),
@@ -103,7 +114,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _lookalikes(frame: pd.DataFrame, canonical: str) -> list[str]:
+def lookalikes(frame: pd.DataFrame, canonical: str) -> list[str]:
     """Columns of ``frame`` that probably mean ``canonical`` (``customer_id`` → ``user_id``)."""
     names = _ALIASES.get(canonical, ())
     return [str(c) for c in frame.columns if _name_key(c) in names]
@@ -129,12 +140,15 @@ def _require_columns(
     missing = [c for c in required if c not in frame.columns]
     if missing:
         have = ", ".join(map(str, frame.columns[:12]))
-        renames = [f"{a} → {c}" for c in missing for a in _lookalikes(frame, c)[:1]]
+        renames = [f"{a} → {c}" for c in missing for a in lookalikes(frame, c)[:1]]
         if len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in ";|\t"):
             fix = "the file looks delimited by ';', '|' or tabs (an Excel export?): save it as a "
             fix += "comma-separated CSV."
         elif renames:
             fix = f"rename {', '.join(renames)}."
+            unmatched = [c for c in missing if not lookalikes(frame, c)]
+            if unmatched:  # say every column the file lacks, not only the ones recognised
+                fix += f" {kind.capitalize()} also need {', '.join(map(repr, unmatched))}."
         else:
             fix = f"rename your columns so that {kind} have {', '.join(required)}."
         raise DataValidationError(
@@ -151,7 +165,7 @@ def _warn_ignored_lookalikes(frame: pd.DataFrame, source: str) -> None:
     for canonical in (C.timestamp, C.event):
         if canonical in frame.columns:
             continue
-        for alias in _lookalikes(frame, canonical):
+        for alias in lookalikes(frame, canonical):
             log.warning(
                 "%s: column %r is not read; rename it to %r if it holds the %s.",
                 source,
