@@ -354,6 +354,10 @@ def fit_cmd(
         str | None, typer.Option(help="minilm, hashing, e5-multilingual, or a local model dir.")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Override model.epochs.")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Torch threads for encoding and training (model.threads)."),
+    ] = None,
     store: StoreOption = None,
     wait: Wait = 0.0,
 ) -> None:
@@ -367,7 +371,11 @@ def fit_cmd(
 
     cfg = _load_config(
         config,
-        {"--encoder": ("content.encoder", encoder), "--epochs": ("model.epochs", epochs)},
+        {
+            "--encoder": ("content.encoder", encoder),
+            "--epochs": ("model.epochs", epochs),
+            "--threads": ("model.threads", threads),
+        },
     )
     check_replaceable(model_dir.resolve())  # a folder of the user's files: refused before the fit
     model_dir.resolve().parent.mkdir(parents=True, exist_ok=True)  # where the lock file goes
@@ -400,7 +408,7 @@ def evaluate_cmd(
             "dependency: `make bench-deps` or scripts/install_lightfm.sh installs it), "
             "cf-only, hybrid; 'all' for every one."
         ),
-    ] = "popularity,content-knn,cf-only,hybrid",
+    ] = "random,popularity,content-knn,cf-only,hybrid",
     out: Annotated[
         Path | None,
         typer.Option(help="Also write quality.json, RESULTS.md and a decile plot here."),
@@ -420,10 +428,16 @@ def evaluate_cmd(
     repeats: Annotated[
         int, typer.Option(min=1, help="Fits per trained method, model seeds seed, seed+1, ...")
     ] = 1,
-    threads: Annotated[int, typer.Option(min=1, help="Torch / LightFM threads.")] = 2,
+    threads: Annotated[
+        int, typer.Option(min=1, help="Torch (encoding, training) / LightFM threads.")
+    ] = 2,
+    store: StoreOption = None,
 ) -> None:
     """Cold-start evaluation on your own data: items split into warm and cold, every
-    method fitted on the training part, Recall@k and NDCG@k for cold, warm and all."""
+    method fitted on the training part, Recall@k and NDCG@k for cold, warm and all.
+    With --store (`hybrid-rec embed` once) a rerun encodes only the changed items."""
+    import torch
+
     from hybrid_rec.evaluation.benchmark import (
         embed_items,
         format_table,
@@ -446,7 +460,8 @@ def evaluate_cmd(
         read_table(interactions), catalogue, config=cfg.data, event_weights=False
     )
     catalogue = catalogue.reset_index(drop=True)
-    content, encoder_name = embed_items(catalogue, cfg.content)
+    torch.set_num_threads(threads)  # before the encoder loads: it runs on these too
+    content, encoder_name = embed_items(catalogue, cfg.content, store)
     dataset = name or interactions.stem
     run = run_benchmark(
         log_frame,

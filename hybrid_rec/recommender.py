@@ -51,7 +51,6 @@ from hybrid_rec.data.io import atomic_write_json
 from hybrid_rec.data.schema import source_name, validate_interactions, validate_items
 from hybrid_rec.errors import (
     DataValidationError,
-    EmbeddingStoreError,
     ModelFileError,
     NotFittedError,
     UnknownIdError,
@@ -260,6 +259,8 @@ class HybridRecommender:
         show_progress: bool | None,
     ) -> HybridRecommender:
         cfg = self.config
+        if cfg.model.threads:  # the encoder's threads too, not only training's
+            torch.set_num_threads(cfg.model.threads)
         catalogue = validate_items(items)
         inter = _drop_repeated_events(
             validate_interactions(interactions, catalogue, config=cfg.data)
@@ -1365,16 +1366,7 @@ class HybridRecommender:
 
         if store is None:
             return np.asarray(encode(list(texts)), dtype=np.float32)
-        found, stored = store.find(ids, list(texts))
-        vectors = np.empty((len(ids), stored.shape[1]), dtype=np.float32)
-        vectors[found] = stored
-        if not found.all():
-            missing = list(texts[~found])
-            vectors[~found] = np.asarray(encode(missing), dtype=np.float32)
-        log.info(
-            "content: %d of %d item(s) read from %s", int(found.sum()), len(ids), store.directory
-        )
-        return vectors
+        return store.vectors_for(ids, list(texts), encode)
 
     def _check_store(self, store: EmbeddingStore | str | Path | None) -> EmbeddingStore | None:
         """Open ``store`` and check that its vectors come from this model's encoder."""
@@ -1384,13 +1376,7 @@ class HybridRecommender:
         # a loaded model knows its encoder's name without building it: a store that holds
         # every new item then spares the model load too
         expected = (self._saved_encoder if self._encoder is None else None) or self.encoder.name
-        if opened.encoder_name != expected:
-            raise EmbeddingStoreError(
-                f"{opened.directory}: its vectors come from encoder {opened.encoder_name!r}, "
-                f"but this model embeds with {expected!r}; vectors from different "
-                "encoders cannot be mixed. Fix: re-embed with the model's encoder "
-                "(`hybrid-rec embed`), or leave the store out."
-            )
+        opened.check_encoder(expected)
         return opened
 
     def add_items(

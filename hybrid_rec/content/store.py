@@ -412,6 +412,35 @@ class EmbeddingStore:
 
         return self._reading(find)
 
+    def vectors_for(
+        self,
+        item_ids: Sequence[str],
+        texts: Sequence[str],
+        encode: Callable[[list[str]], Any],
+    ) -> np.ndarray:
+        """Vectors of ``texts`` (one per id): read from the store where it holds the
+        item's text (:meth:`find`), the others from ``encode``. Nothing is written."""
+        found, stored = self.find(item_ids, texts)
+        vectors = np.empty((len(found), stored.shape[1]), dtype=_DTYPE)
+        vectors[found] = stored
+        if not found.all():
+            missing = [t for t, hit in zip(texts, found, strict=True) if not hit]
+            vectors[~found] = np.asarray(encode(missing), dtype=_DTYPE)
+        log.info(
+            "content: %d of %d item(s) read from %s", int(found.sum()), len(found), self.directory
+        )
+        return vectors
+
+    def check_encoder(self, name: str, who: str = "this model") -> None:
+        """Raise unless the store's vectors come from the encoder called ``name``."""
+        if self.encoder_name != name:
+            raise EmbeddingStoreError(
+                f"{self.directory}: its vectors come from encoder {self.encoder_name!r}, "
+                f"but {who} embeds with {name!r}; vectors from different encoders cannot "
+                "be mixed. Fix: re-embed with that encoder (`hybrid-rec embed`), or leave "
+                "the store out."
+            )
+
     def get_all(self) -> tuple[pd.Index, np.ndarray]:
         """Every id and its vector, in :attr:`ids` order."""
         ids = self.ids

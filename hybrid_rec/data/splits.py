@@ -4,7 +4,8 @@
 (ColdRec, GAR, Heater): a seeded share of items becomes *cold* — every one of
 their interactions leaves training — and those items are halved into a
 validation and a test group. Among the remaining *warm* interactions a share
-of each user's history is held out for warm validation and warm test.
+of each user's (user, item) pairs, every row of a pair together, is held out
+for warm validation and warm test.
 
 ``temporal_split`` holds out the last interactions by time (globally, or per
 user), for the "what happens next" view.
@@ -84,7 +85,7 @@ def cold_start_split(
         A validated interaction frame.
     config
         Shares and seed; the defaults are 20% cold items, and 20% / 10% of each
-        user's warm interactions for warm test / validation.
+        user's warm (user, item) pairs, with all their rows, for warm test / validation.
     """
     cfg = config or SplitConfig()
     _check(interactions)
@@ -106,11 +107,18 @@ def cold_start_split(
     is_test_cold = ids_in(frame[C.item], test_cold_items)
     warm = frame[~(is_val_cold | is_test_cold)]
 
-    # Per user: a random share of warm interactions to test, then to validation.
-    u = rng.random(len(warm))
-    rank = pd.Series(u, index=warm.index).groupby(warm[C.user].to_numpy()).rank(method="first")
-    size = warm.groupby(C.user)[C.item].transform("size").to_numpy()
-    pos = (rank.to_numpy() - 1) / size  # in [0, 1)
+    # Per user: a random share of warm (user, item) pairs to test, then to validation,
+    # with every row of a pair: a log of views, carts and purchases put the view in
+    # training and the purchase in test, where it was dropped as already seen. A log
+    # with one row per pair (ratings) draws exactly as the rows did.
+    pair = warm.groupby([C.user, C.item], sort=False).ngroup().to_numpy()
+    first = np.unique(pair, return_index=True)[1]  # each pair's first row, pair order
+    pair_user = warm[C.user].to_numpy()[first]
+    u = rng.random(len(first))
+    rank = pd.Series(u).groupby(pair_user).rank(method="first").to_numpy()
+    size = pd.Series(pair_user).groupby(pair_user).transform("size").to_numpy()
+    pos = ((rank - 1) / size)[pair]  # in [0, 1), per row
+    size = size[pair]
     is_test = pos < cfg.warm_test_share
     # rounded: 0.2 + 0.1 is 0.30000000000000004 in floating point, which gave every user
     # with 10, 20, 30 ... warm interactions one more validation interaction than its share

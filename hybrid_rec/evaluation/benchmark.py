@@ -240,17 +240,28 @@ def select_methods(names: Iterable[str] | None = None) -> list[str]:
     return chosen
 
 
-def embed_items(items: pd.DataFrame, encoder: str | ContentConfig) -> tuple[np.ndarray, str]:
+def embed_items(
+    items: pd.DataFrame, encoder: str | ContentConfig, store: str | Path | None = None
+) -> tuple[np.ndarray, str]:
     """Content vectors of every item (rows follow ``items["item_id"]``) and the encoder's
-    name, from an encoder name or a whole content configuration."""
+    name, from an encoder name or a whole content configuration; with ``store`` (an
+    embedding store of that encoder, ``hybrid-rec embed``) the items whose text it
+    holds are read from it, not encoded again."""
     from hybrid_rec.content.encoders import make_encoder
+    from hybrid_rec.content.store import EmbeddingStore
     from hybrid_rec.content.text import item_texts
 
     cfg = encoder if isinstance(encoder, ContentConfig) else ContentConfig(encoder=encoder)
-    texts = item_texts(items, cfg).reindex(items[Columns.item].astype(str))
+    ids = items[Columns.item].astype(str)
+    texts = item_texts(items, cfg).reindex(ids).fillna("").tolist()
     model = make_encoder(cfg)
     start = time.perf_counter()
-    vectors = np.asarray(model.encode(texts.fillna("").tolist()), dtype=np.float32)
+    if store is None:
+        vectors = np.asarray(model.encode(texts), dtype=np.float32)
+    else:
+        opened = EmbeddingStore.open(store)
+        opened.check_encoder(model.name, "this evaluation")
+        vectors = opened.vectors_for(ids.tolist(), texts, model.encode)
     log.info(
         "embedded %d items with %s in %.1f s", len(items), model.name, time.perf_counter() - start
     )
@@ -385,13 +396,39 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+TIE_MARK = "†"
+TIE_SHARE = 0.5
+"""A setting in which the tie-break filled at least this share of the top-k places
+(equal scores at the cut) is marked: its figures are the tie-break's, not the method's."""
+
+
+def _tied(res: dict[str, Any], setting: str) -> bool:
+    share = res[setting].get("tie_cut_share")
+    return share is not None and share >= TIE_SHARE
+
+
+def tie_note(methods: dict[str, Any]) -> str:
+    """The footnote of the marked cells, or ``""`` when none is marked."""
+    marked = [f"{name} {s}" for name, res in methods.items() for s in SETTINGS if _tied(res, s)]
+    if not marked:
+        return ""
+    return (
+        f"{TIE_MARK} {', '.join(marked)}: most places of the lists went to items of equal "
+        "score (popularity and cf-only score every cold item alike), so the candidates' "
+        "seeded order chose them: the figure is a random pick's, as `random` measures it, "
+        "not the method's."
+    )
+
+
 def _fmt_sd(res: dict[str, Any], setting: str, metric: str) -> str:
-    """``mean ± sd`` (3 decimals) for a repeated method, the 4-decimal value otherwise."""
+    """``mean ± sd`` (3 decimals) for a repeated method, the 4-decimal value otherwise;
+    marked when the setting's lists were cut among ties."""
     value = res[setting][metric]
+    mark = TIE_MARK if _tied(res, setting) else ""
     sd = res.get("sd", {}).get(setting, {}).get(metric)
     if sd is None or value is None:
-        return _fmt(value)
-    return f"{value:.3f} ± {sd:.3f}"
+        return _fmt(value) + mark
+    return f"{value:.3f} ± {sd:.3f}{mark}"
 
 
 def results_table(methods: dict[str, Any], k: int) -> list[str]:
@@ -463,6 +500,7 @@ def results_section(
         *results_table(entry["methods"], k),
         "",
         *([gap, ""] if (gap := fewer_users(entry["methods"])) else []),
+        *([ties, ""] if (ties := tie_note(entry["methods"])) else []),
         f"![recall by popularity decile](recall_by_decile_{key}.png)",
         f"<!-- quality:{key}:end -->",
     ]
@@ -493,7 +531,8 @@ def format_table(key: str, methods: dict[str, Any], k: int) -> str:
     ]
     for name, res in methods.items():
         cells = "".join(
-            f"{_fmt(res[s][f'recall@{k}'], 3):>8}/{_fmt(res[s][f'ndcg@{k}'], 3):<7}"
+            f"{_fmt(res[s][f'recall@{k}'], 3):>8}/"
+            + f"{_fmt(res[s][f'ndcg@{k}'], 3) + (TIE_MARK if _tied(res, s) else ''):<7}"
             for s in SETTINGS
         )
         lines.append(
@@ -502,6 +541,8 @@ def format_table(key: str, methods: dict[str, Any], k: int) -> str:
         )
     if gap := fewer_users(methods):
         lines.append(gap)
+    if ties := tie_note(methods):
+        lines.append(ties)
     return "\n".join(lines)
 
 

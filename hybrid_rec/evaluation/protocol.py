@@ -125,6 +125,9 @@ class _Accumulator:
     recommended: np.ndarray = field(init=False)
     tail_slots: int = 0
     valid_slots: int = 0
+    tie_slots: int = 0
+    """Top-k places the tie-break filled: a list cut among equal scores, the places
+    holding that score."""
     bucket_hits: np.ndarray = field(default_factory=lambda: np.zeros(N_DECILES + 1, np.int64))
     bucket_rel: np.ndarray = field(default_factory=lambda: np.zeros(N_DECILES + 1, np.int64))
 
@@ -270,9 +273,11 @@ class ColdStartEvaluator:
         dict
             ``{setting: {"recall@k", "ndcg@k", "n_users", "n_users_new",
             "n_users_unscored", "n_candidates", "coverage", "long_tail_share",
-            "n_relevant_excluded", ...}}`` (``n_relevant_excluded``: held-out
-            pairs dropped because the same pair is a training / validation
-            positive, which is excluded from the ranking),
+            "n_relevant_excluded", "tie_cut_share", ...}}``
+            (``n_relevant_excluded``: held-out pairs dropped because the same
+            pair is a training / validation positive, which is excluded from the
+            ranking; ``tie_cut_share``: the share of top-k places the seeded
+            candidate order filled, among equal scores at the cut),
             plus ``"recall_by_decile"`` and ``"relevant_by_decile"`` (keys
             ``cold``, ``d1`` = least popular tenth ... ``d10``) for ``all``.
             Metrics are ``None`` when no user could be evaluated.
@@ -356,7 +361,15 @@ class ColdStartEvaluator:
         n_rel = relevance.sum(axis=1)
         acc.recall.append(recall_from_hits(hits, n_rel))
         acc.ndcg.append(ndcg_from_hits(hits, n_rel))
-        valid = np.take_along_axis(scores, top, axis=1) > -np.inf
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        valid = top_scores > -np.inf
+        # a list cut among equal scores: more candidates share the last place's score
+        # than the list holds, and the candidates' order chose which (popularity on
+        # cold items: every one scores 0, the whole list is the tie-break's)
+        last = top_scores[:, -1:]
+        in_list = (top_scores == last).sum(axis=1)
+        cut = ((scores == last).sum(axis=1) > in_list) & valid[:, -1]
+        acc.tie_slots += int(in_list[cut].sum())
         acc.recommended[top[valid]] = True
         acc.tail_slots += int(setting.is_long_tail[top[valid]].sum())
         acc.valid_slots += int(valid.sum())
@@ -381,6 +394,7 @@ class ColdStartEvaluator:
             **setting.info,
             "coverage": float(acc.recommended.mean()) if n_users else None,
             "long_tail_share": acc.tail_slots / acc.valid_slots if acc.valid_slots else None,
+            "tie_cut_share": acc.tie_slots / acc.valid_slots if acc.valid_slots else None,
         }
         if setting.buckets is not None:
             names = bucket_names(N_DECILES)

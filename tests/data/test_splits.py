@@ -48,6 +48,29 @@ def test_warm_test_is_a_share_of_each_users_warm_history() -> None:
     assert not train_pairs & test_pairs
 
 
+def test_every_row_of_a_pair_lands_in_one_part() -> None:
+    """A bookshop log has a view, a cart and a purchase of one book: split by rows,
+    the view trained and the purchase was held out, then dropped as already seen,
+    so most warm test pairs never counted."""
+    base = _frame(seed=5)
+    events = pd.concat(
+        [base.assign(event="view"), base.assign(event="purchase", timestamp=base["timestamp"] + 9)]
+    ).sort_values("timestamp", kind="stable")
+    split = cold_start_split(events.reset_index(drop=True), SplitConfig(seed=2))
+
+    def pairs(part: pd.DataFrame) -> set[tuple[str, str]]:
+        return set(zip(part["user_id"], part["item_id"], strict=True))
+
+    train = pairs(split.train)
+    held = pairs(split.test_warm) | pairs(split.val_warm)
+    assert held and not train & held
+    for part in (split.train, split.test_warm, split.val_warm):
+        assert (part.groupby(["user_id", "item_id"]).size() == 2).all()  # both rows together
+    # the share is of each user's pairs, as it was of rows with one row per pair
+    one_row = cold_start_split(base, SplitConfig(seed=2))
+    assert len(split.test_warm) == 2 * len(one_row.test_warm)
+
+
 def test_seeded_and_reproducible() -> None:
     frame = _frame()
     a = cold_start_split(frame, SplitConfig(seed=3))

@@ -77,6 +77,21 @@ def test_methods_scored_on_fewer_users_are_named() -> None:
     assert gap in benchmark.results_section("x", entry)
 
 
+def test_figures_the_tie_break_chose_are_marked_and_explained() -> None:
+    """Popularity's cold row was the seeded order of equally scored items, shown as
+    if it were the method's (a reviewer read "popularity predicts new releases")."""
+    tied, ranked = _run(0.12, 0.04, 0.0, 0.3), _run(0.16, 0.09, 1.0, 0.3)
+    tied["cold"] = {**tied["cold"], "tie_cut_share": 1.0}
+    tied["warm"] = {**tied["warm"], "tie_cut_share": 0.05}  # a count tie at the 20th place
+    methods = {"popularity": tied, "content-knn": ranked}
+    table = benchmark.format_table("x", methods, 20)
+    assert "0.040†" in table and table.count("†") == 2  # the cell and the note
+    assert table.splitlines()[-1].startswith("† popularity cold: most places")
+    lines = benchmark.results_table(methods, 20)
+    assert "| popularity | 0.1200† | 0.0400† | 0.1200 |" in lines[2]
+    assert benchmark.tie_note({"content-knn": ranked}) == ""
+
+
 def test_repeats_on_the_command_line(tmp_path: Path) -> None:
     cmd = [sys.executable, str(SCRIPT), "--dataset", "synthetic", "--encoder", "hashing"]
     cmd += ["--methods", "random", "popularity", "--repeats", "2", "--out", str(tmp_path)]

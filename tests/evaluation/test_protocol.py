@@ -243,6 +243,22 @@ def test_on_a_real_cold_start_split() -> None:
     assert res["cold"]["n_candidates"] == len(split.test_cold_items)
 
 
+def test_places_the_tie_break_filled_are_counted() -> None:
+    """Popularity scores every cold item 0: its cold list is the candidates' seeded
+    order, and the table must say so rather than show it as the method's skill."""
+    split = tiny_split()
+    flat = evaluate_cold_start(PairScorer({}), split, k=2)
+    assert flat["cold"]["tie_cut_share"] == pytest.approx(1.0)  # every place by tie-break
+    assert evaluate_cold_start(oracle(split), split, k=1)["cold"]["tie_cut_share"] == 0.0
+    # warm, k=2, counts as popularity has them: u3 gets w2, then one of w1 / w6 (tied);
+    # u1 and u2 have seen w2 and w1, get w6, then one of the unscored items (tied)
+    counts = {("*", "w2"): 3.0, ("*", "w1"): 1.0, ("*", "w6"): 1.0}
+    users = ["u1", "u2", "u3", "u4"]
+    table = {(u, i): v for u in users for (_, i), v in counts.items()}
+    res = evaluate_cold_start(PairScorer(table, default=-5.0), split, k=2, which=("warm",))
+    assert res["warm"]["tie_cut_share"] == pytest.approx(3 / 6)  # one place in each list
+
+
 def test_decile_results_plot_in_bucket_order(tmp_path: Path) -> None:
     split = tiny_split()
     res = evaluate_cold_start(oracle(split), split, k=2, which=("all",))["all"]
