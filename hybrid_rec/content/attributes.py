@@ -259,6 +259,7 @@ def _fit_column(
             return None
         edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
         return AttributeColumn(name, "numeric", edges=tuple(float(e) for e in edges))
+    _hint_separator(series, name, separator)
     # values match whatever their case: Tea, TEA and tea are one (kept as first written)
     spelling: dict[str, str] = {}
     counts: Counter[str] = Counter()
@@ -275,6 +276,49 @@ def _fit_column(
     return AttributeColumn(
         name, "categorical", values=tuple(spelling[v] for v in common[:MAX_VALUES])
     )
+
+
+LIST_HINTS = (";", ",")
+"""Separators a shop export writes lists with, that the configured one may not be."""
+
+
+def _hint_separator(series: pd.Series, name: str, separator: str | None) -> None:
+    """Say so when a text column reads like lists split by another separator than
+    ``[content] list_separator``: ``"fantasy;thriller"`` is then one value of its own,
+    and a 20-subject column becomes hundreds of combinations."""
+    cells = series.dropna()
+    cells = cells[cells.map(lambda c: isinstance(c, str))].astype(str).str.strip()
+    cells = cells[cells != ""].head(5000)
+    if len(cells) < 20:
+        return
+    for sep in LIST_HINTS:
+        if sep == separator or (separator and cells.str.contains(separator, regex=False).any()):
+            continue
+        listed = cells[cells.str.contains(sep, regex=False)]
+        if len(listed) < 0.2 * len(cells):
+            continue
+        split = listed.str.split(sep, regex=False)
+        parts = split.explode().str.strip()
+        # lists: few distinct parts, each short, far fewer than the distinct cells, and
+        # the same values first and later in a cell ("Last, First" names are neither)
+        if parts.str.len().mean() > 30 or parts.nunique() * 2 > listed.nunique():
+            continue
+        first = set(split.str[0].str.strip())
+        later = set(split.map(lambda p: p[1:]).explode().dropna().str.strip())
+        if len(first & later) < 0.5 * min(len(first), len(later)):
+            continue
+        log.warning(
+            "attribute column %r looks like lists separated by %r (e.g. %r): read with "
+            "[content] list_separator = %r, each value is a feature of its own; now every "
+            "combination is one value (%d distinct cells, %d distinct parts).",
+            name,
+            sep,
+            listed.iloc[0][:60],
+            sep,
+            cells.nunique(),
+            parts.nunique(),
+        )
+        return
 
 
 def _numbers(series: pd.Series) -> np.ndarray:

@@ -172,3 +172,32 @@ def test_wide_columns_share_the_width_budget_by_frequency() -> None:
     assert not block[~kept].any()  # a dropped brand adds nothing; its text still does
     wide = AttributeFeatures.fit(items, ContentConfig(attribute_max_dim=4096))
     assert {c.name: c.width for c in wide.columns}["seller"] == 500
+
+
+def test_lists_written_with_another_separator_are_pointed_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bookshop's "fantasy;thriller;romance" cells became 414 combinations of 20
+    subjects, silently; author names written "Last, First" are no list."""
+    rng = np.random.default_rng(0)
+    subjects = [f"subject{n}" for n in range(20)]
+    books = pd.DataFrame(
+        {
+            "item_id": [f"b{n}" for n in range(300)],
+            "subjects": [";".join(rng.choice(subjects, 3, replace=False)) for _ in range(300)],
+            "author": [f"Writer{n % 90}, Name{n % 7}" for n in range(300)],
+        }
+    )
+    with caplog.at_level("WARNING", logger="hybrid_rec.content.attributes"):
+        features = AttributeFeatures.fit(books, ContentConfig())
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "'subjects' looks like lists separated by ';'" in warned[0]
+    assert "list_separator = ';'" in warned[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hybrid_rec.content.attributes"):
+        split = AttributeFeatures.fit(books, ContentConfig(list_separator=";"))
+    assert not caplog.records
+    width = {c.name: c.width for c in split.columns}
+    assert width["subjects"] == 20  # the values themselves, not their combinations
+    # unsplit, only the few combinations that repeat were features
+    assert {c.name: c.width for c in features.columns}.get("subjects", 0) < 20
