@@ -79,6 +79,11 @@ class UnknownUsers(StrEnum):
     popular = "popular"
 
 
+class UnknownItems(StrEnum):
+    error = "error"
+    drop = "drop"
+
+
 def _load_config(
     path: Path | None, overrides: dict[str, tuple[str, object]] | None = None
 ) -> RecommenderConfig:
@@ -710,6 +715,13 @@ def add_feedback_cmd(
     ],
     model_dir: ModelDir,
     out_dir: OutDir = None,
+    unknown_items: Annotated[
+        UnknownItems | None,
+        typer.Option(
+            help="Rows of items the model does not hold: refuse the file (error), or "
+            "leave them out with a count (drop). Default: the model's [data] unknown_items."
+        ),
+    ] = None,
     wait: Wait = 0.0,
 ) -> None:
     """Fold new feedback into a saved model without a refit (`partial_fit`), and save it.
@@ -728,13 +740,21 @@ def add_feedback_cmd(
             _save_unchanged(rec, model_dir, target, f"nothing to add: {interactions} has no rows")
             return
         users_before, events_before = len(rec.user_ids_), int(rec.counts_.sum())
-        rec.partial_fit(frame)
+        rec.partial_fit(frame, unknown_items=unknown_items.value if unknown_items else None)
         rec.save(target)
     added = int(rec.counts_.sum()) - events_before
-    skipped = f", {len(frame) - added} already there skipped" if added < len(frame) else ""
+    report = rec.feedback_report_
+    left_out = {
+        "on items the model does not hold": report.dropped_unknown_items if report else 0,
+        "below the rating threshold": report.dropped_low_rating if report else 0,
+        "of event types weighted 0": report.dropped_ignored_events if report else 0,
+    }
+    repeated = len(frame) - added - sum(left_out.values())
+    notes = [f"{n} {why} left out" for why, n in left_out.items() if n]
+    notes += [f"{repeated} already there skipped"] if repeated > 0 else []
     typer.echo(
         f"added {added} interaction(s) ({len(rec.user_ids_) - users_before} new user(s)"
-        f"{skipped}); saved to {target}"
+        f"{''.join(', ' + n for n in notes)}); saved to {target}"
     )
 
 

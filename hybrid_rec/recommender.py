@@ -48,7 +48,12 @@ from hybrid_rec.data.arrays import append_rows
 from hybrid_rec.data.columns import FREE_TEXT_COLUMNS, TITLE_COLUMNS, Columns
 from hybrid_rec.data.idmap import IdMap, id_list, id_text, ids_in
 from hybrid_rec.data.io import atomic_write_json
-from hybrid_rec.data.schema import source_name, validate_interactions, validate_items
+from hybrid_rec.data.schema import (
+    ValidationReport,
+    source_name,
+    validate_interactions,
+    validate_items,
+)
 from hybrid_rec.errors import (
     DataValidationError,
     ModelFileError,
@@ -183,6 +188,7 @@ class HybridRecommender:
         self._encoder = encoder
         self._saved_encoder: str | None = None  # set by load(): the encoder the vectors came from
         self._fitted = False
+        self.feedback_report_: ValidationReport | None = None  # the last partial_fit's
         self.fitted_at_: str | None = None  # when fit ended, UTC (None: saved before it was kept)
         # add_items' repeated-text check: (items_ it describes, keys, each key's first row)
         self._text_keys: tuple[pd.DataFrame, np.ndarray, dict[int, int]] | None = None
@@ -543,7 +549,9 @@ class HybridRecommender:
         scores = self.user_vectors()[uniq] @ self.item_vectors_.T
         taste = self._user_taste()[uniq] @ self.item_taste_.T
         for r, u in enumerate(uniq):
-            scores[r, self._seen.row(int(u))] = -np.inf
+            seen = self._seen.row(int(u))
+            scores[r, seen] = -np.inf
+            relevant[r, seen] = False  # left out of the ranking: no target either
         k = min(self.config.eval.k, len(self.item_ids_))
         n_rel = relevant.sum(axis=1)
         cold_prior = np.where(cold, self.item_prior_, 0.0).astype(np.float32)
@@ -695,6 +703,17 @@ class HybridRecommender:
         warm_items = np.flatnonzero(counts > 0)
         cold_items = np.flatnonzero(counts == 0)
         is_cold = counts[items] == 0
+        # a warm target the user has in training is left out of the ranking (seen), so
+        # it could never be hit: not a target, as in the evaluation protocol (a view
+        # trained on, its purchase held out)
+        n_items = len(self.item_ids_)
+        trained = self._log["u"].to_numpy(np.int64) * n_items + self._log["i"].to_numpy()
+        unhittable = ~is_cold & np.isin(users.astype(np.int64) * n_items + items, trained)
+        users, items, is_cold = users[~unhittable], items[~unhittable], is_cold[~unhittable]
+        # a pair's view, cart and purchase are one target, not three
+        first = np.unique(users.astype(np.int64) * n_items + items, return_index=True)[1]
+        first.sort()
+        users, items, is_cold = users[first], items[first], is_cold[first]
         rng = np.random.default_rng(self.config.model.seed)
 
         def _sample(u: np.ndarray, i: np.ndarray, cap: int = 3000) -> tuple[np.ndarray, np.ndarray]:
@@ -1550,10 +1569,13 @@ class HybridRecommender:
                 bad = text.notna() & (text != "") & parsed.isna()
                 if bad.any():
                     source = frame.attrs.get("source", "items")
-                    raise _refused_cells(new, bad, col, "is numeric", "a number", source)
+                    raise _refused_cells(
+                        new, bad, col, "is numeric", "a number", source, frame[C.item]
+                    )
                 out[col] = _cast_like(parsed, ours.dtype)
             elif pd.api.types.is_datetime64_any_dtype(ours):
-                out[col] = _as_dates_like(new, ours.dtype, col, frame.attrs.get("source", "items"))
+                source = frame.attrs.get("source", "items")
+                out[col] = _as_dates_like(new, ours.dtype, col, source, frame[C.item])
             elif pd.api.types.is_numeric_dtype(new) and not pd.api.types.is_bool_dtype(new):
                 out[col] = pd.Series(
                     [None if t == "" else t for t in _comparable(new)],
@@ -1603,6 +1625,7 @@ class HybridRecommender:
         """
         self._check_fitted()
         frame = validate_items(catalogue, source=source_name(catalogue, "catalogue"))
+        frame.index = pd.RangeIndex(len(frame))  # an error names the file's rows, not a subset's
         codes = self.item_ids_.lookup(frame[C.item])
         is_new = codes < 0
         known = frame[~is_new]
@@ -2027,7 +2050,11 @@ class HybridRecommender:
     # ================================================================ feedback
 
     def partial_fit(
-        self, new_interactions: pd.DataFrame, *, fold_in: bool = True
+        self,
+        new_interactions: pd.DataFrame,
+        *,
+        fold_in: bool = True,
+        unknown_items: Literal["error", "drop"] | None = None,
     ) -> HybridRecommender:
         """Fold new feedback in without a full retrain.
 
@@ -2038,9 +2065,20 @@ class HybridRecommender:
         than 10 interactions) get their CF vector fitted on the new feedback
         with everything else frozen, and their evidence count — which steers
         the fusion attention from content toward behaviour — is updated.
+
+        ``unknown_items`` overrides ``[data] unknown_items`` for this call: ``"drop"``
+        leaves out, with a warning, the rows of items the model does not hold (a nightly
+        file with events on items not added yet) instead of refusing the whole file.
+        What validation left out is in :attr:`feedback_report_`.
         """
         self._check_fitted()
-        inter = validate_interactions(new_interactions, self.items_, config=self.config.data)
+        data_cfg = self.config.data
+        if unknown_items is not None:
+            _check_choice(unknown_items, "unknown_items", ("error", "drop"))
+            data_cfg = data_cfg.model_copy(update={"unknown_items": unknown_items})
+        report = ValidationReport()
+        inter = validate_interactions(new_interactions, self.items_, config=data_cfg, report=report)
+        self.feedback_report_ = report
         self._warn_of_padded_ids(inter[C.user])
         return self._absorb(inter, fold_in=fold_in)
 
@@ -2692,12 +2730,17 @@ def _internal_holdout(
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Hold out, for early stopping and the cold-item offset, every interaction of a
     random ``share`` of the items (pseudo-cold items) and a random ``share`` of
-    the interactions of users with 5+ of them. ``fit`` folds them back in after."""
+    the (user, item) pairs of users with 5+ interactions, every row of a pair
+    together: with a view left in training, the purchase held out could never be
+    recommended again (seen items are excluded), and a multi-event log's validation
+    measured little but one-off views. A log with one row per pair draws as the rows
+    did. ``fit`` folds them back in after."""
     rng = np.random.default_rng(seed)
     size = inter.groupby(C.user)[C.item].transform("size").to_numpy()
     items = np.unique(inter[C.item].to_numpy())
     pseudo_cold = rng.choice(items, int(share * len(items)), replace=False)
-    pick = (rng.random(len(inter)) < share) & (size >= 5)
+    pair = inter.groupby([C.user, C.item], sort=False).ngroup().to_numpy()
+    pick = (rng.random(int(pair.max(initial=-1)) + 1) < share)[pair] & (size >= 5)
     pick |= ids_in(inter[C.item], pseudo_cold)
     # only users who keep some training interactions can be validated on
     pick &= ids_in(inter[C.user], inter[C.user][~pick].unique())
@@ -2774,20 +2817,35 @@ def _cast_like(values: pd.Series, dtype: Any) -> pd.Series:
 
 
 def _refused_cells(
-    values: pd.Series, bad: pd.Series, column: str, holds: str, give: str, source: str
+    values: pd.Series,
+    bad: pd.Series,
+    column: str,
+    holds: str,
+    give: str,
+    source: str,
+    ids: pd.Series | None = None,
 ) -> DataValidationError:
-    """The error for cells a typed catalogue column cannot take, naming a few."""
+    """The error for cells a typed catalogue column cannot take, naming a few (with
+    their items' ids) and their rows: the frame's own row numbers where its index
+    holds them (a subset of a file keeps the file's), positions otherwise."""
+    mask = bad.to_numpy()
+    cells = [repr(v) for v in values[mask].tolist()[:3]]
+    if ids is not None:
+        cells = [f"{c} (item {i!r})" for c, i in zip(cells, ids[mask].tolist(), strict=False)]
+    index = values.index
+    rows = index[mask] if pd.api.types.is_integer_dtype(index) else np.flatnonzero(mask)
     return DataValidationError(
-        f"{column} {holds} in this catalogue, but got "
-        f"{', '.join(map(repr, values[bad].tolist()[:3]))}.",
+        f"{column} {holds} in this catalogue, but got {', '.join(cells)}.",
         source=source,
         column=column,
-        rows=np.flatnonzero(bad.to_numpy()),
+        rows=rows,
         fix=f"give {column} as {give}, or leave the cell empty.",
     )
 
 
-def _as_dates_like(values: pd.Series, dtype: Any, column: str, source: str) -> pd.Series:
+def _as_dates_like(
+    values: pd.Series, dtype: Any, column: str, source: str, ids: pd.Series | None = None
+) -> pd.Series:
     """Dates joining a date column of the catalogue (a CSV gives them as text): as
     that column's type, so that date filters keep comparing times, not strings."""
     zone = getattr(dtype, "tz", None)
@@ -2800,7 +2858,7 @@ def _as_dates_like(values: pd.Series, dtype: Any, column: str, source: str) -> p
         bad = text.notna() & parsed.isna()
         if bad.any():
             give = "a date such as 2024-05-01"
-            raise _refused_cells(values, bad, column, "holds dates", give, source)
+            raise _refused_cells(values, bad, column, "holds dates", give, source, ids)
     if zone is not None:
         parsed = parsed.dt.tz_convert(zone)
     elif getattr(parsed.dtype, "tz", None) is not None:

@@ -582,6 +582,18 @@ def test_add_feedback_folds_in_new_interactions_and_saves(
     feedback.assign(item_id="no-such-item").to_csv(unknown, index=False)
     bad = _cli("add-feedback", str(unknown), "--model-dir", str(out))
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "no-such-item" in bad.stderr
+    assert "--unknown-items drop" in bad.stderr  # a fix the command offers
+    # a nightly file with a few events on items not added yet: those rows left out
+    mixed = tmp_path / "mixed.csv"
+    late = feedback.assign(timestamp=feedback["timestamp"] + 100)
+    pd.concat([late, late.iloc[:1].assign(item_id="no-such-item")]).to_csv(mixed, index=False)
+    args = ["add-feedback", str(mixed), "--model-dir", str(out)]
+    done = _cli(*args, "--unknown-items", "drop")
+    assert done.returncode == 0, done.stderr
+    assert "added 3 interaction(s) (0 new user(s), 1 on items the model does not hold left " in (
+        done.stdout
+    )
+    assert "already there" not in done.stdout  # the dropped row is not called a repeat
 
 
 def test_sync_catalogue_applies_todays_file(model_dir: Path, tmp_path: Path) -> None:

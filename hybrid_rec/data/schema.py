@@ -538,7 +538,9 @@ def _check_known_items(
             source=src,
             column=C.item,
             rows=out.index[unknown],
-            fix='add those items to the catalogue, or set data.unknown_items = "drop".',
+            fix="add those items to the catalogue first (add_items, `hybrid-rec add-items`), "
+            'or leave their rows out: data.unknown_items = "drop" (`add-feedback '
+            "--unknown-items drop`).",
         )
     rep.dropped_unknown_items = int(unknown.sum())
     log.warning(

@@ -921,3 +921,58 @@ def test_save_rebuilds_an_exact_index_the_catalogue_has_outgrown(
     assert loaded.index_.factory.startswith("HNSW") and rec.index_.factory == loaded.index_.factory
     after = loaded.recommend([user], k=10)
     assert len(set(before["item_id"]) & set(after["item_id"])) >= 9  # HNSW, near-exact
+
+
+def test_the_fit_holdout_keeps_every_row_of_a_pair_together(clustered: Dataset) -> None:
+    """A view trained on and its purchase held out: the purchase, a seen item, could
+    never be recommended, and a multi-event log's early stopping measured one-off
+    views (a bookshop model stopped after its first epoch)."""
+    from hybrid_rec.recommender import _internal_holdout
+
+    log_ = clustered.interactions
+    events = pd.concat([log_.assign(event="view"), log_.assign(event="purchase")])
+    train, held = _internal_holdout(events.sort_values("timestamp").reset_index(drop=True), 3)
+    assert held is not None and len(held)
+
+    def pairs(f: pd.DataFrame) -> set[tuple[str, str]]:
+        return set(zip(f["user_id"], f["item_id"], strict=True))
+
+    assert not pairs(train) & pairs(held)
+    # one row per pair (ratings): the draw is the one rows had, row for row
+    once = log_.drop_duplicates(["user_id", "item_id"]).reset_index(drop=True)
+    _, once_held = _internal_holdout(once, 3)
+    assert once_held is not None
+    rng = np.random.default_rng(3)
+    items = np.unique(once["item_id"].to_numpy())
+    cold = rng.choice(items, int(0.05 * len(items)), replace=False)
+    size = once.groupby("user_id")["item_id"].transform("size").to_numpy()
+    pick = (rng.random(len(once)) < 0.05) & (size >= 5) | once["item_id"].isin(cold).to_numpy()
+    pick &= once["user_id"].isin(once["user_id"][~pick]).to_numpy()
+    pd.testing.assert_frame_equal(once_held, once[pick].reset_index(drop=True))
+
+
+def test_early_stopping_ignores_targets_it_could_never_hit(
+    clustered: Dataset, fitted: HybridRecommender
+) -> None:
+    """Validation rows of pairs the user has in training (the purchase of a book whose
+    view is trained on) are left out of the ranking as seen: counted as misses, they
+    dragged the score toward whatever ranks the unseen rest."""
+    rec = fitted
+    t_max = int(clustered.interactions["timestamp"].max())
+    users = [str(u) for u in rec.user_ids_.external_ids[:60]]
+    # targets the users have not seen: each user's best-ranked unseen item, so hits exist
+    top = rec.recommend(users, k=1)
+    fresh = top[["user_id", "item_id"]].assign(timestamp=t_max)
+    score = rec._validation_fn(fresh)(rec.model_)
+    assert score > 0
+    # the same targets and, for each user, the purchase of an item already trained on
+    trained = rec._log.groupby("u")["i"].first()
+    seen = pd.DataFrame(
+        {
+            "user_id": [str(rec.user_ids_.external_ids[u]) for u in trained.index[:60]],
+            "item_id": [str(rec.item_ids_.external_ids[i]) for i in trained.to_numpy()[:60]],
+            "timestamp": t_max,
+        }
+    )
+    both = pd.concat([fresh, seen, seen], ignore_index=True)  # repeated rows: one target
+    assert rec._validation_fn(both)(rec.model_) == pytest.approx(score)

@@ -81,6 +81,21 @@ def test_bad_rows_change_nothing(fresh: Callable[[], HybridRecommender]) -> None
     pd.testing.assert_frame_equal(rec.items_, items_before)
 
 
+def test_a_refused_cell_is_named_by_its_row_in_the_file_and_its_item(
+    fresh: Callable[[], HybridRecommender],
+) -> None:
+    """Bad prices in data rows 10 and 200 were reported as "row(s) 0, 1", counted
+    within the changed items, with no item id to find them by."""
+    rec = fresh()
+    today = _catalogue(rec).astype({"price": object})
+    today.loc[10, "price"], today.loc[200, "price"] = "n/a", "twelve"
+    with pytest.raises(DataValidationError) as err:
+        rec.sync_catalogue(today)
+    text = str(err.value)
+    assert "row(s) 10, 200" in text
+    assert f"'n/a' (item {str(today.loc[10, 'item_id'])!r})" in text
+
+
 def test_a_sync_never_serves_again_what_remove_items_took_out(
     fresh: Callable[[], HybridRecommender], tmp_path: Path
 ) -> None:
