@@ -22,6 +22,7 @@ import ctypes
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -236,6 +237,17 @@ def _join(parts: Sequence[str], language: str) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+_DOUBLED_STOP = re.compile(r"(?<![.\s])\.\.(?=\s|$)")
+"""A value ending with a stop ("Luc Müller M.") followed by the sentence's own; an
+ellipsis ("...") is left alone."""
+_STOP_AFTER_MARK = re.compile(r"([!?])\.(?=\s|$)")
+
+
+def tidy_stops(text: str) -> str:
+    """``"by Luc Müller M.."`` → ``"by Luc Müller M."``, ``"Help!."`` → ``"Help!"``."""
+    return _STOP_AFTER_MARK.sub(r"\1", _DOUBLED_STOP.sub(".", text))
+
+
 def render_template(facts: Facts, language: str = "en") -> tuple[str, list[str]]:
     """Fluent sentences from the facts, and the ids of the facts they use.
 
@@ -254,7 +266,7 @@ def render_template(facts: Facts, language: str = "en") -> tuple[str, list[str]]
         sentences.extend(_own_sentences(facts, phrases, language, used))
     sentences.extend(_evidence_sentences(facts, phrases, used))
     joiner = "" if language == "zh" else " "
-    return joiner.join(sentences), used
+    return tidy_stops(joiner.join(sentences)), used
 
 
 def _lead_sentence(facts: Facts, phrases: dict[str, str], language: str, used: list[str]) -> str:

@@ -73,6 +73,7 @@ from hybrid_rec.explain.backends import (
     TransformersBackend,
     attribute_label,
     render_template,
+    tidy_stops,
 )
 from hybrid_rec.explain.facts import (
     PLACEHOLDERS,
@@ -523,7 +524,7 @@ def trim_to_sentence(text: str, max_chars: int | None = None, *, cut_off: bool =
     are not ends) if that keeps at least 40% of it, else at its last clause
     boundary (", " or "; ") with a full stop, else it is emptied.
     """
-    text = " ".join(text.split())
+    text = tidy_stops(" ".join(text.split()))
     if not text:
         return ""
     cut_off = cut_off or (max_chars is not None and len(text) >= max_chars - 5)

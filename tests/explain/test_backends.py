@@ -270,3 +270,12 @@ def test_template_uses_a_plural_label_before_a_list() -> None:
         in render_template(facts("Action", "Sci-Fi"))[0]
     )
     assert 'Like "Alien", it has the genre Sci-Fi.' in render_template(facts("Sci-Fi"))[0]
+
+
+def test_template_writes_one_stop_after_a_value_that_ends_with_one() -> None:
+    """ "It has the author Luc Müller M.." (a bookshop review)."""
+    from hybrid_rec.explain.facts import Fact
+
+    author = Fact("a1", "item_attribute", attribute="author", value="Luc Müller M.")
+    text, _ = render_template(Facts(item_id="2", title="Rivers", facts=(author,)))
+    assert "It has the author Luc Müller M." in text and "M.." not in text

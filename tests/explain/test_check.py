@@ -355,6 +355,10 @@ def test_trim_to_sentence() -> None:
         "You liked Mrs. Brown (Her Majesty, Mrs. Brown), and it is a Drama from 1997."
     )
     assert trim_to_sentence("It is E.T. for you.") == "It is E.T. for you."
+    # a value that ends with a stop, then the sentence's own (a bookshop's "M..")
+    assert trim_to_sentence("By Luc Müller M.. Loved it.") == "By Luc Müller M. Loved it."
+    assert trim_to_sentence("You liked Help!.") == "You liked Help!"
+    assert trim_to_sentence("Wait... it is good.") == "Wait... it is good."
 
 
 def test_schema_bounds_everything() -> None:
