@@ -437,15 +437,25 @@ def evaluate_cmd(
         int, typer.Option(min=1, help="Torch (encoding, training) / LightFM threads.")
     ] = 2,
     store: StoreOption = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace the results --out keeps under this name when they came from "
+            "another split, encoder or k (without it they are refused, before any fit)."
+        ),
+    ] = False,
 ) -> None:
     """Cold-start evaluation on your own data: items split into warm and cold, every
     method fitted on the training part, Recall@k and NDCG@k for cold, warm and all.
-    With --store (`hybrid-rec embed` once) a rerun encodes only the changed items."""
+    With --store (`hybrid-rec embed` once) a rerun encodes only the changed items.
+    Runs with the same split add their methods to the table --out keeps."""
     import torch
 
+    from hybrid_rec.data.splits import cold_start_split
     from hybrid_rec.evaluation.benchmark import (
         embed_items,
         format_table,
+        kept_differs,
         run_benchmark,
         select_methods,
         write_results,
@@ -465,9 +475,26 @@ def evaluate_cmd(
         read_table(interactions), catalogue, config=cfg.data, event_weights=False
     )
     catalogue = catalogue.reset_index(drop=True)
+    dataset = name or interactions.stem
+
+    def refuse_replacing(meta: dict[str, Any]) -> None:
+        """Results --out keeps (minutes of fits) are not replaced unasked."""
+        if out is None or overwrite:
+            return
+        if differs := kept_differs(out / "quality.json", dataset, meta):
+            raise typer.BadParameter(
+                f"{out / 'quality.json'} keeps results for {dataset!r} from another "
+                f"{', '.join(differs)}: this run would replace them. Pass --overwrite to "
+                "replace them, or --name to keep both.",
+                param_hint="--out",
+            )
+
+    split_meta = cold_start_split(log_frame, cfg.split).info  # a cheap pass, before any work
+    limit = cfg.eval.long_tail_max_interactions
+    refuse_replacing({"split": split_meta, "k": cfg.eval.k, "long_tail_max": limit})
     torch.set_num_threads(threads)  # before the encoder loads: it runs on these too
     content, encoder_name = embed_items(catalogue, cfg.content, store)
-    dataset = name or interactions.stem
+    refuse_replacing({"encoder": encoder_name})
     run = run_benchmark(
         log_frame,
         catalogue,

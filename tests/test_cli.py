@@ -241,6 +241,30 @@ def test_evaluate_reads_the_vectors_a_store_holds(
     assert wrong.returncode == 2 and "vectors from different encoders" in wrong.stderr
 
 
+def test_evaluate_keeps_earlier_results_of_another_split_unless_told(
+    synthetic_files: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A quick rerun with another seed replaced the 9 minutes of fits --out kept, with
+    only a warning; it is now refused before any work, unless --overwrite."""
+    inter, items, config = synthetic_files
+    out = tmp_path / "bench"
+    args = ["evaluate", str(inter), str(items), "--config", str(config), "--out", str(out)]
+    first = runner.invoke(app, [*args, "--methods", "content-knn"])
+    assert first.exit_code == 0, first.output
+    same_split = runner.invoke(app, [*args, "--methods", "popularity"])  # rows are added
+    assert same_split.exit_code == 0, same_split.output
+    kept = json.loads((out / "quality.json").read_text())["shop"]["methods"]
+    assert set(kept) == {"content-knn", "popularity"}
+    other = _cli(*args, "--methods", "random", "--seed", "43")
+    assert (
+        other.returncode == 2 and "another split" in other.stderr and "--overwrite" in other.stderr
+    )
+    assert json.loads((out / "quality.json").read_text())["shop"]["methods"] == kept
+    forced = runner.invoke(app, [*args, "--methods", "random", "--seed", "43", "--overwrite"])
+    assert forced.exit_code == 0, forced.output
+    assert set(json.loads((out / "quality.json").read_text())["shop"]["methods"]) == {"random"}
+
+
 def test_evaluate_bad_input(synthetic_files: tuple[Path, Path, Path], tmp_path: Path) -> None:
     inter, items, config = synthetic_files
     done = _cli("evaluate", str(inter), str(items), "--methods", "popularity,magic")

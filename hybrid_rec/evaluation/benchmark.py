@@ -392,6 +392,20 @@ def merge_quality(
     return data[key]
 
 
+def kept_differs(path: Path, key: str, meta: dict[str, Any]) -> list[str]:
+    """The :data:`COMPARABLE` fields given in ``meta`` in which the results kept for
+    ``key`` in the quality.json at ``path`` differ (they would be replaced, not mixed);
+    empty when nothing is kept or all agree."""
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8")).get(key, {})
+    except (OSError, json.JSONDecodeError):
+        return []
+    if not entry.get("methods"):
+        return []
+    before = entry.get("meta", {})
+    return [f for f in COMPARABLE if f in meta and before.get(f) != meta[f]]
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
