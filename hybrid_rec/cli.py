@@ -588,10 +588,15 @@ def explain_cmd(
 
 
 def _show_items(
-    frame: pd.DataFrame, rec: HybridRecommender, out: Path | None, *, empty_because: str
+    frame: pd.DataFrame,
+    rec: HybridRecommender,
+    out: Path | None,
+    *,
+    empty_because: str,
+    query_col: str = "user_id",
 ) -> None:
     """Recommendations joined to the item table: written to ``out``, or printed
-    (rank, item, score, title; the user too where there is one)."""
+    (rank, item, score, title; the user, or ``query_col``, too where there is one)."""
     from hybrid_rec.data.io import write_table
 
     frame = frame.merge(rec.items_, on=Columns.item, how="left")
@@ -602,7 +607,7 @@ def _show_items(
         typer.echo(f"no recommendations ({empty_because})", err=True)
     else:
         title = next((c for c in TITLE_COLUMNS if c in rec.items_.columns), "title")
-        cols = ("user_id", "rank", "item_id", "score", title)  # a shop's "name" too
+        cols = (query_col, "rank", "item_id", "score", title)  # a shop's "name" too
         typer.echo(frame[[c for c in cols if c in frame.columns]].to_string(index=False))
 
 
@@ -641,6 +646,29 @@ def recommend_new_cmd(
         liked_items=liked or [], text=text, k=k, filters=filters, new_items=new_items
     )
     _show_items(frame, rec, out, empty_because="no item passes the filters")
+
+
+@app.command("similar")
+def similar_cmd(
+    items: Annotated[list[str], typer.Argument(help="Item ids.")],
+    model_dir: ModelDir,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many items per item.")] = 10,
+    filter_: FilterOption = None,
+    out: Annotated[Path | None, typer.Option(help="Write CSV/Parquet/JSONL instead.")] = None,
+) -> None:
+    """Items like each given one ("customers who liked this"): nearest in the fused
+    space, the item itself left out."""
+    from hybrid_rec.recommender import HybridRecommender
+
+    if out is not None:
+        _output_format(out)
+    filters = _parse_filters(filter_ or [])
+    rec = HybridRecommender.load(model_dir)
+    frame = rec.similar_items(_unique(items, "item"), k=k, filters=filters)
+    frame = frame.rename(columns={Columns.item: "like_item_id", "similar_item_id": Columns.item})
+    _show_items(
+        frame, rec, out, empty_because="no item passes the filters", query_col="like_item_id"
+    )
 
 
 class OnExisting(StrEnum):

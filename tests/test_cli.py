@@ -844,6 +844,26 @@ def test_an_update_waits_for_the_lock_as_long_as_asked(model_dir: Path, tmp_path
     assert done.returncode == 2 and "still was after 0.5 s" in done.stderr
 
 
+def test_similar_lists_items_like_each_given_one(model_dir: Path, tmp_path: Path) -> None:
+    """similar_items had no command: "customers who liked this" is a shop's first list."""
+    from hybrid_rec.recommender import HybridRecommender
+
+    rec = HybridRecommender.load(model_dir)
+    a, b = (str(i) for i in rec.item_ids_.external_ids[:2])
+    out = tmp_path / "similar.csv"
+    done = _cli("similar", a, b, a, "--model-dir", str(model_dir), "-k", "3", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    got = pd.read_csv(out, dtype={"like_item_id": str, "item_id": str})
+    assert got.groupby("like_item_id").size().to_dict() == {a: 3, b: 3}
+    expected = rec.similar_items([a], k=3)["similar_item_id"].tolist()
+    assert got[got["like_item_id"] == a]["item_id"].tolist() == expected
+    assert a not in set(got[got["like_item_id"] == a]["item_id"])
+    printed = _cli("similar", a, "--model-dir", str(model_dir), "-k", "2")
+    assert printed.returncode == 0 and printed.stdout.split()[0] == "like_item_id"
+    bad = _cli("similar", "no-such-item", "--model-dir", str(model_dir))
+    assert bad.returncode == 2 and "no-such-item" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_recommend_filter_option(
     model_dir: Path, synthetic_files: tuple[Path, ...], tmp_path: Path
 ) -> None:
