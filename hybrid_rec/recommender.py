@@ -268,6 +268,9 @@ class HybridRecommender:
         if cfg.model.threads:  # the encoder's threads too, not only training's
             torch.set_num_threads(cfg.model.threads)
         catalogue = validate_items(items)
+        _warn_of_languages(
+            catalogue, self._encoder.name if self._encoder is not None else cfg.content.encoder
+        )
         inter = _drop_repeated_events(
             validate_interactions(interactions, catalogue, config=cfg.data)
         )
@@ -2703,6 +2706,37 @@ def _check_loaded(rec: HybridRecommender, d: Path) -> None:
 
 UNKNOWN_USERS = ("error", "popular", "skip")
 """What ``recommend`` / ``recommend_batch`` may do with users the model does not know."""
+
+
+_LANGUAGE_COLUMNS = ("language", "lang", "language_code", "locale")
+_ENGLISH = {"en", "eng", "english", "en-us", "en-gb", "en_us", "en_gb"}
+ENGLISH_ONLY_ENCODERS = ("minilm", "mpnet")
+"""Encoder names (config choices or model names, any case) that read English only."""
+
+
+def _warn_of_languages(catalogue: pd.DataFrame, encoder: str) -> None:
+    """An English-only encoder given a catalogue whose language column says a share of
+    it is not English: those items, and a reader's words in their language, are placed
+    poorly ("spannende Krimis" found no crime book). Say which encoder reads them."""
+    name = encoder.lower()
+    if "multilingual" in name or not any(e in name for e in ENGLISH_ONLY_ENCODERS):
+        return
+    column = next((c for c in catalogue.columns if str(c).lower() in _LANGUAGE_COLUMNS), None)
+    if column is None:
+        return
+    values = catalogue[column].dropna().astype(str).str.strip().str.lower()
+    values = values[values != ""]
+    other = values[~values.isin(_ENGLISH) & ~values.str.startswith("en-")]
+    if len(values) and len(other) >= 0.1 * len(values):
+        log.warning(
+            "%.0f%% of the catalogue is not in English (column %r: %s), but the encoder "
+            '%r reads English only: set [content] encoder = "e5-multilingual" (fit '
+            "--encoder e5-multilingual) to place those items and their readers' words.",
+            100 * len(other) / len(values),
+            column,
+            ", ".join(other.value_counts().index[:3]),
+            encoder,
+        )
 
 
 def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:

@@ -984,3 +984,28 @@ def test_early_stopping_ignores_targets_it_could_never_hit(
     )
     both = pd.concat([fresh, seen, seen], ignore_index=True)  # repeated rows: one target
     assert rec._validation_fn(both)(rec.model_) == pytest.approx(score)
+
+
+def test_fit_says_which_encoder_reads_a_catalogue_in_other_languages(
+    clustered: Dataset, small_config: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bookshop with 30% German and French books fitted MiniLM: "spannende Krimis"
+    found no crime book, and nothing had said why."""
+    from hybrid_rec.recommender import _warn_of_languages
+
+    items = clustered.items.assign(language=["de", "en", "fr", "en", "en"] * 60)
+    with caplog.at_level("WARNING", logger="hybrid_rec.recommender"):
+        _warn_of_languages(items, "sentence-transformers:all-MiniLM-L6-v2@53aa51172d14")
+    assert len(caplog.records) == 1
+    assert "40% of the catalogue is not in English" in caplog.text
+    assert 'encoder = "e5-multilingual"' in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hybrid_rec.recommender"):
+        _warn_of_languages(items, "e5-multilingual")
+        _warn_of_languages(items.assign(language="en"), "minilm")
+        _warn_of_languages(items.drop(columns="language"), "minilm")
+        # a fit names the encoder it has, not the config's default
+        HybridRecommender(small_config(epochs=1), encoder=HashingEncoder(64)).fit(
+            clustered.interactions, items, show_progress=False
+        )
+    assert not [r for r in caplog.records if "English" in r.getMessage()]
