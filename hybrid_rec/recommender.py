@@ -557,6 +557,11 @@ class HybridRecommender:
             relevant[r, seen] = False  # left out of the ranking: no target either
         k = min(self.config.eval.k, len(self.item_ids_))
         n_rel = relevant.sum(axis=1)
+        if not n_rel.all():  # users whose every target they had seen: nothing to score
+            scores, taste, relevant = scores[n_rel > 0], taste[n_rel > 0], relevant[n_rel > 0]
+            n_rel = n_rel[n_rel > 0]
+        if not len(n_rel):
+            return float(fixed or 0.0), 0.0, 0.0
         cold_prior = np.where(cold, self.item_prior_, 0.0).astype(np.float32)
         recalls = []
         for bias, weight, prior in grid:

@@ -1009,3 +1009,25 @@ def test_fit_says_which_encoder_reads_a_catalogue_in_other_languages(
             clustered.interactions, items, show_progress=False
         )
     assert not [r for r in caplog.records if "English" in r.getMessage()]
+
+
+def test_the_offset_search_skips_users_whose_targets_were_all_seen(
+    clustered: Dataset, fresh: Callable[[], HybridRecommender]
+) -> None:
+    """Seen targets leave the ranking and the targets; a user left with none divided
+    zero by zero and made every setting's recall NaN."""
+    rec = fresh()
+    users = [str(u) for u in rec.user_ids_.external_ids[:40]]
+    t_max = int(clustered.interactions["timestamp"].max())
+    targets = rec.recommend(users, k=2)[["user_id", "item_id"]].assign(timestamp=t_max)
+    chosen = rec._tune_offsets(targets)
+    other = 100  # a user among none of the targets, with an item they have
+    seen_only = pd.DataFrame(
+        {
+            "user_id": [str(rec.user_ids_.external_ids[other])],
+            "item_id": [str(rec.item_ids_.external_ids[rec._seen.row(other)[0]])],
+            "timestamp": t_max,
+        }
+    )
+    both = rec._tune_offsets(pd.concat([targets, seen_only], ignore_index=True))
+    assert np.isfinite(both).all() and both == chosen
