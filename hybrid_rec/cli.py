@@ -395,9 +395,17 @@ def fit_cmd(
         if run.best_score is None
         else f", validation recall@{cfg.eval.k} {run.best_score:.4f}, warm and cold averaged"
     )
+    share = rec.new_item_share_
+    places = (
+        ""
+        if share is None
+        else f" (they took {100 * share:.1f}% of validation lists' places"
+        + ("; --new-items promises some" if share < 0.01 else "")
+        + ")"
+    )
     typer.echo(
         f"trained {run.epochs_run} epoch(s) in {run.seconds:.0f} s (best: epoch "
-        f"{run.best_epoch}{score}); new items' score offset {rec.cold_bias_:+.2f}"
+        f"{run.best_epoch}{score}); new items' score offset {rec.cold_bias_:+.2f}{places}"
     )
     typer.echo(f"saved {rec!r} to {model_dir}")
 

@@ -189,6 +189,9 @@ class HybridRecommender:
         self._saved_encoder: str | None = None  # set by load(): the encoder the vectors came from
         self._fitted = False
         self.feedback_report_: ValidationReport | None = None  # the last partial_fit's
+        # share of validation lists' places items without interactions got at fit (None:
+        # not measured, or a loaded model)
+        self.new_item_share_: float | None = None
         self.fitted_at_: str | None = None  # when fit ended, UTC (None: saved before it was kept)
         # add_items' repeated-text check: (items_ it describes, keys, each key's first row)
         self._text_keys: tuple[pd.DataFrame, np.ndarray, dict[int, int]] | None = None
@@ -265,6 +268,7 @@ class HybridRecommender:
         show_progress: bool | None,
     ) -> HybridRecommender:
         cfg = self.config
+        self.new_item_share_ = None
         if cfg.model.threads:  # the encoder's threads too, not only training's
             torch.set_num_threads(cfg.model.threads)
         catalogue = validate_items(items)
@@ -571,12 +575,23 @@ class HybridRecommender:
             recalls.append(_recall_at(total, relevant, n_rel, k))
         # the simplest setting within 0.5% of the best recall: no more promotion than needed
         best, best_recall = _simplest_best(grid, recalls)
+        bias, weight, prior = best
+        cold_weight = weight if cold_ranking is None else cold_ranking[0]
+        total = scores + np.where(cold, cold_weight, weight) * taste
+        total += bias * cold + prior * cold_prior
+        top = np.argpartition(-total, k - 1, axis=1)[:, :k]
+        # what a catalogue that wants its new items seen should know: how many places
+        # the tuned offset gives them (none: `new_items=` promises some)
+        self.new_item_share_ = float(cold[top].mean())
         log.info(
             "cold-item offset %.2f, taste weight %.2f, prior weight %.2f "
-            "(validation recall@%d %.4f)",
+            "(validation recall@%d %.4f; items without interactions take %.1f%% of the "
+            "places, %.1f%% of the catalogue)",
             *best,
             k,
             best_recall,
+            100 * self.new_item_share_,
+            100 * float(cold.mean()),
         )
         return best
 

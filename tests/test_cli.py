@@ -424,6 +424,7 @@ def model_dir(
     result = runner.invoke(app, [*args, "--epochs", "2", "--threads", "2"])
     assert result.exit_code == 0, result.output
     assert re.search(r"trained [12] epoch\(s\) .*validation recall@20 0\.\d{4}", result.output)
+    assert re.search(r"they took \d+\.\d% of validation lists' places", result.output)
     return out
 
 

@@ -1031,3 +1031,18 @@ def test_the_offset_search_skips_users_whose_targets_were_all_seen(
     )
     both = rec._tune_offsets(pd.concat([targets, seen_only], ignore_index=True))
     assert np.isfinite(both).all() and both == chosen
+
+
+@pytest.mark.parametrize(("offset", "low", "high"), [(-1.0, 0.0, 0.01), (1.0, 0.5, 1.0)])
+def test_fit_reports_the_places_new_items_get(
+    clustered: Dataset, small_config: Any, offset: float, low: float, high: float
+) -> None:
+    """A bookshop's mixed lists held almost no new or long-tail book, and nothing said
+    so: fit now measures the share of validation lists' places items without
+    interactions take at the tuned (here: fixed) offset."""
+    cfg = small_config(epochs=1)
+    cfg.model.cold_offset = offset
+    items = pd.concat([clustered.items, synthetic_new_items(30, cluster=1, seed=3)])
+    rec = HybridRecommender(cfg, encoder=HashingEncoder(64))
+    rec.fit(clustered.interactions, items, show_progress=False)
+    assert rec.new_item_share_ is not None and low <= rec.new_item_share_ <= high
