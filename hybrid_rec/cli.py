@@ -497,9 +497,9 @@ def evaluate_cmd(
                 param_hint="--out",
             )
 
-    split_meta = cold_start_split(log_frame, cfg.split).info  # a cheap pass, before any work
+    split = cold_start_split(log_frame, cfg.split)  # a cheap pass, checked before any work
     limit = cfg.eval.long_tail_max_interactions
-    refuse_replacing({"split": split_meta, "k": cfg.eval.k, "long_tail_max": limit})
+    refuse_replacing({"split": split.info, "k": cfg.eval.k, "long_tail_max": limit})
     torch.set_num_threads(threads)  # before the encoder loads: it runs on these too
     content, encoder_name = embed_items(catalogue, cfg.content, store)
     refuse_replacing({"encoder": encoder_name})
@@ -517,6 +517,7 @@ def evaluate_cmd(
         long_tail_max=cfg.eval.long_tail_max_interactions,
         threads=threads,
         config=cfg,
+        split=split,
     )
     if not run.results:
         raise typer.BadParameter(
@@ -807,10 +808,11 @@ def add_feedback_cmd(
         rec.save(target)
     added = int(rec.counts_.sum()) - events_before
     report = rec.feedback_report_
+    assert report is not None  # partial_fit sets it
     left_out = {
-        "on items the model does not hold": report.dropped_unknown_items if report else 0,
-        "below the rating threshold": report.dropped_low_rating if report else 0,
-        "of event types weighted 0": report.dropped_ignored_events if report else 0,
+        "on items the model does not hold": report.dropped_unknown_items,
+        "below the rating threshold": report.dropped_low_rating,
+        "of event types weighted 0": report.dropped_ignored_events,
     }
     repeated = len(frame) - added - sum(left_out.values())
     notes = [f"{n} {why} left out" for why, n in left_out.items() if n]

@@ -567,19 +567,17 @@ class HybridRecommender:
         if not len(n_rel):
             return float(fixed or 0.0), 0.0, 0.0
         cold_prior = np.where(cold, self.item_prior_, 0.0).astype(np.float32)
-        recalls = []
-        for bias, weight, prior in grid:
+
+        def total(bias: float, weight: float, prior: float) -> np.ndarray:
             cold_weight = weight if cold_ranking is None else cold_ranking[0]
-            total = scores + np.where(cold, cold_weight, weight) * taste
-            total += bias * cold + prior * cold_prior
-            recalls.append(_recall_at(total, relevant, n_rel, k))
+            out = scores + np.where(cold, cold_weight, weight) * taste
+            out += bias * cold + prior * cold_prior
+            return out
+
+        recalls = [_recall_at(total(*setting), relevant, n_rel, k) for setting in grid]
         # the simplest setting within 0.5% of the best recall: no more promotion than needed
         best, best_recall = _simplest_best(grid, recalls)
-        bias, weight, prior = best
-        cold_weight = weight if cold_ranking is None else cold_ranking[0]
-        total = scores + np.where(cold, cold_weight, weight) * taste
-        total += bias * cold + prior * cold_prior
-        top = np.argpartition(-total, k - 1, axis=1)[:, :k]
+        top = np.argpartition(-total(*best), k - 1, axis=1)[:, :k]
         # what a catalogue that wants its new items seen should know: how many places
         # the tuned offset gives them (none: `new_items=` promises some)
         self.new_item_share_ = float(cold[top].mean())
@@ -730,12 +728,12 @@ class HybridRecommender:
         # it could never be hit: not a target, as in the evaluation protocol (a view
         # trained on, its purchase held out)
         n_items = len(self.item_ids_)
+        pair = users.astype(np.int64) * n_items + items
         trained = self._log["u"].to_numpy(np.int64) * n_items + self._log["i"].to_numpy()
-        unhittable = ~is_cold & np.isin(users.astype(np.int64) * n_items + items, trained)
-        users, items, is_cold = users[~unhittable], items[~unhittable], is_cold[~unhittable]
+        hit = is_cold | ~np.isin(pair, trained)
+        users, items, is_cold, pair = users[hit], items[hit], is_cold[hit], pair[hit]
         # a pair's view, cart and purchase are one target, not three
-        first = np.unique(users.astype(np.int64) * n_items + items, return_index=True)[1]
-        first.sort()
+        first = np.sort(np.unique(pair, return_index=True)[1])
         users, items, is_cold = users[first], items[first], is_cold[first]
         rng = np.random.default_rng(self.config.model.seed)
 

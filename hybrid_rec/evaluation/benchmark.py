@@ -374,8 +374,7 @@ def merge_quality(
         except json.JSONDecodeError:
             log.warning("%s is not valid JSON; starting it afresh.", path)
     entry = data.get(key, {})
-    before = entry.get("meta", {})
-    same = all(before.get(f) == meta.get(f) for f in COMPARABLE)
+    same = not _differing(entry.get("meta", {}), meta)
     if entry.get("methods") and not same:
         log.warning(
             "%s: the results kept for %r came from another split, encoder, k or long-tail "
@@ -402,7 +401,12 @@ def kept_differs(path: Path, key: str, meta: dict[str, Any]) -> list[str]:
         return []
     if not entry.get("methods"):
         return []
-    before = entry.get("meta", {})
+    return _differing(entry.get("meta", {}), meta)
+
+
+def _differing(before: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """The :data:`COMPARABLE` fields ``meta`` holds that ``before`` has otherwise (a
+    run's whole meta holds them all)."""
     return [f for f in COMPARABLE if f in meta and before.get(f) != meta[f]]
 
 
@@ -589,6 +593,7 @@ def run_benchmark(
     long_tail_max: int = 5,
     threads: int = 2,
     config: Any = None,
+    split: ColdStartSplit | None = None,
 ) -> BenchmarkRun:
     """Split ``interactions`` for item cold start and run ``methods`` (all by default).
 
@@ -599,6 +604,8 @@ def run_benchmark(
     ``skipped``. ``config`` is the :class:`~hybrid_rec.config.RecommenderConfig` the
     hybrid methods start from; its ``eval.k`` and long-tail bound are set to ``k`` and
     ``long_tail_max``, so that the hybrid tunes itself for the figure reported.
+    ``split``, when the caller has made it (to check it before any work), is
+    ``cold_start_split(interactions, split_config)``.
     """
     from hybrid_rec.config import RecommenderConfig
 
@@ -611,7 +618,8 @@ def run_benchmark(
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     split_config = split_config or SplitConfig()
     seed = split_config.seed
-    split = cold_start_split(interactions, split_config)
+    if split is None:  # the caller may have made it already (to check it first)
+        split = cold_start_split(interactions, split_config)
     log.info("split: %s", split.info)
     items = items.reset_index(drop=True)
     ctx = BenchContext(
