@@ -11,7 +11,9 @@ Everything else is reachable from its subpackage (``hybrid_rec.data``,
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 # Before torch / llama.cpp load OpenMP: spinning worker threads make every op
 # several times slower on a busy machine (measured 5x on 2 shared cores).
@@ -19,9 +21,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from hybrid_rec._version import __version__
 from hybrid_rec.config import RecommenderConfig, load_config
-from hybrid_rec.data import datasets
 from hybrid_rec.errors import HybridRecError
-from hybrid_rec.recommender import HybridRecommender
+
+if TYPE_CHECKING:
+    from hybrid_rec.data import datasets
+    from hybrid_rec.recommender import HybridRecommender
+
+# Imported on first use: the recommender brings torch (3-4 s), which `hybrid-rec --help`,
+# `data check` and a config's validation do without.
+_LAZY = {
+    "HybridRecommender": ("hybrid_rec.recommender", "HybridRecommender"),
+    "datasets": ("hybrid_rec.data.datasets", None),
+}
 
 __all__ = [
     "HybridRecError",
@@ -31,3 +42,17 @@ __all__ = [
     "datasets",
     "load_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'hybrid_rec' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
