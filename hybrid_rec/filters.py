@@ -125,16 +125,20 @@ def _one(col: pd.Series, cond: Any, column: str) -> np.ndarray:
             column=column,
         )
     if isinstance(cond, list | set | frozenset | tuple):
-        return (
-            np.logical_or.reduce([_one(col, c, column) for c in cond])
-            if cond
-            else np.zeros(len(col), dtype=bool)
-        )
+        # the plain text values in one pass over the column (a web form's 1,000 ids once,
+        # not 1,000 times); comparisons, numbers and the rest one at a time
+        plain: list[str] = []
+        other: list[Any] = []
+        for c in cond:
+            (plain if _is_plain_text(col, c, column) else other).append(c)
+        masks = [_value_match(col, frozenset(c.strip().lower() for c in plain))] if plain else []
+        masks += [_one(col, c, column) for c in other]
+        return np.logical_or.reduce(masks) if masks else np.zeros(len(col), dtype=bool)
     numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
     if isinstance(cond, str) and numeric and _as_number(cond) is not None:
         return _compare(col, "==", cond, column)  # {"price": "9.99"}: the number 9.99
     if isinstance(cond, str):
-        return _value_match(col, cond.strip().lower())
+        return _value_match(col, frozenset([cond.strip().lower()]))
     if isinstance(cond, bool | np.bool_) and not pd.api.types.is_bool_dtype(col):
         # a CSV's flags are text: {"in_stock": True} matches "true" / "True" / "TRUE"
         flags = col.astype("string").str.strip().str.casefold()
@@ -142,6 +146,15 @@ def _one(col: pd.Series, cond: Any, column: str) -> np.ndarray:
     if _is_number(cond) and not pd.api.types.is_numeric_dtype(col):
         return _bools(pd.to_numeric(col, errors="coerce") == cond)
     return _bools(col == cond)
+
+
+def _is_plain_text(col: pd.Series, cond: Any, column: str) -> bool:
+    """Whether ``cond`` is text :func:`_one` matches as a value: not a comparison
+    (``"<20"``), nor a number against a numeric column."""
+    if not isinstance(cond, str) or _comparison_text(cond, column) is not None:
+        return False
+    numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+    return not (numeric and _as_number(cond) is not None)
 
 
 def _compare(col: pd.Series, op: str, value: Any, column: str) -> np.ndarray:
@@ -237,37 +250,47 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool)
 
 
-def _value_match(col: pd.Series, target: str) -> np.ndarray:
-    """Rows whose cell is ``target`` or lists it (:func:`_contains`). Each distinct
-    cell is read once: a catalogue column holds few distinct values (categories,
-    brands), so an 80,000-item filter costs one pass of pandas, not 80,000 of Python."""
+def _value_match(col: pd.Series, targets: frozenset[str]) -> np.ndarray:
+    """Rows whose cell is one of ``targets`` or lists one (:func:`_contains`). Each
+    distinct cell is read once: a catalogue column holds few distinct values
+    (categories, brands), so an 80,000-item filter costs one pass of pandas, not
+    80,000 of Python."""
     kind = pd.api.types.infer_dtype(col, skipna=True) if col.dtype == object else ""
     if kind == "mixed":  # lists of values (tags), maybe beside plain cells
         listed = np.fromiter((isinstance(v, _LISTS) for v in col), dtype=bool, count=len(col))
         if listed.any():
             out = np.zeros(len(col), dtype=bool)
             values = col[listed].reset_index(drop=True).explode()
-            hit = values.astype("string").str.strip().str.lower().eq(target).fillna(False)
+            hit = values.astype("string").str.strip().str.lower().isin(list(targets)).fillna(False)
             out[listed] = hit.groupby(level=0).any().reindex(range(listed.sum()), fill_value=False)
-            out[~listed] = _value_match(col[~listed], target)
+            out[~listed] = _value_match(col[~listed], targets)
             return out
     if kind not in ("", "string", "empty"):
         # cells that hash alike but read differently (1, 1.0 and True): one at a time
-        return np.fromiter((_contains(v, target) for v in col), dtype=bool, count=len(col))
+        return np.fromiter((_contains(v, targets) for v in col), dtype=bool, count=len(col))
     codes, uniques = pd.factorize(col, use_na_sentinel=True)
-    hits = np.fromiter((_contains(v, target) for v in uniques), dtype=bool, count=len(uniques))
+    text = pd.Series(uniques, dtype="string").str.strip().str.lower()
+    wanted = list(targets)
+    hits = text.isin(wanted).to_numpy(dtype=bool, na_value=False).copy()
+    listing = text.str.contains(r"[|,]", regex=True).to_numpy(dtype=bool, na_value=False)
+    if listing.any():  # "A|B" / "A, B" lists one of its parts
+        parts = text[listing].str.replace(",", "|", regex=False).str.split("|").explode()
+        found = parts.str.strip().isin(wanted).groupby(level=0).any()
+        hits[found.index[found.to_numpy(dtype=bool)]] = True
     return np.append(hits, False)[codes]  # a missing cell (code -1) matches nothing
 
 
 _LISTS = (list, tuple, set, np.ndarray)
 
 
-def _contains(value: Any, target: str) -> bool:
+def _contains(value: Any, targets: frozenset[str]) -> bool:
+    """Whether the cell ``value`` is one of ``targets`` (lower-cased, stripped) or
+    lists one: a list's elements, or the parts of ``"A|B"`` / ``"A, B"``."""
     if isinstance(value, _LISTS):
-        return any(str(v).strip().lower() == target for v in value)
+        return any(str(v).strip().lower() in targets for v in value)
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return False
     text = str(value).strip().lower()
-    if text == target:
+    if text in targets:
         return True
-    return any(part.strip() == target for part in text.replace(",", "|").split("|"))
+    return any(part.strip() in targets for part in text.replace(",", "|").split("|"))

@@ -177,3 +177,48 @@ def test_iso_times_read_from_a_csv_compare_as_times_across_offsets() -> None:
     # a column that is not all times keeps comparing as text
     codes = pd.DataFrame({"item_id": ["a", "b"], "code": ["B-7", "2024-01-01"]})
     assert _picked(codes, {"code": (">", "2023-06-01")}) == ["a", "b"]  # "B-7" > "2" as text
+
+
+def test_a_list_of_values_matches_as_its_values_one_by_one() -> None:
+    items = pd.DataFrame(
+        {
+            "item_id": [f"sku-{n}" for n in range(8)],
+            "brand": ["Acme", "acme ", "Bolt|Acme", "Crux, Dyn", None, ["Bolt", "Eon"], 7, "Eon"],
+            "price": [1.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        }
+    )
+    wanted = [
+        ["ACME"],
+        ["bolt", "dyn"],
+        ["eon", "7"],
+        ["missing", "crux"],
+        ["acme", ("<", 3)],  # a comparison among the values
+        ["<2", "bolt"],
+    ]
+    skus = [["SKU-1", " sku-5 ", "sku-77"], ["sku-3", "acme"]]
+    for column, values in [("brand", v) for v in wanted] + [("item_id", v) for v in skus]:
+        one_by_one = [set(_picked(items, {column: v})) for v in values]
+        expected = set().union(*one_by_one)
+        assert expected  # each list matches something
+        assert set(_picked(items, {column: values})) == expected, values
+    assert _picked(items, {"price": ["2.5", 8, ("<", 2)]}) == ["sku-0", "sku-1", "sku-7"]
+    assert _picked(items, {"brand": []}) == []
+    with pytest.raises(DataValidationError, match="unknown comparison"):
+        filter_mask(items, {"price": ["=<3", "4"]})
+
+
+def test_a_long_list_of_values_reads_the_column_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A web form's multi-select of 1,000 skus over 100,000 items took 5.5 s: each
+    value read every distinct cell again in Python."""
+    items = pd.DataFrame({"item_id": [f"sku-{n}" for n in range(3000)]})
+    calls = []
+    factorize = pd.factorize
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return factorize(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(pd, "factorize", counted)
+    values = [f"SKU-{n}" for n in range(0, 3000, 3)]
+    assert _picked(items, {"item_id": values}) == [f"sku-{n}" for n in range(0, 3000, 3)]
+    assert len(calls) == 1
