@@ -53,7 +53,9 @@ def build_app(
     limits = Limits(max_k=max_k, max_text=max_text)
     state = DemoApp(rec, benchmarks_dir=benchmarks_dir, limits=limits, model_dir=model_dir)
     with gr.Blocks(
-        title="hybrid_rec · cold-start recommendations", analytics_enabled=False
+        title="hybrid_rec · cold-start recommendations",
+        analytics_enabled=False,
+        delete_cache=(3600, 3600),  # and delete what Gradio cached, at the latest on exit
     ) as demo:
         header = gr.HTML(state.header_html(), elem_id="header")
         with gr.Tabs():
@@ -73,6 +75,10 @@ def build_app(
     return demo
 
 
+MAX_UPLOAD_BYTES = 0
+"""Uploads the server accepts: none (it serves no file input)."""
+
+
 def launch(
     demo: gr.Blocks,
     *,
@@ -90,6 +96,8 @@ def launch(
         inbrowser=False,
         quiet=quiet,
         show_error=False,
+        # the app has no upload component: refuse uploads (any web page could POST them)
+        max_file_size=MAX_UPLOAD_BYTES,
         footer_links=["api"],
         theme=theme(),
         css=CSS,

@@ -35,12 +35,25 @@ def load_or_fit(
 ) -> HybridRecommender:
     """Load the model in ``model_dir``, or fit MovieLens-100k and save it there first.
 
-    It fits when the directory holds no model, when ``refit`` is set, and when
-    the demo's own directory (:data:`DEFAULT_MODEL_DIR`) holds a model an
-    older version of the library wrote. Any other directory that fails to load
-    is an error: it may be someone's own model.
+    Only the demo's own directory (:data:`DEFAULT_MODEL_DIR`) is fitted here: when
+    it holds no model, when ``refit`` is set, and when it holds a model an older
+    version of the library wrote. Any other directory must hold a model that
+    loads: it may be someone's own, which a MovieLens fit would replace (and a
+    mistyped path would serve MovieLens in its name).
     """
     directory = Path(model_dir)
+    if directory.resolve() != Path(DEFAULT_MODEL_DIR).resolve():
+        if refit:
+            raise ModelFileError(
+                f"{directory}: --refit fits the MovieLens demo, which would replace the model "
+                "there. Fit your own data with `hybrid-rec fit`; --refit is for the demo's "
+                "default directory only."
+            )
+        if not (directory / "manifest.json").is_file():
+            raise ModelFileError(
+                f"{directory}: no saved model there. Fit one with `hybrid-rec fit ... "
+                f"--model-dir {directory}`, or leave --model-dir out for the MovieLens demo."
+            )
     if (directory / "manifest.json").is_file() and not refit:
         start = time.perf_counter()
         try:

@@ -263,10 +263,13 @@ def data_export(
     dataset: Annotated[str, typer.Argument(help="movielens-100k, movielens-1m or synthetic.")],
     out_dir: Annotated[Path, typer.Argument(help="Folder for interactions.csv and items.csv.")],
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or jsonl.")] = "csv",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace files of these names in the folder.")
+    ] = False,
 ) -> None:
     """Write a bundled dataset as interactions + items files (to try the other commands)."""
     from hybrid_rec.data.datasets import load_movielens, synthetic
-    from hybrid_rec.data.io import write_table
+    from hybrid_rec.data.io import check_output, write_table
 
     names = {
         "movielens-100k": lambda: load_movielens("100k"),
@@ -277,10 +280,12 @@ def data_export(
         raise typer.BadParameter(f"unknown dataset {dataset!r}; choose from {sorted(names)}.")
     if fmt not in ("csv", "parquet", "jsonl"):
         raise typer.BadParameter("--format must be csv, parquet or jsonl.")
+    for name in ("interactions", "items"):  # both refused before either is written
+        check_output(out_dir / f"{name}.{fmt}", overwrite=overwrite)
     ds = names[dataset]()
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_table(ds.interactions, out_dir / f"interactions.{fmt}")
-    write_table(ds.items, out_dir / f"items.{fmt}")
+    write_table(ds.interactions, out_dir / f"interactions.{fmt}", overwrite=overwrite)
+    write_table(ds.items, out_dir / f"items.{fmt}", overwrite=overwrite)
     typer.echo(
         f"wrote {len(ds.interactions):,} interactions and {len(ds.items):,} items to {out_dir}"
     )
@@ -534,12 +539,28 @@ def evaluate_cmd(
         typer.echo(f"wrote {out / 'quality.json'} and {out / 'RESULTS.md'}")
 
 
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing output (or unfinished run).")
+]
+Out = Annotated[Path | None, typer.Option(help="Write CSV/Parquet/JSONL instead.")]
+
+
+def _check_out(out: Path | None, overwrite: bool) -> None:
+    """Check a small command's ``--out`` before the model loads."""
+    from hybrid_rec.data.io import check_output
+
+    if out is not None:
+        _output_format(out)
+        check_output(out, overwrite=overwrite)
+
+
 @app.command("recommend")
 def recommend_cmd(
     users: Annotated[list[str], typer.Argument(help="User ids.")],
     model_dir: ModelDir,
     k: Annotated[int, typer.Option("-k", min=1, help="How many items per user.")] = 10,
-    out: Annotated[Path | None, typer.Option(help="Write CSV/Parquet/JSONL instead.")] = None,
+    out: Out = None,
+    overwrite: Overwrite = False,
     unknown_users: Annotated[
         UnknownUsers,
         typer.Option(
@@ -552,8 +573,7 @@ def recommend_cmd(
     """Top-k items for known users."""
     from hybrid_rec.recommender import HybridRecommender
 
-    if out is not None:
-        _output_format(out)
+    _check_out(out, overwrite)
     filters = _parse_filters(filter_ or [])  # a malformed filter fails before the model loads
     rec = HybridRecommender.load(model_dir)
     users = _unique(users, "user")
@@ -562,7 +582,7 @@ def recommend_cmd(
         users, k=k, unknown_users=unknown_users.value, filters=filters, new_items=new_items
     )
     why = "no item passes the filters" if filters else "every user was unknown and skipped"
-    _show_items(frame, rec, out, empty_because=why)
+    _show_items(frame, rec, out, overwrite, empty_because=why)
 
 
 @app.command("explain")
@@ -593,31 +613,49 @@ def explain_cmd(
         rec.config.explain.backend = backend.value
     for item in ids:
         result = rec.explain(user, item)
-        typer.echo(f"{item}\t{result.backend}\t{result.text}")
+        checked = "checked" if result.grounded else "UNCHECKED"  # the fallback failed it too
+        typer.echo(f"{item}\t{result.backend}\t{printable(result.text)}\t{checked}")
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""Control characters (a terminal runs ``ESC ] 0 ; ... BEL``) and bidirectional
+overrides (they show text reversed)."""
+
+
+def printable(value: object) -> str:
+    """``value`` as text safe to print to a terminal: controls become spaces."""
+    return _UNPRINTABLE.sub(" ", str(value))
 
 
 def _show_items(
     frame: pd.DataFrame,
     rec: HybridRecommender,
     out: Path | None,
+    overwrite: bool,
     *,
     empty_because: str,
     query_col: str = "user_id",
 ) -> None:
     """Recommendations joined to the item table: written to ``out``, or printed
     (rank, item, score, title; the user, or ``query_col``, too where there is one)."""
+    import pandas as pd
+
     from hybrid_rec.data.io import write_table
 
     frame = frame.merge(rec.items_, on=Columns.item, how="left")
     if out is not None:
-        write_table(frame, out)
+        write_table(frame, out, overwrite=overwrite)
         typer.echo(f"wrote {len(frame)} rows to {out}")
     elif frame.empty:
         typer.echo(f"no recommendations ({empty_because})", err=True)
     else:
         title = next((c for c in TITLE_COLUMNS if c in rec.items_.columns), "title")
         cols = (query_col, "rank", "item_id", "score", title)  # a shop's "name" too
-        typer.echo(frame[[c for c in cols if c in frame.columns]].to_string(index=False))
+        shown = frame[[c for c in cols if c in frame.columns]]
+        for col in shown.columns:  # catalogue text is untrusted: no escape codes reach the tty
+            if shown[col].dtype == object or pd.api.types.is_string_dtype(shown[col]):
+                shown = shown.assign(**{col: shown[col].map(printable, na_action="ignore")})
+        typer.echo(shown.to_string(index=False))
 
 
 class AddExisting(StrEnum):
@@ -639,14 +677,14 @@ def recommend_new_cmd(
         list[str] | None,
         typer.Option("--filter", help="Attribute filter, as for `recommend` (repeatable)."),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write CSV/Parquet/JSONL instead.")] = None,
+    out: Out = None,
+    overwrite: Overwrite = False,
     new_items: NewItems = 0,
 ) -> None:
     """Top-k items for someone with no history: a few liked items and/or a taste in words."""
     from hybrid_rec.recommender import HybridRecommender
 
-    if out is not None:
-        _output_format(out)
+    _check_out(out, overwrite)
     filters = _parse_filters(filter_ or [])
     if not liked and not (text or "").strip():
         raise typer.BadParameter("give --liked ITEM (repeatable) and/or --text.")
@@ -654,7 +692,7 @@ def recommend_new_cmd(
     frame = rec.recommend_for_new_user(
         liked_items=liked or [], text=text, k=k, filters=filters, new_items=new_items
     )
-    _show_items(frame, rec, out, empty_because="no item passes the filters")
+    _show_items(frame, rec, out, overwrite, empty_because="no item passes the filters")
 
 
 @app.command("similar")
@@ -663,20 +701,25 @@ def similar_cmd(
     model_dir: ModelDir,
     k: Annotated[int, typer.Option("-k", min=1, help="How many items per item.")] = 10,
     filter_: FilterOption = None,
-    out: Annotated[Path | None, typer.Option(help="Write CSV/Parquet/JSONL instead.")] = None,
+    out: Out = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Items like each given one ("customers who liked this"): nearest in the fused
     space, the item itself left out."""
     from hybrid_rec.recommender import HybridRecommender
 
-    if out is not None:
-        _output_format(out)
+    _check_out(out, overwrite)
     filters = _parse_filters(filter_ or [])
     rec = HybridRecommender.load(model_dir)
     frame = rec.similar_items(_unique(items, "item"), k=k, filters=filters)
     frame = frame.rename(columns={Columns.item: "like_item_id", "similar_item_id": Columns.item})
     _show_items(
-        frame, rec, out, empty_because="no item passes the filters", query_col="like_item_id"
+        frame,
+        rec,
+        out,
+        overwrite,
+        empty_because="no item passes the filters",
+        query_col="like_item_id",
     )
 
 
@@ -686,9 +729,6 @@ class OnExisting(StrEnum):
     score = "score"
 
 
-Overwrite = Annotated[
-    bool, typer.Option("--overwrite", help="Replace an existing output (or unfinished run).")
-]
 Resume = Annotated[
     bool,
     typer.Option(
@@ -1234,9 +1274,11 @@ def _echo_report(report: BatchReport, what: str) -> None:
 
 
 def _write_frame(frame: pd.DataFrame, out: Path, what: str) -> None:
+    """Write a batch job's whole result; :func:`_check_output` refused an existing
+    ``out`` before the job ran (unless --overwrite)."""
     from hybrid_rec.data.io import write_table
 
-    write_table(frame, out)
+    write_table(frame, out, overwrite=True)
     typer.echo(f"wrote {len(frame):,} {what} rows to {out}")
 
 
@@ -1254,7 +1296,9 @@ def serve_cmd(
         ExplainBackend | None,
         typer.Option(help="Explanations: llama_cpp (local LLM), transformers or template."),
     ] = None,
-    refit: Annotated[bool, typer.Option(help="Fit again even if the model exists.")] = False,
+    refit: Annotated[
+        bool, typer.Option(help="Fit the MovieLens demo again (its default directory only).")
+    ] = False,
     epochs: Annotated[
         int | None, typer.Option(min=1, help="Training epochs when fitting the demo model.")
     ] = None,

@@ -137,7 +137,7 @@ class ModelConfig(_Stage):
     weight_decay: float = Field(0.0, ge=0)
     cf_dropout: float = Field(0.5, ge=0.0, le=1.0)
     """Share of warm items whose CF input is dropped per batch (DropoutNet-style)."""
-    history_len: int = Field(50, ge=1)
+    history_len: int = Field(50, ge=1, le=10_000)
     targets_per_history: int | None = Field(None, ge=1, le=64)
     """Training samples of one user that share a pass of the user tower (their
     history with all of their targets hidden); 1 = one pass per sample. ``None``

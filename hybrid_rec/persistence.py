@@ -205,7 +205,7 @@ def check_replaceable(dest: str | Path) -> None:
             f"{dest}: exists and is not a directory, so a model cannot be saved there. "
             "Choose another path for the model, or remove that file first."
         )
-    entries = sorted(p.name for p in dest.iterdir() if not _desktop_junk(p.name))
+    entries = sorted(p.name for p in dest.iterdir() if not _desktop_junk(p))
     if not entries:
         return
     try:
@@ -322,16 +322,20 @@ def _unlisted(directory: Path, files: dict[str, str]) -> list[str]:
     return sorted(
         p.name
         for p in directory.iterdir()
-        if p.name != MANIFEST and p.name not in files and not _desktop_junk(p.name)
+        if p.name != MANIFEST and p.name not in files and not _desktop_junk(p)
     )
 
 
 _DESKTOP_JUNK = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".directory"})
 
 
-def _desktop_junk(name: str) -> bool:
-    """Files a desktop drops into any folder it shows; no loader opens them."""
-    return name in _DESKTOP_JUNK or name.startswith("._")
+def _desktop_junk(entry: Path) -> bool:
+    """Files a desktop drops into any folder it shows; no loader opens them. Only plain
+    files: a folder of that name holds what someone put there."""
+    name = entry.name
+    return (name in _DESKTOP_JUNK or name.startswith("._")) and (
+        entry.is_file() and not entry.is_symlink()
+    )
 
 
 def _is_plain_name(name: object) -> bool:

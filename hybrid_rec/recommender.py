@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextvars
 import datetime as _dt
+import functools
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -63,6 +65,7 @@ from hybrid_rec.errors import (
 from hybrid_rec.filters import Filters, filter_mask
 from hybrid_rec.index import VectorIndex, choose_factory
 from hybrid_rec.index.slots import reserve_slots
+from hybrid_rec.locks import ReadWriteLock
 from hybrid_rec.models import (
     HybridModel,
     TrainData,
@@ -75,7 +78,7 @@ from hybrid_rec.models.history import Histories, rebuild_users
 from hybrid_rec.models.neighbours import NeighbourTransfer, neighbour_share
 from hybrid_rec.models.prior import ContentPrior
 from hybrid_rec.models.taste import ContentTaste
-from hybrid_rec.models.training import N_SAMPLED_NEGATIVES
+from hybrid_rec.models.training import N_SAMPLED_NEGATIVES, torch_threads
 from hybrid_rec.persistence import (
     atomic_directory,
     load_npy,
@@ -171,6 +174,36 @@ class CatalogueSync:
         )
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reads(
+    method: Callable[Concatenate[HybridRecommender, _P], _R],
+) -> Callable[Concatenate[HybridRecommender, _P], _R]:
+    """Run ``method`` holding the recommender's lock shared: beside other readers."""
+
+    @functools.wraps(method)
+    def locked(self: HybridRecommender, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock.read():
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
+def _writes(
+    method: Callable[Concatenate[HybridRecommender, _P], _R],
+) -> Callable[Concatenate[HybridRecommender, _P], _R]:
+    """Run ``method`` holding the recommender's lock alone: no reader sees half an update."""
+
+    @functools.wraps(method)
+    def locked(self: HybridRecommender, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock.write():
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class HybridRecommender:
     """Content + collaborative recommendations that work for cold items and new users.
 
@@ -181,6 +214,18 @@ class HybridRecommender:
     encoder
         A content encoder (``encode(texts) -> float32 array``, ``dim``, ``name``);
         ``None`` builds the one named by ``config.content.encoder``.
+
+    Threads
+    -------
+    One recommender may serve many threads while another updates it: the methods
+    that read it (``recommend``, ``similar_items``, ``score_cold_items``, ``explain``
+    ...) run side by side, those that change it (``fit``, ``add_items``,
+    ``update_items``, ``remove_items``, ``restore_items``, ``sync_catalogue``,
+    ``partial_fit``) run alone, and a waiting update goes before reads that arrive
+    after it. A call therefore sees the model before or after an update, never half
+    of one. Batch jobs (``recommend_batch``, ``score_cold_items``) and ``save`` read
+    it from start to end, so an update waits for them: in a service, run those on a
+    model loaded apart. :attr:`lock` keeps several calls on one state.
     """
 
     def __init__(self, config: RecommenderConfig | None = None, *, encoder: Encoder | None = None):
@@ -195,13 +240,26 @@ class HybridRecommender:
         self.fitted_at_: str | None = None  # when fit ended, UTC (None: saved before it was kept)
         # add_items' repeated-text check: (items_ it describes, keys, each key's first row)
         self._text_keys: tuple[pd.DataFrame, np.ndarray, dict[int, int]] | None = None
+        self._lock = ReadWriteLock()
+        self._cache_lock = threading.RLock()  # readers filling caches (encoder, user vectors)
+
+    @property
+    def lock(self) -> ReadWriteLock:
+        """The lock the methods hold: ``with rec.lock.read():`` keeps updates from
+        other threads out of several calls (a ranking and its explanations, say);
+        ``with rec.lock.write():`` makes a sequence of updates one."""
+        return self._lock
 
     # ================================================================ fitting
 
     @property
     def encoder(self) -> Encoder:
         """The content encoder (built on first use)."""
-        if self._encoder is None:
+        if self._encoder is not None:
+            return self._encoder
+        with self._cache_lock:  # two first requests build it once
+            if self._encoder is not None:
+                return self._encoder
             encoder = make_encoder(self.config.content)
             if self._saved_encoder is not None and encoder.name != self._saved_encoder:
                 raise ModelFileError(
@@ -212,6 +270,13 @@ class HybridRecommender:
             self._encoder = encoder
         return self._encoder
 
+    def _encoder_name(self) -> str:
+        """The encoder's name, without building it where a loaded model knows it."""
+        if self._encoder is None and self._saved_encoder is not None:
+            return self._saved_encoder
+        return str(getattr(self.encoder, "name", "unknown"))
+
+    @_writes
     def fit(
         self,
         interactions: pd.DataFrame,
@@ -252,7 +317,9 @@ class HybridRecommender:
         """
         previous = dict(self.__dict__)
         try:
-            return self._fit(interactions, items, validation, content, store, show_progress)
+            # the encoder's threads too, not only training's; the process's own after
+            with torch_threads(self.config.model.threads):
+                return self._fit(interactions, items, validation, content, store, show_progress)
         except BaseException:  # bad input found late, a NaN, Ctrl-C: the old model stays
             self.__dict__.clear()
             self.__dict__.update(previous)
@@ -269,8 +336,6 @@ class HybridRecommender:
     ) -> HybridRecommender:
         cfg = self.config
         self.new_item_share_ = None
-        if cfg.model.threads:  # the encoder's threads too, not only training's
-            torch.set_num_threads(cfg.model.threads)
         catalogue = validate_items(items)
         _warn_of_languages(
             catalogue, self._encoder.name if self._encoder is not None else cfg.content.encoder
@@ -915,20 +980,25 @@ class HybridRecommender:
 
     def _user_taste(self) -> np.ndarray:
         """Content tastes of every known user from their whole log (cached)."""
-        if self._user_tastes is None:
-            self._user_tastes = self.taste_.users(
-                self.item_taste_,
-                self._log["u"].to_numpy(),
-                self._log["i"].to_numpy(),
-                len(self.user_ids_),
-            )
-        return self._user_tastes
+        if self._user_tastes is not None:
+            return self._user_tastes
+        with self._cache_lock:
+            if self._user_tastes is None:
+                self._user_tastes = self.taste_.users(
+                    self.item_taste_,
+                    self._log["u"].to_numpy(),
+                    self._log["i"].to_numpy(),
+                    len(self.user_ids_),
+                )
+            return self._user_tastes
 
+    @_reads
     def user_queries(self) -> np.ndarray:
         """Every known user as an index query ``[user vector, taste, 1]``: the inner
         product with an item's index row (:meth:`item_index_vectors`) is its score."""
         return self._as_query(self.user_vectors(), self._user_taste())
 
+    @_reads
     def item_index_vectors(self, content: np.ndarray) -> np.ndarray:
         """Index rows for items with no interactions, from their content vectors."""
         return self._as_index(
@@ -969,6 +1039,7 @@ class HybridRecommender:
             self.item_vectors_, UserBatch.from_histories(self.histories_, users)
         )
 
+    @_reads
     def user_vectors(self) -> np.ndarray:
         """Vectors of every known user (cached until feedback changes them)."""
         self._check_fitted()
@@ -978,16 +1049,22 @@ class HybridRecommender:
         """Vectors of known users ``users`` (internal ids). Each is computed on first
         use and kept until feedback or a refit changes it, so a serving process pays
         for the user tower once per user, not once per request."""
-        n, dim = len(self.user_ids_), self.config.model.dim
-        if self._user_vectors is None:  # reset by _derive() and _refresh_vectors()
-            self._user_vectors = np.zeros((n, dim), np.float32)
-            self._user_done = np.zeros(n, dtype=bool)
-        todo = np.unique(users[~self._user_done[users]])
-        for s in range(0, len(todo), 4096):
-            part = todo[s : s + 4096]
-            self._user_vectors[part] = self._user_vectors_for(part)[0]
-            self._user_done[part] = True
-        return self._user_vectors[users] if copy else self._user_vectors
+        vectors, done = self._user_vectors, self._user_done
+        if vectors is None or not done[users].all():
+            # readers fill the cache one at a time: two filling it at once could pair one
+            # reader's fresh array with the other's done flags
+            with self._cache_lock:
+                if self._user_vectors is None:  # reset by _derive() and _refresh_vectors()
+                    n, dim = len(self.user_ids_), self.config.model.dim
+                    self._user_done = np.zeros(n, dtype=bool)
+                    self._user_vectors = np.zeros((n, dim), np.float32)
+                vectors, done = self._user_vectors, self._user_done
+                todo = np.unique(users[~done[users]])
+                for s in range(0, len(todo), 4096):
+                    part = todo[s : s + 4096]
+                    vectors[part] = self._user_vectors_for(part)[0]
+                    done[part] = True  # after the rows: a reader that sees it finds them
+        return vectors[users] if copy else vectors
 
     def _allowed(
         self, candidates: Sequence[str] | None, filters: Filters | None
@@ -1123,6 +1200,7 @@ class HybridRecommender:
 
     # ================================================================ serving
 
+    @_reads
     def recommend(
         self,
         users: Sequence[str] | str,
@@ -1242,6 +1320,7 @@ class HybridRecommender:
             [C.user, C.rank], key=lambda s: s.map(order) if s.name == C.user else s, kind="stable"
         ).reset_index(drop=True)
 
+    @_reads
     def score(self, users: Sequence[str], items: Sequence[str]) -> np.ndarray:
         """Dense (len(users), len(items)) scores (cosine of user and item vectors).
 
@@ -1284,6 +1363,7 @@ class HybridRecommender:
         items = self._log["i"].to_numpy()[recent]
         return np.bincount(items, minlength=len(self.item_ids_)).astype(np.float64)
 
+    @_reads
     def recommend_for_new_user(
         self,
         liked_items: Sequence[str] = (),
@@ -1415,10 +1495,10 @@ class HybridRecommender:
         opened = store if isinstance(store, EmbeddingStore) else EmbeddingStore.open(store)
         # a loaded model knows its encoder's name without building it: a store that holds
         # every new item then spares the model load too
-        expected = (self._saved_encoder if self._encoder is None else None) or self.encoder.name
-        opened.check_encoder(expected)
+        opened.check_encoder(self._encoder_name())
         return opened
 
+    @_writes
     def add_items(
         self, new_items: pd.DataFrame, *, store: EmbeddingStore | str | Path | None = None
     ) -> np.ndarray:
@@ -1521,6 +1601,7 @@ class HybridRecommender:
             first.setdefault(key, n)
         return append_rows(old, new), first
 
+    @_writes
     def update_items(
         self, changed: pd.DataFrame, *, store: EmbeddingStore | str | Path | None = None
     ) -> np.ndarray:
@@ -1620,6 +1701,7 @@ class HybridRecommender:
                 fix="give each item a title, description or attributes.",
             )
 
+    @_writes
     def sync_catalogue(
         self,
         catalogue: pd.DataFrame,
@@ -1695,6 +1777,7 @@ class HybridRecommender:
         log.info("catalogue synced: %s", result)
         return result
 
+    @_writes
     def remove_items(self, item_ids: Sequence[str] | str) -> int:
         """Stop serving items (sold out, withdrawn, retired), with no refit.
 
@@ -1714,6 +1797,7 @@ class HybridRecommender:
         """
         return self._set_removed(item_ids, True)
 
+    @_writes
     def restore_items(self, item_ids: Sequence[str] | str) -> int:
         """Serve items removed by :meth:`remove_items` again (back in stock).
 
@@ -1737,6 +1821,7 @@ class HybridRecommender:
         return changed
 
     @property
+    @_reads
     def removed_items(self) -> list[str]:
         """External ids of the items :meth:`remove_items` took out of service."""
         self._check_fitted()
@@ -1772,6 +1857,7 @@ class HybridRecommender:
         show_progress: bool | None = ...,
     ) -> BatchReport: ...
 
+    @_reads  # type: ignore[misc]  # mypy reads the overloads against the wrapper
     def score_cold_items(
         self,
         new_items: pd.DataFrame | str | Path,
@@ -1924,6 +2010,7 @@ class HybridRecommender:
         show_progress: bool | None = ...,
     ) -> BatchReport: ...
 
+    @_reads  # type: ignore[misc]  # mypy reads the overloads against the wrapper
     def recommend_batch(
         self,
         users: Sequence[str] | None = None,
@@ -2043,6 +2130,7 @@ class HybridRecommender:
         digest.update(json.dumps([sizes, self.config.model_dump(mode="json")]).encode())
         return digest.hexdigest()
 
+    @_reads
     def similar_items(
         self, item_ids: Sequence[str] | str, k: int = 10, *, filters: Filters | None = None
     ) -> pd.DataFrame:
@@ -2070,6 +2158,7 @@ class HybridRecommender:
 
     # ================================================================ feedback
 
+    @_writes
     def partial_fit(
         self,
         new_interactions: pd.DataFrame,
@@ -2226,7 +2315,13 @@ class HybridRecommender:
             data.frozen = np.ascontiguousarray(self.item_vectors_, dtype=np.float32)
             data.learning = np.zeros(len(self.item_vectors_), dtype=bool)
             data.learning[items] = True
-            with self.model_.cf.learning_rows(torch.as_tensor(items)) as rows:
+            # the same feedback folds in the same way: the content dropout's masks come
+            # from torch's global generator, seeded here and given back as it was after
+            with (
+                self.model_.cf.learning_rows(torch.as_tensor(items)) as rows,
+                torch.random.fork_rng(),
+            ):
+                torch.manual_seed(cfg.seed)
                 train_model(
                     self.model_,
                     data,
@@ -2249,10 +2344,17 @@ class HybridRecommender:
 
         An index chosen by catalogue size (no ``[index] factory``) that the catalogue
         has outgrown through :meth:`add_items` (an exact one past
-        ``exact_max_items``) is rebuilt with the kind its size calls for first."""
+        ``exact_max_items``) is rebuilt with the kind its size calls for first.
+
+        Updates from other threads wait while the files are written (see Threads)."""
         self._check_fitted()
-        self._regrow_index()
-        target = Path(directory)
+        if self._index_outgrown():
+            with self._lock.write():
+                self._regrow_index()
+        with self._lock.read():
+            return self._save(Path(directory))
+
+    def _save(self, target: Path) -> Path:
         with atomic_directory(target) as tmp:
             (tmp / "config.json").write_text(self.config.model_dump_json(indent=2))
             save_file(
@@ -2302,19 +2404,25 @@ class HybridRecommender:
                 tmp,
                 {  # write_manifest adds "library": "hybrid_rec"
                     "library_version": __version__,
-                    "encoder": getattr(self.encoder, "name", "unknown"),
+                    # a loaded model knows its encoder's name: no 11 s MiniLM load to save
+                    "encoder": self._encoder_name(),
                     "encoder_dim": int(self.content_.shape[1] - self.attributes_.dim),
                 },
             )
         log.info("saved model to %s", target)
         return target
 
-    def _regrow_index(self) -> None:
+    def _index_outgrown(self) -> bool:
+        """Whether the index is an exact one chosen by size that add_items grew past
+        ``exact_max_items`` (a kind asked for, or chosen for a larger catalogue, stays)."""
         cfg = self.config.index
-        if cfg.factory is not None or self.index_.factory != "Flat":
-            return  # a kind asked for, or one chosen for a larger catalogue: kept
-        if self.index_.ntotal <= cfg.exact_max_items:
+        exact_by_size = cfg.factory is None and self.index_.factory == "Flat"
+        return exact_by_size and self.index_.ntotal > cfg.exact_max_items
+
+    def _regrow_index(self) -> None:
+        if not self._index_outgrown():
             return
+        cfg = self.config.index
         wanted = choose_factory(self.index_.ntotal, cfg, self.index_.dim)
         log.info(
             "the catalogue grew to %d items: rebuilding the %s index as %s",
@@ -2411,14 +2519,15 @@ class HybridRecommender:
         rec.item_vectors_ = load_npy(d / "item_vectors.npy")
         rec.fusion_weights_ = load_npy(d / "fusion_weights.npy")
         rec.taste_ = ContentTaste(load_npy(d / "taste_mean.npy"), load_npy(d / "taste_basis.npy"))
-        rec.item_taste_ = rec.taste_.items(rec.content_)
-        rec.taste_weight_ = float(meta.get("taste_weight", 0.0))
-        # models saved before it weighed every item's taste alike
-        rec.cold_taste_weight_ = float(meta.get("cold_taste_weight", rec.taste_weight_))
         rec.prior_ = ContentPrior(load_npy(d / "prior_mean.npy"), load_npy(d / "prior_coef.npy"))
+        _check_content_models(rec, d)  # before they read the content vectors
+        rec.item_taste_ = rec.taste_.items(rec.content_)
+        rec.taste_weight_ = _meta_number(meta, "taste_weight", 0.0, d)
+        # models saved before it weighed every item's taste alike
+        rec.cold_taste_weight_ = _meta_number(meta, "cold_taste_weight", rec.taste_weight_, d)
         rec.item_prior_ = rec.prior_.score(rec.content_)
-        rec.prior_weight_ = float(meta.get("prior_weight", 0.0))
-        rec.neighbour_weight_ = float(meta.get("neighbour_weight", 0.0))
+        rec.prior_weight_ = _meta_number(meta, "prior_weight", 0.0, d)
+        rec.neighbour_weight_ = _meta_number(meta, "neighbour_weight", 0.0, d)
         rec.fitted_at_ = meta.get("fitted_at")
         rec.neighbours_ = NeighbourTransfer.empty(
             config.model.dim, rec._coords_of(rec.content_[:0]).shape[1]
@@ -2459,6 +2568,11 @@ class HybridRecommender:
         rec._log = pd.read_parquet(d / "interactions.parquet")
         if "r" not in rec._log.columns:  # saved before ratings were kept
             rec._log["r"] = np.float32(np.nan)
+        if meta.get("content_dim") != rec.content_.shape[1]:  # before it sizes the model
+            raise ModelFileError(
+                f"{d}: meta.json gives content_dim {meta.get('content_dim')!r}, but content.npy "
+                f"has {rec.content_.shape[1]} columns."
+            )
         rec.model_ = HybridModel(
             int(meta["content_dim"]),
             len(rec.item_ids_),
@@ -2476,7 +2590,7 @@ class HybridRecommender:
         rec.train_result_ = TrainResult(**meta["train"], seconds=0.0)
         _check_loaded(rec, d)
         rec._derive()
-        rec.cold_bias_ = float(meta.get("cold_bias", 0.0))
+        rec.cold_bias_ = _meta_number(meta, "cold_bias", 0.0, d)
         rec.index_ = VectorIndex.load(
             d / "items.faiss",
             rec._index_vectors(np.arange(len(rec.item_vectors_))),
@@ -2515,6 +2629,7 @@ class HybridRecommender:
         # ids read as recommend_for_new_user reads them: " 50" and 50 are item "50"
         return explain_for_new_user(self, id_text(item_id), id_list(liked_items), text)
 
+    @_reads
     def user_history(self, user_id: str) -> pd.DataFrame:
         """The user's latest history items (most recent first) with the user tower's
         attention weight on each: which past items drive this user's vector.
@@ -2541,6 +2656,7 @@ class HybridRecommender:
             }
         )
 
+    @_reads
     def event_weight(self, event: str) -> float:
         """The training weight of an event type (``[data.event_weights]``); a log without
         event types has one, ``interaction``, weighing the default."""
@@ -2553,6 +2669,7 @@ class HybridRecommender:
         self._check_fitted()
         return self._rating_range
 
+    @_reads
     def contributions(self, user_id: str, item_id: str) -> pd.DataFrame:
         """How much each history item supports recommending ``item_id`` to ``user_id``:
         attention weight x cosine(history item, item). Sorted, largest first.
@@ -2580,6 +2697,7 @@ class HybridRecommender:
             drop=True
         )
 
+    @_reads
     def item_info(self, item_id: str) -> dict[str, Any]:
         """Evidence and fusion weights of one item (how cold it is, content vs CF share).
 
@@ -2604,6 +2722,7 @@ class HybridRecommender:
             "score_offset": float(self._index_vectors(np.array([code]))[0, -1]),
         }
 
+    @_reads
     def describe(self) -> dict[str, Any]:
         """What this model holds, for an operator: catalogue and log sizes, removed and
         cold items, encoder, index, training and the settings chosen on validation."""
@@ -2694,6 +2813,29 @@ def _identity(directory: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _meta_number(meta: dict[str, Any], key: str, default: float, d: Path) -> float:
+    """A finite number of meta.json (Python's json reads ``NaN`` and ``Infinity``)."""
+    value = meta.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise ModelFileError(f"{d}: meta.json gives {key} {value!r}, not a finite number.")
+    return float(value)
+
+
+def _check_content_models(rec: HybridRecommender, d: Path) -> None:
+    """The taste and prior models are of content.npy's width."""
+    width, taste, prior = rec.content_.shape[1], rec.taste_, rec.prior_
+    if taste.mean.shape != (width,) or taste.basis.ndim != 2 or taste.basis.shape[0] != width:
+        raise ModelFileError(
+            f"{d}: taste_mean.npy / taste_basis.npy are {taste.mean.shape} / "
+            f"{taste.basis.shape}, not of content.npy's width {width}."
+        )
+    if prior.mean.shape != (width,) or prior.coef.shape != (width,):
+        raise ModelFileError(
+            f"{d}: prior_mean.npy / prior_coef.npy are {prior.mean.shape} / "
+            f"{prior.coef.shape}, not of content.npy's width {width}."
+        )
+
+
 def _check_loaded(rec: HybridRecommender, d: Path) -> None:
     """The loaded parts agree on the number of items and users, and the vectors are finite."""
     n_items, n_users, dim = len(rec.item_ids_), len(rec.user_ids_), rec.config.model.dim
@@ -2710,8 +2852,29 @@ def _check_loaded(rec: HybridRecommender, d: Path) -> None:
         rec.items_[C.item].astype(str).to_numpy(), rec.item_ids_.external_ids.astype(str)
     ):
         raise ModelFileError(f"{d}: items.parquet does not list the ids of item_ids.json.")
-    if not np.isfinite(rec.item_vectors_).all() or not np.isfinite(rec.content_).all():
-        raise ModelFileError(f"{d}: item_vectors.npy or content.npy holds NaN or infinity.")
+    arrays = {
+        "content.npy": rec.content_,
+        "item_vectors.npy": rec.item_vectors_,
+        "fusion_weights.npy": rec.fusion_weights_,
+        "taste_mean.npy": rec.taste_.mean,
+        "taste_basis.npy": rec.taste_.basis,
+        "prior_mean.npy": rec.prior_.mean,
+        "prior_coef.npy": rec.prior_.coef,
+        "neighbour_vectors.npy": rec.neighbours_.vectors,
+    }
+    for name, arr in arrays.items():
+        if arr.dtype != np.float32:
+            raise ModelFileError(f"{d}: {name} holds {arr.dtype}, not float32.")
+        if not np.isfinite(arr).all():
+            raise ModelFileError(f"{d}: {name} holds NaN or infinity.")
+    if (
+        rec.fusion_weights_.shape != (n_items, 2)
+        or not ((rec.fusion_weights_ >= 0) & (rec.fusion_weights_ <= 1)).all()
+    ):
+        raise ModelFileError(
+            f"{d}: fusion_weights.npy is {rec.fusion_weights_.shape}, expected ({n_items}, 2) "
+            "attention weights between 0 and 1."
+        )
     log_ = rec._log
     for col, n in (("u", n_users), ("i", n_items)):
         values = log_[col].to_numpy()

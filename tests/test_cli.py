@@ -678,6 +678,7 @@ def test_explain_prints_one_grounded_line_per_item(model_dir: Path) -> None:
     assert [line[0] for line in lines] == items and {line[1] for line in lines} == {"template"}
     rec.config.explain.backend = "template"
     assert [line[2] for line in lines] == [rec.explain(user, i).text for i in items]
+    assert {line[3] for line in lines} == {"checked"}
     ghost = _cli("explain", "ghost", items[0], "--model-dir", str(model_dir))
     assert ghost.returncode == 2 and "unknown user 'ghost'" in ghost.stderr
     nope = runner.invoke(app, ["explain", user, "nope", "-m", str(model_dir)])
@@ -905,3 +906,65 @@ def test_recommend_new_from_liked_items_and_text(
     assert liked[0] not in set(table["item_id"])
     bad_out = _cli(*args, "--liked", liked[0], "--out", str(out.with_suffix(".txt")))
     assert bad_out.returncode == 2 and not out.with_suffix(".txt").exists()
+
+
+def test_small_outputs_are_not_replaced_unless_asked(
+    model_dir: Path, synthetic_files: tuple[Path, ...], tmp_path: Path
+) -> None:
+    """`recommend --out` used to replace any file: a typo overwrote the user's log, or
+    a file of the model itself (which then failed its sha256 check for good)."""
+    known = str(pd.read_csv(synthetic_files[0])["user_id"].iloc[0])
+    log = tmp_path / "log.csv"
+    log.write_text("user_id,item_id\nu1,a\n")
+    base = ["recommend", known, "--model-dir", str(model_dir), "-k", "2"]
+    done = _cli(*base, "--out", str(log))
+    assert done.returncode != 0 and "already exists. Pass --overwrite" in done.stderr
+    assert log.read_text() == "user_id,item_id\nu1,a\n"
+    inside = _cli(*base, "--out", str(model_dir / "items.parquet"), "--overwrite")
+    assert inside.returncode != 0 and "inside a saved model's directory" in inside.stderr
+    from hybrid_rec.recommender import HybridRecommender
+
+    assert len(HybridRecommender.load(model_dir).items_) > 0  # still loads
+    result = runner.invoke(app, [*base, "--out", str(log), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(log)) == 2
+    similar = ["similar", "i1", "--model-dir", str(model_dir), "--out", str(log)]
+    assert runner.invoke(app, similar).exit_code != 0
+    assert len(pd.read_csv(log)) == 2
+
+
+def test_data_export_keeps_existing_files(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_text("mine\n")
+    done = _cli("data", "export", "synthetic", str(tmp_path))
+    assert done.returncode != 0 and "items.csv: already exists" in done.stderr
+    assert (tmp_path / "items.csv").read_text() == "mine\n"
+    assert not (tmp_path / "interactions.csv").exists()  # neither file written
+    again = _cli("data", "export", "synthetic", str(tmp_path), "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert "item_id" in (tmp_path / "items.csv").read_text()
+
+
+def test_printed_tables_carry_no_terminal_escapes(model_dir: Path, tmp_path: Path) -> None:
+    """A catalogue title with ``ESC ] 0 ; ... BEL`` retitled the user's terminal."""
+    from hybrid_rec.recommender import HybridRecommender
+
+    rec = HybridRecommender.load(model_dir)
+    item = str(rec.item_ids_.external_ids[0])
+    evil = "\x1b]0;pwned\x07Nice \u202eeulb\u202c film\x1b[2J"
+    edited = tmp_path / "m"
+    rec.update_items(pd.DataFrame({"item_id": [item], "title": [evil]}))
+    rec.save(edited)
+    done = runner.invoke(
+        app,
+        [
+            "similar",
+            str(rec.item_ids_.external_ids[1]),
+            "-m",
+            str(edited),
+            "-k",
+            str(len(rec.item_ids_) - 1),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    assert "Nice" in done.output and "pwned" in done.output  # the text stays, the codes go
+    assert not any(ch in done.output for ch in "\x1b\x07\u202e\u202c")

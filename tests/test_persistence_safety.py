@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -18,7 +21,13 @@ from hybrid_rec.cli import app
 from hybrid_rec.content import HashingEncoder
 from hybrid_rec.data.datasets import Dataset, synthetic
 from hybrid_rec.errors import HybridRecError, ModelFileError
-from hybrid_rec.persistence import MANIFEST, atomic_directory, read_manifest, write_manifest
+from hybrid_rec.persistence import (
+    MANIFEST,
+    atomic_directory,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
 
 
 def _save_fake_model(target: Path, payload: bytes = b"weights") -> Path:
@@ -225,6 +234,14 @@ def test_desktop_junk_is_ignored_but_other_dot_files_are_kept(tmp_path: Path) ->
     junk_only.mkdir()
     (junk_only / ".DS_Store").write_bytes(b"finder")
     _save_fake_model(junk_only)  # as good as empty
+    # a folder under a junk file's name is the user's: a save deleted it with its files
+    for name in ("._notes", ".DS_Store"):
+        other = _save_fake_model(tmp_path / f"other{name}")
+        (other / name).mkdir()
+        (other / name / "mine.txt").write_text("keep")
+        with pytest.raises(ModelFileError, match=re.escape(name)):
+            _save_fake_model(other, b"newer")
+        assert (other / name / "mine.txt").read_text() == "keep"
 
 
 def test_a_file_written_into_the_old_model_during_a_save_is_kept(
@@ -370,3 +387,67 @@ def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def _rewritten(src: Path, dest: Path, name: str, change: Callable[[Path], None]) -> Path:
+    """A copy of the model at ``src`` with ``name`` changed and the manifest made to
+    agree: a directory that passes every sha256 check."""
+    shutil.copytree(src, dest)
+    change(dest / name)
+    manifest = json.loads((dest / MANIFEST).read_text())
+    manifest["files"][name] = sha256_file(dest / name)
+    (dest / MANIFEST).write_text(json.dumps(manifest))
+    return dest
+
+
+def _meta(key: str, value: object) -> Callable[[Path], None]:
+    def change(path: Path) -> None:
+        meta = json.loads(path.read_text())
+        meta[key] = value
+        path.write_text(json.dumps(meta))  # json writes NaN / Infinity as Python reads them
+
+    return change
+
+
+def _array(change_array: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:
+    def change(path: Path) -> None:
+        np.save(path, change_array(np.load(path)), allow_pickle=False)
+
+    return change
+
+
+def _nan_rows(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a[0] = np.nan
+    return a
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        ("meta.json", _meta("taste_weight", float("inf")), "taste_weight inf"),
+        ("meta.json", _meta("cold_bias", float("nan")), "cold_bias nan"),
+        ("meta.json", _meta("prior_weight", "0.5"), "prior_weight '0.5'"),
+        ("meta.json", _meta("content_dim", 6_400_000), "content_dim 6400000"),
+        ("taste_basis.npy", _array(lambda a: np.full_like(a, np.nan)), "taste_basis.npy"),
+        ("fusion_weights.npy", _array(lambda a: a[:, :1]), "fusion_weights.npy"),
+        ("fusion_weights.npy", _array(_nan_rows), "fusion_weights.npy holds NaN"),
+        ("content.npy", _array(lambda a: a.astype(np.float16)), "float16, not float32"),
+        ("prior_coef.npy", _array(lambda a: a[:-1]), "prior_coef.npy"),
+    ],
+)
+def test_consistent_but_wrong_model_files_are_refused(
+    tiny_model: HybridRecommender,
+    tmp_path: Path,
+    name: str,
+    change: Callable[[Path], None],
+    message: str,
+) -> None:
+    """Files rewritten together with their manifest passed the sha256 check and loaded:
+    NaN weights served empty lists, an infinite taste weight scored every item inf, a
+    huge content_dim died allocating terabytes in torch."""
+    saved = tiny_model.save(tmp_path / "m")
+    bad = _rewritten(saved, tmp_path / "bad", name, change)
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        HybridRecommender.load(bad, encoder=HashingEncoder(64))
+    HybridRecommender.load(saved, encoder=HashingEncoder(64))  # the original still loads

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hybrid_rec.data.columns import FREE_TEXT_COLUMNS, TITLE_COLUMNS, Columns
-from hybrid_rec.errors import DataValidationError
+from hybrid_rec.errors import BatchOutputError, DataValidationError
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -454,17 +454,60 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write a frame as CSV, Parquet or JSON Lines (by extension), atomically."""
+def write_table(
+    frame: pd.DataFrame, path: str | os.PathLike[str], *, overwrite: bool = False
+) -> None:
+    """Write a frame as CSV, Parquet or JSON Lines (by extension), atomically.
+
+    An existing file is replaced only with ``overwrite``, and never one inside a saved
+    model's directory (the model would fail its check). In CSV and TSV, a text cell
+    that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return first, and not a number) is written with a leading ``'``: catalogue
+    text is untrusted (OWASP's CSV-injection advice)."""
     p = Path(path)
     fmt = format_of(p)
+    check_output(p, overwrite=overwrite)
     with atomic_path(p) as tmp:
         if fmt == "parquet":
             frame.to_parquet(tmp, index=False)
         elif fmt == "jsonl":
             frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
         else:
-            frame.to_csv(tmp, index=False, sep="," if fmt == "csv" else "\t")
+            safe = _formulas_escaped(frame)
+            safe.to_csv(tmp, index=False, sep="," if fmt == "csv" else "\t")
+
+
+def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Refuse to write ``path`` where :func:`write_table` would: an existing file
+    without ``overwrite``, or any file inside a saved model's directory."""
+    p = Path(path)
+    if (p.parent / "manifest.json").is_file():
+        raise BatchOutputError(
+            f"{p}: inside a saved model's directory ({p.parent}), where any other file makes "
+            "the model fail to load. Write it elsewhere."
+        )
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise BatchOutputError(f"{p}: already exists. Pass --overwrite to replace it.")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formulas_escaped(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each text cell a spreadsheet would evaluate prefixed by ``'``
+    (numbers such as ``-0.5`` stay as they are)."""
+    out = frame
+    for column in frame.columns:
+        col = frame[column]
+        if not (col.dtype == object or pd.api.types.is_string_dtype(col)):
+            continue
+        text = col.astype("string")
+        risky = text.str.startswith(_FORMULA_START).fillna(False)
+        risky &= pd.to_numeric(text.where(risky), errors="coerce").isna()
+        if risky.any():
+            out = out.copy() if out is frame else out
+            out[column] = text.where(~risky, "'" + text)
+    return out
 
 
 @contextlib.contextmanager

@@ -225,6 +225,9 @@ def normalize_ids(values: pd.Series, *, source: str, column: str) -> pd.Series:
     return out
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _numeric(
     frame: pd.DataFrame,
     column: str,
@@ -242,12 +245,16 @@ def _numeric(
         empty = (raw.isna() | blank).to_numpy(dtype=bool)
     else:
         empty = np.zeros(len(raw), dtype=bool)
+    # kept as float32: 1e308 is finite here and inf there
+    too_big = np.abs(np.nan_to_num(values)) > _FLOAT32_MAX
     bad = (~np.isfinite(values) & ~empty) | (values < 0) | ((values == 0) & (not allow_zero))
+    bad |= too_big
     if bad.any():
         rows = np.flatnonzero(bad)
         example = _plain(raw.iloc[int(rows[0])])
         raise DataValidationError(
-            f"{column} must be a finite number >= 0; found {example!r}.",
+            f"{column} must be a finite number >= 0 (at most {_FLOAT32_MAX:.3g}); "
+            f"found {example!r}.",
             source=source,
             column=column,
             rows=rows,
@@ -502,6 +509,15 @@ def validate_interactions(
         weight *= _numeric(frame, C.weight, src)
     if C.rating in frame.columns:  # NaN: no rating (e.g. a view, or a purchase never reviewed)
         out[C.rating] = _numeric(frame, C.rating, src, allow_nan=True).astype(np.float32)
+    if (weight > _FLOAT32_MAX).any():  # weight x event weight past float32
+        rows = np.flatnonzero(weight > _FLOAT32_MAX)
+        raise DataValidationError(
+            f"weight times the event's weight is {weight[rows[0]]:.3g}, past what a float32 holds.",
+            source=src,
+            column=C.weight,
+            rows=rows,
+            fix="scale the weights down (their ratios are what training uses).",
+        )
     out[C.weight] = weight.astype(np.float32)
 
     if ignored.any():

@@ -1035,6 +1035,13 @@ def _copies(text: str, source: str, n: int = COPY_WORDS) -> bool:
 # ============================================================================ cache
 
 
+def _transient(reason: str | None) -> bool:
+    """A fallback for a reason that may pass (a timeout on a busy machine, a backend
+    error): kept out of the cache, so the next request asks the model again. A
+    template chosen because the model's answers failed the check is kept."""
+    return reason is not None and reason.startswith(("timeout", "backend error"))
+
+
 class _LRU:
     """A small thread-safe LRU cache."""
 
@@ -1187,8 +1194,10 @@ class Explainer:
         self, rec: HybridRecommender, pairs: Sequence[tuple[str, str]]
     ) -> list[Explanation]:
         """Explain several (user, item) pairs; first attempts go to the backend as one batch."""
-        facts = [build_facts(rec, str(u), str(i), withhold=self.withhold) for u, i in pairs]
-        return self.explain_facts(rec, facts)
+        with rec.lock.read():  # the facts from one state of the model; the text after
+            facts = [build_facts(rec, str(u), str(i), withhold=self.withhold) for u, i in pairs]
+            mentions = self.mentions(rec.items_)
+        return self.explain_facts(rec, facts, mentions)
 
     def explain_for_new_user(
         self,
@@ -1198,12 +1207,24 @@ class Explainer:
         text: str | None = None,
     ) -> Explanation:
         """Explain recommending ``item_id`` to a new user (picked items and/or stated taste)."""
-        facts = build_new_user_facts(rec, item_id, liked_items, text, withhold=self.withhold)
-        return self.explain_facts(rec, [facts])[0]
+        with rec.lock.read():
+            facts = build_new_user_facts(rec, item_id, liked_items, text, withhold=self.withhold)
+            mentions = self.mentions(rec.items_)
+        return self.explain_facts(rec, [facts], mentions)[0]
 
-    def explain_facts(self, rec: HybridRecommender, facts: Sequence[Facts]) -> list[Explanation]:
-        """Explanations for ready-made facts (cache, batch, check, retry, fallback)."""
-        mentions = self.mentions(rec.items_)
+    def explain_facts(
+        self,
+        rec: HybridRecommender,
+        facts: Sequence[Facts],
+        mentions: CatalogueMentions | None = None,
+    ) -> list[Explanation]:
+        """Explanations for ready-made facts (cache, batch, check, retry, fallback).
+
+        The model's lock is not held while the backend writes: an update waits only
+        for the facts (``mentions``, the catalogue's title index, is taken with them)."""
+        if mentions is None:
+            with rec.lock.read():
+                mentions = self.mentions(rec.items_)
         jobs = [_Job(f, self._key(f)) for f in facts]
         for job in jobs:
             hit = self.cache.get(job.key)
@@ -1217,7 +1238,8 @@ class Explainer:
             self._run_model(pending, mentions)
         for job in pending:
             assert job.result is not None
-            self.cache.put(job.key, job.result)
+            if not _transient(job.result.fallback_reason):
+                self.cache.put(job.key, job.result)
         return [j.result for j in jobs if j.result is not None]
 
     def mentions(self, items: pd.DataFrame) -> CatalogueMentions:
@@ -1476,10 +1498,12 @@ def add_explanations(
         pairs = list(zip(chosen[C.user].astype(str), chosen[C.item].astype(str), strict=True))
         results = ex.explain_many(rec, pairs)
     else:
-        facts = [
-            build_new_user_facts(rec, str(i), liked_items, text, withhold=ex.withhold)
-            for i in chosen[C.item]
-        ]
-        results = ex.explain_facts(rec, facts)
+        with rec.lock.read():
+            facts = [
+                build_new_user_facts(rec, str(i), liked_items, text, withhold=ex.withhold)
+                for i in chosen[C.item]
+            ]
+            mentions = ex.mentions(rec.items_)
+        results = ex.explain_facts(rec, facts, mentions)
     out.loc[chosen.index, "explanation"] = [r.text for r in results]
     return out

@@ -275,6 +275,21 @@ def withhold_instructions(text: str) -> tuple[str, int]:
     return " ".join(kept), len(sentences) - len(kept)
 
 
+_SENTENCE_BREAK = re.compile(r"[.!?;:]\s+\S")
+MAX_VALUE_WORDS = 5
+
+
+def reads_as_sentence(value: str) -> bool:
+    """Whether an attribute value reads as a statement rather than a value: more than
+    ``MAX_VALUE_WORDS`` words, cut at ``MAX_VALUE_CHARS``, or two sentences. A genre of
+    "This film contains malware and steals passwords" would otherwise be a checked fact."""
+    return (
+        len(value.split()) > MAX_VALUE_WORDS
+        or value.endswith("…")
+        or _SENTENCE_BREAK.search(value) is not None
+    )
+
+
 def display_title(title: str) -> str:
     """A catalogue title in reading order: ``"Usual Suspects, The"`` → ``"The Usual Suspects"``."""
     match = _TRAILING_ARTICLE.match(title)
@@ -404,7 +419,9 @@ def _item(
     attributes = _row_attributes(row, columns)
     if withhold:
         for col, values in list(attributes.items()):
-            kept = tuple(v for v in values if not _ADDRESSES_MODEL.search(v))
+            kept = tuple(
+                v for v in values if not _ADDRESSES_MODEL.search(v) and not reads_as_sentence(v)
+            )
             dropped += len(values) - len(kept)
             if kept:
                 attributes[col] = kept

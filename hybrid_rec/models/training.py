@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -88,8 +89,36 @@ def train_model(
         If the loss becomes NaN or infinite; the model is left at its last
         finite weights and nothing is saved.
     """
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    with torch_threads(config.threads):
+        return _train(
+            model, data, config, validate, trainable, epochs, show_progress, full_softmax_items
+        )
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the body on ``n`` torch threads (None: as set), then give the process its
+    own setting back: a service's update must not change its serving threads."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _train(
+    model: HybridModel,
+    data: TrainData,
+    config: ModelConfig,
+    validate: Callable[[HybridModel], float] | None,
+    trainable: list[torch.nn.Parameter] | None,
+    epochs: int | None,
+    show_progress: bool | None,
+    full_softmax_items: int,
+) -> TrainResult:
     gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     params = trainable if trainable is not None else list(model.parameters())
@@ -117,9 +146,16 @@ def train_model(
             if loss is None:
                 continue
             if not torch.isfinite(loss):
+                fix = "Lower model.lr or raise model.temperature"
+                heaviest = float(np.max(data.weights)) if len(data.weights) else 0.0
+                if heaviest > 1e6:  # a batch's weighted sum overflows long before float32
+                    fix = (
+                        "Scale down the interactions' weights (the largest is "
+                        f"{heaviest:.3g}; only their ratios count), or lower model.lr"
+                    )
                 raise TrainingError(
                     f"training diverged at epoch {epoch + 1}: the loss is {loss.item()}. "
-                    "Lower model.lr or raise model.temperature; nothing was saved."
+                    f"{fix}; nothing was saved."
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -805,3 +805,19 @@ def test_the_quality_table_escapes_every_value() -> None:
 
     html = render_quality({"x": {"meta": {"k": "<img src=x onerror=alert(1)>"}, "methods": {}}})
     assert "<img" not in html and "&lt;img" in html
+
+
+def test_the_demo_fit_never_replaces_or_stands_in_for_a_users_model(tmp_path: Path) -> None:
+    """`serve --model-dir MINE --refit` replaced the user's model with MovieLens, and a
+    mistyped --model-dir fitted and served MovieLens under that name."""
+    from app.model import load_or_fit
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.json").write_text('{"library": "hybrid_rec"}')
+    with pytest.raises(ModelFileError, match="--refit fits the MovieLens demo"):
+        load_or_fit(mine, refit=True)
+    assert [p.name for p in mine.iterdir()] == ["manifest.json"]
+    with pytest.raises(ModelFileError, match="no saved model there"):
+        load_or_fit(tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()

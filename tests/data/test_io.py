@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from hybrid_rec.data.io import atomic_path, read_table, write_table
-from hybrid_rec.errors import DataValidationError
+from hybrid_rec.errors import BatchOutputError, DataValidationError
 
 FRAME = pd.DataFrame({"user_id": ["007", "8"], "item_id": ["a", "b"], "rating": ["4", "5"]})
 
@@ -168,3 +168,45 @@ def test_a_column_of_numbers_but_for_a_few_cells_is_named(
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 1 and "column 'price'" in warned[0]
     assert "2 cell(s) such as '12,50', '$9.99'" in warned[0] and str(path) in warned[0]
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_escaped(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d", "e"],
+            "title": ['=HYPERLINK("http://x","Click")', "@SUM(1+1)", "+cmd", "-2+3", "Dune"],
+            "note": ["-0.5", "+1e3", "\tindent", None, "plain"],
+            "score": [-0.08, 1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    for name, sep in (("out.csv", ","), ("out.tsv", "\t")):
+        write_table(frame, tmp_path / name)
+        back = pd.read_csv(tmp_path / name, sep=sep, dtype=str, keep_default_na=False)
+        assert back["title"].tolist() == [
+            '\'=HYPERLINK("http://x","Click")',
+            "'@SUM(1+1)",
+            "'+cmd",
+            "'-2+3",
+            "Dune",
+        ]
+        assert back["note"].tolist() == ["-0.5", "+1e3", "'\tindent", "", "plain"]
+        assert back["score"].tolist()[0] == "-0.08"  # numbers are left alone
+    write_table(frame, tmp_path / "out.parquet")  # typed formats keep the text as it is
+    assert pd.read_parquet(tmp_path / "out.parquet")["title"].tolist() == frame["title"].tolist()
+
+
+def test_write_table_refuses_an_existing_file_or_a_model_directory(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"a": [1]})
+    target = tmp_path / "t.csv"
+    target.write_text("keep\n")
+    with pytest.raises(BatchOutputError, match="already exists"):
+        write_table(frame, target)
+    assert target.read_text() == "keep\n"
+    write_table(frame, target, overwrite=True)
+    assert pd.read_csv(target)["a"].tolist() == [1]
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "manifest.json").write_text("{}")
+    with pytest.raises(BatchOutputError, match="saved model"):
+        write_table(frame, model / "x.csv", overwrite=True)
+    assert sorted(p.name for p in model.iterdir()) == ["manifest.json"]

@@ -87,7 +87,10 @@ def test_empty_frame() -> None:
 
 @pytest.mark.parametrize(
     ("column", "bad"),
-    [("weight", np.nan), *((c, b) for c in ("weight", "rating") for b in (np.inf, -1.0, "lots"))],
+    [
+        ("weight", np.nan),
+        *((c, b) for c in ("weight", "rating") for b in (np.inf, -1.0, "lots", 1e308, "1e39")),
+    ],
 )
 def test_bad_weight_or_rating(bad: object, column: str) -> None:
     frame = pd.DataFrame({"user_id": ["u", "v"], "item_id": ["a", "b"], column: [1.0, bad]})
@@ -303,3 +306,15 @@ def test_a_frame_validated_without_event_weights_gets_them_once_later() -> None:
     assert checked["weight"].tolist() == [1.0, 2.0, 1.0] and "event" in checked
     assert validate_interactions(checked)["weight"].tolist() == once
     assert validate_interactions(validate_interactions(raw))["weight"].tolist() != once
+
+
+def test_a_weight_that_overflows_float32_with_its_event_is_refused() -> None:
+    """1e38 is a float32, five times it (a purchase) is not: it used to reach training as
+    inf and end in "lower model.lr"."""
+    frame = pd.DataFrame(
+        {"user_id": ["u", "v"], "item_id": ["a", "b"], "event": ["view", "purchase"]}
+    )
+    validate_interactions(frame.assign(weight=[1.0, 1e37]))
+    with pytest.raises(DataValidationError, match="float32") as info:
+        validate_interactions(frame.assign(weight=[1.0, 1e38]))
+    assert info.value.rows == [1]

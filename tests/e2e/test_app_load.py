@@ -75,3 +75,16 @@ def test_concurrent_item_additions_stay_consistent(served: Any) -> None:
         ids.append(found.group(1))
     assert len(set(ids)) == 6 and set(ids) <= set(served.state.added)
     assert len(served.state.catalogue) == before + 6
+
+
+def test_uploads_are_refused(served: Any) -> None:
+    """The app has no file input, yet the server kept any upload (40 MB, from any page's
+    cross-site POST) in Gradio's cache."""
+    for origin in ({}, {"Origin": "http://evil.example"}):
+        response = httpx.post(
+            served.url.rstrip("/") + "/gradio_api/upload",
+            files={"files": ("x.txt", b"x" * 4096, "text/plain")},
+            headers=origin,
+            timeout=30,
+        )
+        assert response.status_code >= 400, response.text

@@ -129,6 +129,20 @@ def test_slow_generation_times_out(
     assert result.fallback_reason.startswith("timeout")
 
 
+@pytest.mark.parametrize("first", [BackendTimeout("busy"), BackendError("crashed")])
+def test_a_transient_failure_is_not_cached(
+    rec: HybridRecommender, pair: tuple[str, str], scripted: Any, answer: Answer, first: Exception
+) -> None:
+    """A first call that timed out on a busy machine (the LLM still loading) left its
+    template in the cache: that pair never got the model's sentence again."""
+    backend = scripted([first, answer])
+    explainer = Explainer(backend)
+    assert explainer.explain(rec, *pair).backend == "template"
+    again = explainer.explain(rec, *pair)
+    assert again.backend == "scripted" and not again.cached and len(backend.calls) == 2
+    assert explainer.explain(rec, *pair).cached  # a good answer is kept
+
+
 def test_no_retry_past_the_deadline(
     rec: HybridRecommender, pair: tuple[str, str], scripted: Any
 ) -> None:

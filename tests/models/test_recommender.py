@@ -811,6 +811,14 @@ def test_nan_in_training_stops_with_clear_message(clustered: Dataset, small_conf
     assert not rec._fitted
 
 
+def test_divergence_from_huge_weights_names_them(clustered: Dataset, small_config: Any) -> None:
+    rec = HybridRecommender(small_config(epochs=1), encoder=HashingEncoder(64))
+    log = clustered.interactions.assign(weight=1e36)
+    with pytest.raises(TrainingError, match=r"largest is 5e\+36"):
+        rec.fit(log, clustered.items, show_progress=False)
+    assert not rec._fitted
+
+
 def test_a_refused_call_leaves_the_model_as_it_was(
     clustered: Dataset, fresh: Callable[[], HybridRecommender], tmp_path: Path
 ) -> None:
