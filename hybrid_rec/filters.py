@@ -101,6 +101,13 @@ def _comparison_text(text: str, column: str) -> tuple[str, str] | None:
 
 
 def _one(col: pd.Series, cond: Any, column: str) -> np.ndarray:
+    if cond is None:  # a form's empty field: matching nothing would empty every list
+        raise DataValidationError(
+            f"the filter on {column!r} is None.",
+            source="filters",
+            column=column,
+            fix="leave the column out of the filters for no condition on it.",
+        )
     if callable(cond):
         return _bools(cond(col))  # a nullable column's missing cells: False, not an error
     if isinstance(cond, str):  # "<20" is a comparison; "<3 Love" stays a value

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextvars
+import copy
 import datetime as _dt
 import functools
 import hashlib
@@ -19,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,9 @@ from hybrid_rec.persistence import (
     recover_interrupted_save,
     write_manifest,
 )
+
+if TYPE_CHECKING:
+    from hybrid_rec.explain.explainer import Explanation
 
 __all__ = ["CatalogueSync", "HybridRecommender"]
 
@@ -242,6 +246,22 @@ class HybridRecommender:
         self._text_keys: tuple[pd.DataFrame, np.ndarray, dict[int, int]] | None = None
         self._lock = ReadWriteLock()
         self._cache_lock = threading.RLock()  # readers filling caches (encoder, user vectors)
+        self._noted: set[str] = set()  # kinds of request already warned about (_note)
+        self._popular: tuple[tuple[int, int, float], np.ndarray] | None = None
+
+    def copy(self) -> HybridRecommender:
+        """An independent copy, for an update prepared off to the side: ``new =
+        rec.copy(); new.partial_fit(events); rec = new`` keeps ``rec`` serving, whole,
+        while ``new`` changes (at the cost of a second model's memory). The encoder,
+        which never changes, is shared."""
+        with self._lock.read():
+            memo: dict[int, Any] = {
+                id(self._lock): ReadWriteLock(),
+                id(self._cache_lock): threading.RLock(),
+            }
+            if self._encoder is not None:
+                memo[id(self._encoder)] = self._encoder
+            return copy.deepcopy(self, memo)
 
     @property
     def lock(self) -> ReadWriteLock:
@@ -1020,12 +1040,15 @@ class HybridRecommender:
         are users (:meth:`score_cold_items`)."""
         if not isinstance(k, int | np.integer) or isinstance(k, bool) or k <= 0:
             raise DataValidationError(f"k must be a positive integer, got {k!r}.", source="k")
-        if n == 0 and not _K_WARNED.get():
-            log.warning("no item passes the candidates/filters given; the result is empty.")
-        elif k > n and not _K_WARNED.get() and of_users:
-            log.warning("k=%d is larger than the %d users; at most %d per item.", k, n, n)
-        elif k > n and not _K_WARNED.get():
-            log.warning(
+        if _K_WARNED.get():
+            pass
+        elif n == 0:
+            self._note("empty", "no item passes the candidates/filters given; the result is empty.")
+        elif k > n and of_users:
+            self._note("k users", "k=%d is larger than the %d users; at most %d per item.", k, n, n)
+        elif k > n:
+            self._note(
+                "k items",
                 "k=%d is larger than the %d candidate items; at most %d per query "
                 "(fewer where seen or liked items are left out).",
                 k,
@@ -1033,6 +1056,14 @@ class HybridRecommender:
                 n,
             )
         return int(min(k, n))
+
+    def _note(self, kind: str, message: str, *args: object) -> None:
+        """Log what a request asked for that could not be (a filter matching nothing, k
+        past the candidates): a warning the first time this recommender meets ``kind``,
+        then at debug level, so a service's ordinary requests do not flood its log."""
+        first = kind not in self._noted
+        self._noted.add(kind)
+        log.log(logging.WARNING if first else logging.DEBUG, message, *args)
 
     def _user_vectors_for(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.model_.encode_users(
@@ -1358,10 +1389,17 @@ class HybridRecommender:
         days = self.config.model.popular_days
         if days is None or not self._has_time or self._log.empty:
             return self.counts_.astype(np.float64)
+        # counted once per state of the log, not per anonymous visitor (the log only grows)
+        key = (id(self._log), len(self._log), float(days))
+        cached = self._popular
+        if cached is not None and cached[0] == key and len(cached[1]) == len(self.item_ids_):
+            return cached[1]
         t = self._log["t"].to_numpy()
         recent = t >= t.max() - days * 86_400
         items = self._log["i"].to_numpy()[recent]
-        return np.bincount(items, minlength=len(self.item_ids_)).astype(np.float64)
+        counts = np.bincount(items, minlength=len(self.item_ids_)).astype(np.float64)
+        self._popular = (key, counts)
+        return counts
 
     @_reads
     def recommend_for_new_user(
@@ -2182,6 +2220,17 @@ class HybridRecommender:
         What validation left out is in :attr:`feedback_report_`.
         """
         self._check_fitted()
+        if isinstance(new_interactions, pd.DataFrame) and new_interactions.empty:
+            missing = [c for c in (C.user, C.item) if c not in new_interactions.columns]
+            if missing:
+                raise DataValidationError(
+                    f"new interactions lack column(s) {missing} (columns present: "
+                    f"{list(map(str, new_interactions.columns))}).",
+                    source="partial_fit",
+                    fix="name the columns user_id and item_id.",
+                )
+            self.feedback_report_ = ValidationReport()  # a quiet minute: nothing to fold in
+            return self
         data_cfg = self.config.data
         if unknown_items is not None:
             _check_choice(unknown_items, "unknown_items", ("error", "drop"))
@@ -2607,7 +2656,7 @@ class HybridRecommender:
 
     # ================================================================ introspection
 
-    def explain(self, user_id: str, item_id: str) -> Any:
+    def explain(self, user_id: str, item_id: str) -> Explanation:
         """Why ``item_id`` suits ``user_id``: an ``Explanation(text, facts, grounded, backend)``.
 
         The text comes from the backend in ``config.explain`` (a local LLM by
@@ -2621,7 +2670,7 @@ class HybridRecommender:
 
     def explain_for_new_user(
         self, item_id: str, liked_items: Sequence[str] = (), text: str | None = None
-    ) -> Any:
+    ) -> Explanation:
         """Explain a :meth:`recommend_for_new_user` result from the picked items / taste."""
         from hybrid_rec.explain import explain_for_new_user
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from hybrid_rec import HybridRecommender
 from hybrid_rec.data.datasets import Dataset
+from hybrid_rec.errors import DataValidationError
 
 
 def test_readers_beside_a_writer_see_whole_updates(
@@ -133,3 +136,56 @@ def test_updates_leave_the_process_threads_and_the_encoder_alone(
     loaded = HybridRecommender.load(rec.save(tmp_path / "m"))
     loaded.save(tmp_path / "again")
     assert loaded._encoder is None  # its name came from the manifest
+
+
+def test_an_update_prepared_on_a_copy_leaves_the_served_model_whole(
+    fresh: Callable[[], HybridRecommender], clustered: Dataset
+) -> None:
+    rec = fresh()
+    user = str(rec.user_ids_.external_ids[0])
+    before = rec.recommend([user], k=10)
+    n_items, n_log = len(rec.item_ids_), len(rec._log)
+    new = rec.copy()
+    assert new.recommend([user], k=10).equals(before)
+    new.add_items(clustered.items.iloc[:1].assign(item_id="fresh-1", title="Fresh"))
+    new.partial_fit(_feedback(new))
+    new.remove_items([str(before["item_id"].iloc[0])])
+    assert (len(new.item_ids_), len(new._log)) == (n_items + 1, n_log + 5)
+    assert (len(rec.item_ids_), len(rec._log), rec.index_.ntotal) == (n_items, n_log, n_items)
+    assert rec.recommend([user], k=10).equals(before)
+    assert str(before["item_id"].iloc[0]) not in set(new.recommend([user], k=10)["item_id"])
+    assert new._encoder is rec._encoder  # shared, never copied
+
+
+def test_a_quiet_minute_and_ordinary_requests_are_no_errors_and_little_noise(
+    fresh: Callable[[], HybridRecommender], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An empty feedback batch raised; every request whose filter matched nothing
+    logged a WARNING; a form's empty field (None) silently matched nothing."""
+    rec = fresh()
+    log_rows = len(rec._log)
+    assert rec.partial_fit(_feedback(rec).iloc[:0]) is rec and len(rec._log) == log_rows
+    with pytest.raises(DataValidationError, match="user_id"):
+        rec.partial_fit(pd.DataFrame({"customer": [], "item_id": []}))
+    user = str(rec.user_ids_.external_ids[0])
+    with caplog.at_level(logging.DEBUG, logger="hybrid_rec.recommender"):
+        for _ in range(5):
+            assert rec.recommend([user], k=5, filters={"category": "no such"}).empty
+    warned = [r for r in caplog.records if "no item passes" in r.getMessage()]
+    assert [r.levelno for r in warned] == [logging.WARNING] + [logging.DEBUG] * 4
+    with pytest.raises(DataValidationError, match="is None"):
+        rec.recommend([user], k=5, filters={"category": None})
+
+
+def test_recent_popularity_follows_the_log(fresh: Callable[[], HybridRecommender]) -> None:
+    """Counted once per state of the log (it was counted per anonymous request), and
+    again once feedback grows it."""
+    rec = fresh()
+    rec.config.model.popular_days = 30
+    first = rec._popularity()
+    assert rec._popularity() is first  # cached
+    rec.partial_fit(_feedback(rec).assign(timestamp=int(rec._log["t"].max()) + 60))
+    again = rec._popularity()
+    assert again is not first
+    touched = rec.item_ids_.to_internal(list(_feedback(rec)["item_id"]), kind="item")
+    np.testing.assert_array_equal(again[touched], first[touched] + 1)
