@@ -878,7 +878,8 @@ def sync_catalogue_cmd(
         bool,
         typer.Option(
             "--allow-mass-removal",
-            help="Stop serving the missing items even when they are most of the catalogue.",
+            help="Stop serving the missing items even when they are most of the catalogue, "
+            "and empty a column even for most items.",
         ),
     ] = False,
     store: StoreOption = None,
@@ -888,8 +889,9 @@ def sync_catalogue_cmd(
 
     New ids are added, changed records re-embedded, items the file no longer lists
     stop being served (they stay in users' histories) and items listed again come
-    back. A file that would remove more than half of the served items is refused
-    (a partial export must not empty the model) unless --allow-mass-removal.
+    back. A file that would remove more than half of the served items, or empty a
+    column for more than half of the listed items, is refused (a partial or broken
+    export must not empty the model) unless --allow-mass-removal.
     """
     from hybrid_rec.recommender import HybridRecommender
 

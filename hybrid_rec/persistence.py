@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,13 +61,18 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     directory complete.
     """
     dest = Path(target).resolve()
-    recover_interrupted_save(dest)
-    sweep_interrupted_saves(dest)
     check_replaceable(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelFileError(f"{dest.parent}: cannot create the model's folder ({exc}).") from None
+    # the model's lock around what touches the directory itself, so that another
+    # process's load cannot take the moved-aside model for a crashed save's (the files
+    # are written without it; a command holding it for its whole run reenters it)
+    with model_lock(dest, wait=SAVE_LOCK_WAIT_S):
+        recover_interrupted_save(dest)
+        sweep_interrupted_saves(dest)
+        check_replaceable(dest)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     os.chmod(tmp, default_mode(directory=True))  # mkdtemp makes it 0700
     try:
@@ -76,30 +82,36 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
         fsync_dir(tmp)
-        check_replaceable(dest)  # again: something may have appeared while the body ran
-        old = None
-        if dest.exists():
-            aside = tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent)
-            old = Path(aside) / dest.name
-            os.replace(dest, old)
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if old is not None:  # put the old model back: never leave no model at all
-                os.replace(old, dest)
-                shutil.rmtree(old.parent, ignore_errors=True)
-            raise
-        fsync_dir(dest.parent)
-        if old is not None:
-            try:  # once more, on the moved folder: a file written into it since the check
-                check_replaceable(old)
-            except ModelFileError:
-                log.warning("%s: kept, with files written during the save in it", old.parent)
-            else:
-                shutil.rmtree(old.parent, ignore_errors=True)
+        with model_lock(dest, wait=SAVE_LOCK_WAIT_S):
+            _rename_in(tmp, dest)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rename_in(tmp: Path, dest: Path) -> None:
+    """Move ``dest`` aside, rename ``tmp`` in, delete the old one."""
+    check_replaceable(dest)  # again: something may have appeared while the body ran
+    old = None
+    if dest.exists():
+        aside = tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent)
+        old = Path(aside) / dest.name
+        os.replace(dest, old)
+    try:
+        os.replace(tmp, dest)
+    except OSError:
+        if old is not None:  # put the old model back: never leave no model at all
+            os.replace(old, dest)
+            shutil.rmtree(old.parent, ignore_errors=True)
+        raise
+    fsync_dir(dest.parent)
+    if old is not None:
+        try:  # once more, on the moved folder: a file written into it since the check
+            check_replaceable(old)
+        except ModelFileError:
+            log.warning("%s: kept, with files written during the save in it", old.parent)
+        else:
+            shutil.rmtree(old.parent, ignore_errors=True)
 
 
 def recover_interrupted_save(target: str | Path) -> bool:
@@ -173,25 +185,41 @@ def _only_written_by_a_save(folder: Path, name: str, *, old: bool) -> bool:
     return all(e.is_file() and not e.is_symlink() for e in entries)
 
 
-def model_lock(
-    directory: str | Path, *, wait: float = 0.0
-) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def model_lock(directory: str | Path, *, wait: float = 0.0) -> Iterator[None]:
     """Hold while reading, changing and saving the model in ``directory``, so that two
     updates of one model (two ``add-items`` runs) cannot lose each other's changes.
 
     The lock file ``.NAME.lock`` sits beside the directory (the directory itself is
     replaced whole on save) and is removed on exit. A lock another update holds is
-    waited for up to ``wait`` seconds, then refused.
+    waited for up to ``wait`` seconds, then refused. A thread that holds it already
+    (a command around its own save) takes it again at once.
     """
     target = Path(directory).resolve()
     lock = target.with_name(f".{target.name}.lock")
+    held: set[Path] = _HELD.__dict__.setdefault("locks", set())
+    if lock in held:
+        yield
+        return
     busy = ModelFileError(
         f"{target}: another process is updating this model (lock {lock})"
         + (f" and still was after {wait:g} s" if wait > 0 else "")
         + ". Fix: wait for it to finish (the lock goes when it exits), then run this again, "
         + ("or pass a longer --wait." if wait > 0 else "or pass --wait SECONDS to wait for it.")
     )
-    return exclusive_lock(lock, busy, wait=wait)
+    with exclusive_lock(lock, busy, wait=wait):
+        held.add(lock)
+        try:
+            yield
+        finally:
+            held.discard(lock)
+
+
+_HELD = threading.local()
+"""The model locks this thread holds."""
+SAVE_LOCK_WAIT_S = 10.0
+"""How long a save or a load's repair waits for the model's lock (another process
+updating the model) before it is refused."""
 
 
 def check_replaceable(dest: str | Path) -> None:

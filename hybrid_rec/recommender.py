@@ -81,8 +81,10 @@ from hybrid_rec.models.prior import ContentPrior
 from hybrid_rec.models.taste import ContentTaste
 from hybrid_rec.models.training import N_SAMPLED_NEGATIVES, torch_threads
 from hybrid_rec.persistence import (
+    SAVE_LOCK_WAIT_S,
     atomic_directory,
     load_npy,
+    model_lock,
     read_manifest,
     recover_interrupted_save,
     write_manifest,
@@ -1789,6 +1791,7 @@ class HybridRecommender:
                 "if so many items really left; or remove_missing=False (--keep-missing) to only "
                 "add and update.",
             )
+        self._check_columns_kept(known, old, max_removed_share, frame.attrs.get("source"))
         # everything is checked and embedded before anything changes
         opened = self._check_store(store)
         new = self._typed_like_items(frame[is_new])
@@ -1814,6 +1817,37 @@ class HybridRecommender:
         )
         log.info("catalogue synced: %s", result)
         return result
+
+    def _check_columns_kept(
+        self, known: pd.DataFrame, old: pd.DataFrame, max_share: float, source: str | None
+    ) -> None:
+        """Refuse a catalogue that empties a column the model holds for more than
+        ``max_share`` of the items it lists (and more than 10): an export that blanked
+        every title would otherwise wipe them. A column named like one of the model's
+        but for case is a new column: say so."""
+        for col in known.columns.drop(C.item):
+            if col not in old.columns:
+                twins = [c for c in old.columns if str(c).casefold() == str(col).casefold()]
+                if twins:
+                    log.warning(
+                        "catalogue column %r is new to the model, which has %r: the names "
+                        "differ in case, so both are kept (rename it to update %r)",
+                        col,
+                        twins[0],
+                        twins[0],
+                    )
+                continue
+            emptied = int((_blank(known[col]) & ~_blank(old[col])).sum())
+            if emptied > max(10, max_share * len(known)):
+                raise DataValidationError(
+                    f"column {col!r} is empty for {emptied} of the {len(known)} listed items "
+                    "that have a value in the model: syncing would erase those values. "
+                    "Nothing changed.",
+                    source=source or "catalogue",
+                    column=str(col),
+                    fix="check the export; or max_removed_share=1 (CLI: --allow-mass-removal) "
+                    "if the values really went.",
+                )
 
     @_writes
     def remove_items(self, item_ids: Sequence[str] | str) -> int:
@@ -2515,7 +2549,14 @@ class HybridRecommender:
         version and read another, is started again.
         """
         d = Path(directory)
-        recover_interrupted_save(d)  # a save killed between its two renames left no model
+        if not d.exists() and d.parent.is_dir():
+            # a save killed between its two renames left no model: put the old one back,
+            # under the lock a running save holds there (it is not crashed, only between)
+            try:
+                with model_lock(d, wait=SAVE_LOCK_WAIT_S):
+                    recover_interrupted_save(d)
+            except PermissionError:  # a read-only folder: no lock file, and nothing to repair
+                pass
         for _ in range(3):
             before = _identity(d)
             try:
@@ -2860,6 +2901,12 @@ def _identity(directory: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _blank(column: pd.Series) -> np.ndarray:
+    """Cells with no value: missing, or text of nothing but spaces."""
+    text = column.astype("string").str.strip()
+    return (column.isna() | text.eq("").fillna(False)).to_numpy(dtype=bool)
 
 
 def _meta_number(meta: dict[str, Any], key: str, default: float, d: Path) -> float:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -254,7 +255,7 @@ def test_a_file_written_into_the_old_model_during_a_save_is_kept(
     def late_writer(dest: Path) -> None:
         real(dest)
         calls.append(dest)
-        if len(calls) == 2:  # after the last check, before the swap
+        if len(calls) == 3:  # after the last check, before the swap (before the body: 2)
             (Path(dest) / "report.csv").write_text("mine")
 
     monkeypatch.setattr(persistence, "check_replaceable", late_writer)
@@ -451,3 +452,48 @@ def test_consistent_but_wrong_model_files_are_refused(
     with pytest.raises(ModelFileError, match=re.escape(message)):
         HybridRecommender.load(bad, encoder=HashingEncoder(64))
     HybridRecommender.load(saved, encoder=HashingEncoder(64))  # the original still loads
+
+
+def test_a_load_during_a_save_waits_for_it_instead_of_undoing_it(
+    tiny_model: HybridRecommender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load that came between a save's two renames took the moved-aside model for a
+    crashed save's and put it back; the save then failed and its update was lost."""
+    d = tiny_model.save(tmp_path / "m")
+    real = os.replace
+    aside, go_on = threading.Event(), threading.Event()
+
+    def paused(src: object, dst: object) -> None:
+        real(src, dst)  # type: ignore[arg-type]
+        if str(dst).endswith(".old/m") and not aside.is_set():
+            aside.set()  # the old model is aside, the new one not in yet
+            go_on.wait(20)
+
+    monkeypatch.setattr(persistence.os, "replace", paused)
+    errors: list[BaseException] = []
+    loaded: list[HybridRecommender] = []
+
+    def run(job: Callable[[], object]) -> threading.Thread:
+        def target() -> None:
+            try:
+                out = job()
+                if isinstance(out, HybridRecommender):
+                    loaded.append(out)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    saver = run(lambda: tiny_model.save(d))
+    assert aside.wait(20)
+    loader = run(lambda: HybridRecommender.load(d, encoder=HashingEncoder(64)))
+    time.sleep(0.5)
+    assert loader.is_alive()  # waiting on the save's lock
+    go_on.set()
+    saver.join(20)
+    loader.join(20)
+    assert not errors, errors
+    assert len(loaded) == 1 and len(loaded[0].item_ids_) == len(tiny_model.item_ids_)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # nothing left aside

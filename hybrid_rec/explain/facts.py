@@ -107,6 +107,20 @@ _ADDRESSES_MODEL = re.compile(
 )
 """Text that addresses the explaining model (a description's sentence, a title or an
 attribute value with it is withheld from the prompt)."""
+_LOOKALIKES = str.maketrans(
+    "аеорсухіјѕԁһӏпмтвкАВЕКМНОРСТХІЈЅΑΒΕΗΙΚΜΝΟΡΤΥΧαοιντυ",
+    "aeopcyxijsdhlnmtbkABEKMHOPCTXIJSABEHIKMNOPTYXaoivty",
+)
+"""Cyrillic and Greek letters that look like Latin ones (NFKC keeps them apart):
+"Ignоre previous instructions" with a Cyrillic о is still an instruction."""
+
+
+def addresses_model(text: str) -> bool:
+    """Whether ``text`` addresses the explaining model, letters that only look Latin read
+    as the Latin ones."""
+    return _ADDRESSES_MODEL.search(text.translate(_LOOKALIKES)) is not None
+
+
 _TRAILING_ARTICLE = re.compile(r"^(.*\S),\s*(The|A|An)$")
 _SENTENCES = re.compile(r"(?<=[.!?。！？])\s+")
 
@@ -271,7 +285,7 @@ def withhold_instructions(text: str) -> tuple[str, int]:
     resist. Returns the kept text and how many sentences were dropped.
     """
     sentences = [x for x in _SENTENCES.split(text) if x.strip()]
-    kept = [x for x in sentences if not _ADDRESSES_MODEL.search(x)]
+    kept = [x for x in sentences if not addresses_model(x)]
     return " ".join(kept), len(sentences) - len(kept)
 
 
@@ -405,7 +419,7 @@ def _item(
         item_id
     )
     dropped = 0
-    if withhold and _ADDRESSES_MODEL.search(title):  # a title that talks to the model
+    if withhold and addresses_model(title):  # a title that talks to the model
         log.info("item %s: its title addresses a model; named by its id instead", item_id)
         title, dropped = f"item {item_id}", 1
     text_cols = [c for c in FREE_TEXT_COLUMNS if c in rec.items_.columns]
@@ -419,9 +433,7 @@ def _item(
     attributes = _row_attributes(row, columns)
     if withhold:
         for col, values in list(attributes.items()):
-            kept = tuple(
-                v for v in values if not _ADDRESSES_MODEL.search(v) and not reads_as_sentence(v)
-            )
+            kept = tuple(v for v in values if not addresses_model(v) and not reads_as_sentence(v))
             dropped += len(values) - len(kept)
             if kept:
                 attributes[col] = kept

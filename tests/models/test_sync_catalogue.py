@@ -154,3 +154,24 @@ def test_to_parquet_writes_mixed_columns_as_text_without_garbling(tmp_path: Path
     back = pd.read_parquet(tmp_path / "x.parquet")
     assert back["tags"].tolist()[:2] == ["space|gift", "kettle|tea"] and pd.isna(back["tags"][2])
     assert back["price"].tolist()[:2] == ["1.5", "2"] and pd.isna(back["price"][2])
+
+
+def test_a_file_that_blanks_a_column_does_not_erase_it(
+    fresh: Callable[[], HybridRecommender], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An export with every title empty read as 300 updates and wiped the titles; a
+    column renamed in case only was added beside the old one without a word."""
+    rec = fresh()
+    titles = rec.items_["title"].copy()
+    blank = _catalogue(rec).assign(title="")
+    with pytest.raises(DataValidationError, match="column 'title' is empty for 300 of the 300"):
+        rec.sync_catalogue(blank)
+    pd.testing.assert_series_equal(rec.items_["title"], titles)
+    few = _catalogue(rec)
+    few.loc[few.index[:5], "title"] = None  # a few items really lost their titles
+    assert rec.sync_catalogue(few).updated == 5
+    renamed = _catalogue(rec).rename(columns={"category": "Category"})
+    with caplog.at_level("WARNING", logger="hybrid_rec.recommender"):
+        rec.sync_catalogue(renamed)
+    assert "differ in case" in caplog.text
+    assert rec.sync_catalogue(blank, max_removed_share=1.0).updated == 295
