@@ -44,7 +44,7 @@ from hybrid_rec.batch import (
 from hybrid_rec.config import ModelConfig, RecommenderConfig
 from hybrid_rec.content import Encoder, item_texts, make_encoder
 from hybrid_rec.content.attributes import AttributeFeatures
-from hybrid_rec.content.encoders import encode_queries, progress_enabled
+from hybrid_rec.content.encoders import encode_queries, progress_enabled, torch_threads
 from hybrid_rec.content.store import EmbeddingStore
 from hybrid_rec.content.text import new_item_texts
 from hybrid_rec.data.arrays import append_rows
@@ -79,7 +79,7 @@ from hybrid_rec.models.history import Histories, rebuild_users
 from hybrid_rec.models.neighbours import NeighbourTransfer, neighbour_share
 from hybrid_rec.models.prior import ContentPrior
 from hybrid_rec.models.taste import ContentTaste
-from hybrid_rec.models.training import N_SAMPLED_NEGATIVES, torch_threads
+from hybrid_rec.models.training import N_SAMPLED_NEGATIVES
 from hybrid_rec.persistence import (
     SAVE_LOCK_WAIT_S,
     atomic_directory,

@@ -114,6 +114,23 @@ class Encoder(Protocol):
 # ----------------------------------------------------------------------------- helpers
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the body on ``n`` torch threads (None: as set), then give the process its
+    own setting back: a service's update or explanation must not change its serving
+    threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def progress_enabled(show_progress: bool | None, logger: logging.Logger = log) -> bool:
     """Whether to draw a progress bar: as asked; by default (None) when ``logger``
     shows INFO and someone watches: stderr is a terminal, or a notebook runs us.

@@ -25,14 +25,14 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from hybrid_rec.content.encoders import torch_threads
 from hybrid_rec.errors import ExplanationError, ModelFileError
 from hybrid_rec.explain.facts import Fact, Facts
 from hybrid_rec.explain.models import model_path
@@ -205,6 +205,13 @@ _ZH_LABELS = {
     "keyword": "关键词",
     "tag": "标签",
 }
+
+
+def template_words() -> frozenset[str]:
+    """Every word the English template writes (its phrases, "person"/"people"): what an
+    explanation may say besides the facts and a few connectives."""
+    text = " ".join(_EN.values()) + " person people have has interacted with it"
+    return frozenset(re.findall(r"[a-z]+", re.sub(r"\{[a-z_0-9]+\}", " ", text.lower())))
 
 
 def attribute_label(column: str | None, language: str = "en") -> str:
@@ -963,19 +970,6 @@ def _text_tokens(request: GenerationRequest) -> int:
 # ============================================================================ transformers
 
 
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class TransformersBackend:
     """A local Hugging Face causal LM (a directory, or a GGUF in it via ``gguf_file``).
 
@@ -1060,7 +1054,7 @@ class TransformersBackend:
         first = requests[0]
         prompts = [self._prompt(r.messages) + _escape(r.answer_start) for r in requests]
         start = time.perf_counter()
-        with self._lock, _torch_threads(self.threads), torch.no_grad():
+        with self._lock, torch_threads(self.threads), torch.no_grad():
             inputs = self.tokenizer(
                 prompts, return_tensors="pt", padding=True, add_special_tokens=False
             )

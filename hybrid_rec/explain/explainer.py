@@ -73,6 +73,7 @@ from hybrid_rec.explain.backends import (
     TransformersBackend,
     attribute_label,
     render_template,
+    template_words,
     tidy_stops,
 )
 from hybrid_rec.explain.facts import (
@@ -753,6 +754,7 @@ def check_explanation(
     problems.extend(_check_names(text, [*spans, *((a, b) for _, a, b in values)], known_text))
     problems.extend(_check_quotes(text, spans, known_text))
     outside_titles = _blank(text, spans)
+    outside_values = _blank(outside_titles, [(a, b) for _, a, b in values])
     if _LINK.search(text) or _DOMAIN.search(outside_titles):
         problems.append("contains a link or address")
     if _MARKUP.search(outside_titles):
@@ -769,11 +771,49 @@ def check_explanation(
         problems.append(f"claims what the facts do not say ({', '.join(claims[:3])})")
     if not facts.of_kind("popular") and (said := _POPULARITY.search(outside_titles)):
         problems.append(f"calls the item popular ({said.group()}), which the facts do not")
+    if language == "en":
+        problems.extend(_check_words(outside_values, facts, f"{known_text} {taste_words}"))
     problems.extend(_check_liking(text, facts))
     problems.extend(_check_repetition(text))
     if _PERSON.search(text):
         problems.append("mixes up who recommends to whom")
     return CheckResult(not problems, tuple(problems), tuple(m.surface for m in found))
+
+
+_CONNECTIVES_TEXT = """a an the and or but also too so as of in on at to for from by with into about
+    you your yours it its it's this that these those they them their there here which who
+    what where when both each all any one ones more most some same similar other another
+    is are was were be been being has have had do does did can could may might would will
+    like liked likes enjoy enjoys enjoyed enjoying love loved loves fan fans favourite
+    favorite watched read bought chose picked picks pick recommend recommended
+    recommendation suggest suggested match matches matched fits fit share shares shared
+    sharing common together well just very much many because since if than then s
+    film films movie movies book books title titles item items product products show shows
+    series story stories episode pick picks choice choices option good great nice worth
+    look try suits suit suited another plenty lot lots bit few people person users others
+    viewers readers listeners seen watched rated viewed interacted sequel prequel follows
+    followed science fiction year years decade decades era asked described wanted wrote
+    said looking"""
+CONNECTIVES = frozenset(_CONNECTIVES_TEXT.split())
+"""Words an English explanation may use besides the facts' and the template's own."""
+
+
+def _check_words(text: str, facts: Facts, known: str) -> list[str]:
+    """Every word outside the titles and values named comes from the facts, the
+    template's phrases or :data:`CONNECTIVES`: an answer's own statement ("this file
+    contains malware", "log in again to verify your password", an invented plot) uses
+    words none of them holds. A blocklist of claims could not list them all."""
+    allowed = CONNECTIVES | template_words()
+    allowed |= set(re.findall(r"[a-z]+", known))
+    allowed |= set(re.findall(r"[a-z]+", render_template(facts, "en")[0].lower()))
+    unknown = [
+        w
+        for w in dict.fromkeys(re.findall(r"[a-z]+", text.lower()))
+        if w not in allowed and w.removesuffix("s") not in allowed and f"{w}s" not in allowed
+    ]
+    if not unknown:
+        return []
+    return [f"says what no fact holds (words: {', '.join(unknown[:5])})"]
 
 
 def _sentence_ends(text: str) -> list[int]:

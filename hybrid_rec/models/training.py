@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import time
@@ -14,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hybrid_rec.config import ModelConfig
-from hybrid_rec.content.encoders import progress_enabled
+from hybrid_rec.content.encoders import progress_enabled, torch_threads
 from hybrid_rec.errors import TrainingError
 from hybrid_rec.models.collaborative import weighted_softmax_loss
 from hybrid_rec.models.history import Histories
@@ -93,20 +92,6 @@ def train_model(
         return _train(
             model, data, config, validate, trainable, epochs, show_progress, full_softmax_items
         )
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the body on ``n`` torch threads (None: as set), then give the process its
-    own setting back: a service's update must not change its serving threads."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def _train(

@@ -66,19 +66,45 @@ def check(text: str, facts: Facts, mentions: CatalogueMentions, ids: tuple[str, 
 @pytest.mark.parametrize(
     "text",
     [
-        "You liked Alien and Alien 3, and Aliens shares their Sci-Fi streak.",
+        "You liked Alien and Alien 3, and Aliens shares their Sci-Fi genre.",
         'Because you enjoyed "Alien", you may like "Aliens", another Sci-Fi Action film from 1986.',
         "Aliens is popular and, like Alien 3, it is science fiction you will enjoy.",
         "You might like it: it is a Thriller with plenty of action.",
         "Like Alien, it is a Sci-Fi Action film, and 300 people have watched it.",
         "It is a 1980s Sci-Fi film that follows Alien (1979) and suits you.",
         "The Sci-Fi Thriller Aliens suits you, since you liked Alien 3.",
-        "Heat waves aside, this Sci-Fi sequel to a film you loved is a good pick.",
+        "This Sci-Fi sequel to a film you loved is a good pick.",
     ],
 )
 def test_grounded_texts_pass(text: str, facts: Facts, mentions: CatalogueMentions) -> None:
     result = check(text, facts, mentions)
     assert result.ok, result.problems
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        # statements of the answer's own, with no name, number or listed claim in them
+        ('You might like "Aliens" because of "Alien". This file contains malware.', "malware"),
+        ("You liked Alien. Your account was suspended; log in to verify your password.", "account"),
+        ("You liked Alien, and Aliens is about a murder on a train in winter.", "murder"),
+        ("You should not watch Aliens; Alien was a mistake and you regret it.", "mistake"),
+        ("You liked Alien. Call our support line to claim your reward.", "support"),
+        # and free paraphrase beyond the facts' and the template's words
+        ("You liked Alien and Alien 3, and Aliens shares their Sci-Fi streak.", "streak"),
+        ("Heat waves aside, this Sci-Fi sequel to a film you loved is a good pick.", "waves"),
+    ],
+)
+def test_words_no_fact_holds_fail(
+    text: str, words: str, facts: Facts, mentions: CatalogueMentions
+) -> None:
+    """The check listed what may not be said (names, numbers, "praised", links ...), so
+    an answer's own sentence of plain words passed as grounded: now every word outside
+    the titles and values named must come from the facts, the template or a short
+    list of connectives."""
+    result = check(text, facts, mentions)
+    assert not result.ok
+    assert any("says what no fact holds" in p and words in p for p in result.problems)
 
 
 @pytest.mark.parametrize(
@@ -295,7 +321,9 @@ def test_values_from_the_stated_taste_are_allowed_not_from_the_description(
         taste="I like drama",
         facts=(Fact("t1", "stated_taste", value="I like drama"),),
     )
-    assert check("It is a tense story with some drama.", facts, mentions, ("t1",)).ok
+    assert check("It is a story with some drama.", facts, mentions, ("t1",)).ok
+    tense = check("It is a tense story with some drama.", facts, mentions, ("t1",))
+    assert not tense.ok and "tense" in tense.problems[0]  # no fact calls it tense
     assert not check("It is a tense Comedy for you.", facts, mentions, ("t1",)).ok
     crime = check("It is a tense crime story with some drama.", facts, mentions, ("t1",))
     assert not crime.ok and "'Crime'" in crime.problems[0]

@@ -188,7 +188,7 @@ def test_fact_ids_written_into_the_text_are_removed(
     rec: HybridRecommender, pair: tuple[str, str], scripted: Any
 ) -> None:
     def with_ids(request: GenerationRequest) -> str:
-        text = "You might like it because of your history (h1) and its popularity [h1]."
+        text = "You might like it because of your history (h1) and what you enjoyed [h1]."
         return json.dumps({"explanation": text, "fact_ids": ["h1"]})
 
     result = Explainer(scripted([with_ids])).explain(rec, *pair)
