@@ -312,7 +312,7 @@ def _parse_manifest(path: Path) -> dict[str, Any]:
     """The manifest at ``path`` as a JSON object, or a :class:`ModelFileError`."""
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # [[[[...]]]] 100,000 deep
         raise ModelFileError(f"{path}: unreadable manifest ({exc}).") from None
     if not isinstance(manifest, dict):
         raise ModelFileError(
@@ -384,6 +384,23 @@ def _quote(names: list[str]) -> str:
 def load_npy(path: Path) -> np.ndarray:
     """``np.load`` without pickle, with a readable error."""
     try:
+        with path.open("rb") as fh:  # the header's size against the file's, before numpy
+            version = np.lib.format.read_magic(fh)  # allocates what the header claims
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(fh)
+            data_bytes = path.stat().st_size - fh.tell()
+        claimed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if not dtype.hasobject and claimed != data_bytes:
+            raise ModelFileError(
+                f"{path}: its header describes {claimed:,} bytes of {dtype} {shape}, the "
+                f"file holds {data_bytes:,}; the file is corrupt."
+            )
         return np.load(path, allow_pickle=False)
+    except ModelFileError:
+        raise
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: cannot read array ({exc}).") from None

@@ -25,6 +25,7 @@ def test_defaults_and_toml(tmp_path: Path) -> None:
     ("text", "match"),
     [
         ("[model]\ndim = -1\n", "model.dim"),
+        ("[model]\nhistory_len = 100000000\n", "model.history_len"),  # tried to allocate TBs
         ("[model]\nflavour = 1\n", "flavour"),
         ("[data]\nevent_weights = {view = -2}\n", ">= 0"),
         ("not toml [", "not valid TOML"),

@@ -497,3 +497,24 @@ def test_a_load_during_a_save_waits_for_it_instead_of_undoing_it(
     assert not errors, errors
     assert len(loaded) == 1 and len(loaded[0].item_ids_) == len(tiny_model.item_ids_)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # nothing left aside
+
+
+def test_a_header_that_lies_or_a_manifest_nested_deep_is_a_corrupt_model(tmp_path: Path) -> None:
+    """An .npy header claiming 800 GB on a 1 KB file died in a MemoryError, a manifest of
+    100,000 nested lists in a RecursionError: tracebacks, not the clear error."""
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10**11,)}
+    )
+    lying = tmp_path / "x.npy"
+    lying.write_bytes(header.getvalue() + b"\0" * 1000)
+    with pytest.raises(ModelFileError, match=r"800,000,000,000 bytes .* the file holds 1,000"):
+        persistence.load_npy(lying)
+    np.save(tmp_path / "ok.npy", np.zeros((0, 5), np.float32))
+    assert persistence.load_npy(tmp_path / "ok.npy").shape == (0, 5)
+    d = _save_fake_model(tmp_path / "m")
+    (d / MANIFEST).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelFileError, match="unreadable manifest"):
+        _read(d)
