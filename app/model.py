@@ -32,27 +32,30 @@ def load_or_fit(
     *,
     epochs: int = DEMO_EPOCHS,
     refit: bool = False,
+    is_demo: bool = False,
 ) -> HybridRecommender:
     """Load the model in ``model_dir``, or fit MovieLens-100k and save it there first.
 
-    Only the demo's own directory (:data:`DEFAULT_MODEL_DIR`) is fitted here: when
-    it holds no model, when ``refit`` is set, and when it holds a model an older
-    version of the library wrote. Any other directory must hold a model that
-    loads: it may be someone's own, which a MovieLens fit would replace (and a
-    mistyped path would serve MovieLens in its name).
+    Only a folder of the demo's is fitted here: its default one
+    (:data:`DEFAULT_MODEL_DIR`), or ``model_dir`` with ``is_demo``. It is fitted when it
+    holds no model, when ``refit`` is set, and (the default one) when it holds a
+    model an older version of the library wrote. Any other directory must hold a
+    model that loads: it may be someone's own, which a MovieLens fit would replace
+    (and a mistyped path would serve MovieLens in its name).
     """
     directory = Path(model_dir)
-    if directory.resolve() != Path(DEFAULT_MODEL_DIR).resolve():
+    if not is_demo and directory.resolve() != Path(DEFAULT_MODEL_DIR).resolve():
         if refit:
             raise ModelFileError(
                 f"{directory}: --refit fits the MovieLens demo, which would replace the model "
-                "there. Fit your own data with `hybrid-rec fit`; --refit is for the demo's "
-                "default directory only."
+                "there. Fit your own data with `hybrid-rec fit`; --refit refits the demo in "
+                "its default directory, or in one given with --demo."
             )
         if not (directory / "manifest.json").is_file():
             raise ModelFileError(
                 f"{directory}: no saved model there. Fit one with `hybrid-rec fit ... "
-                f"--model-dir {directory}`, or leave --model-dir out for the MovieLens demo."
+                f"--model-dir {directory}`, leave --model-dir out for the MovieLens demo, or "
+                "pass --demo to fit the demo into this folder."
             )
     if (directory / "manifest.json").is_file() and not refit:
         start = time.perf_counter()

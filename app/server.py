@@ -34,6 +34,7 @@ def serve(
     *,
     epochs: int = DEMO_EPOCHS,
     refit: bool = False,
+    is_demo: bool = False,
     benchmarks_dir: str | os.PathLike[str] = DEFAULT_BENCHMARKS_DIR,
     concurrency: int = 2,
     explain_backend: str | None = None,
@@ -42,8 +43,10 @@ def serve(
 ) -> gr.Blocks:
     """Fit or load the demo model and serve the app on ``host:port``.
 
-    ``explain_backend`` (``llama_cpp``, ``transformers``, ``template``)
-    overrides the saved model's explanation backend; by default the local LLM
+    ``is_demo`` says that ``model_dir`` is a folder for the MovieLens demo (see
+    :func:`~app.model.load_or_fit`). ``explain_backend`` (``llama_cpp``,
+    ``transformers``, ``template``) overrides the saved model's explanation backend;
+    by default the local LLM
     is used when llama-cpp-python is installed. With ``block=False`` it
     returns once the page is up (the server keeps running in a thread);
     otherwise it serves until interrupted.
@@ -60,7 +63,7 @@ def serve(
     library.setLevel(min(level or logging.INFO, logging.INFO))  # the fit's stages and bars
     directory = model_dir or DEFAULT_MODEL_DIR
     try:
-        rec = load_or_fit(directory, epochs=epochs, refit=refit)
+        rec = load_or_fit(directory, epochs=epochs, refit=refit, is_demo=is_demo)
         rec.recommend_for_new_user(text="warm up the text encoder", k=1)  # load it now
     finally:
         library.setLevel(level)  # requests then log quietly (no progress bar per request)

@@ -1299,7 +1299,16 @@ def serve_cmd(
         typer.Option(help="Explanations: llama_cpp (local LLM), transformers or template."),
     ] = None,
     refit: Annotated[
-        bool, typer.Option(help="Fit the MovieLens demo again (its default directory only).")
+        bool,
+        typer.Option(help="Fit the MovieLens demo again (its directory: the default, or --demo)."),
+    ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="--model-dir is a folder for the MovieLens demo: fit it there if it holds no "
+            "model (without it, a --model-dir must hold a model).",
+        ),
     ] = False,
     epochs: Annotated[
         int | None, typer.Option(min=1, help="Training epochs when fitting the demo model.")
@@ -1324,6 +1333,7 @@ def serve_cmd(
 
     extra: dict[str, object] = {
         "refit": refit,
+        "is_demo": demo,
         "concurrency": concurrency,
         "reload_every": reload_every,
     }

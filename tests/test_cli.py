@@ -142,7 +142,7 @@ def test_serve_passes_its_options_to_the_app(monkeypatch: pytest.MonkeyPatch) ->
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(hybrid_rec.serve, "serve", lambda **kw: calls.append(kw))
     args = ["serve", "--model-dir", "m", "--port", "7999", "--explain-backend", "template"]
-    more = ["--epochs", "2", "--refit", "--concurrency", "3", "--reload-every", "2.5"]
+    more = ["--epochs", "2", "--refit", "--demo", "--concurrency", "3", "--reload-every", "2.5"]
     result = CliRunner().invoke(app, [*args, *more])
     assert result.exit_code == 0, result.output
     assert calls == [
@@ -151,6 +151,7 @@ def test_serve_passes_its_options_to_the_app(monkeypatch: pytest.MonkeyPatch) ->
             "host": "127.0.0.1",
             "port": 7999,
             "refit": True,
+            "is_demo": True,
             "concurrency": 3,
             "reload_every": 2.5,
             "epochs": 2,

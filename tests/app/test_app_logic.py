@@ -821,3 +821,4 @@ def test_the_demo_fit_never_replaces_or_stands_in_for_a_users_model(tmp_path: Pa
     with pytest.raises(ModelFileError, match="no saved model there"):
         load_or_fit(tmp_path / "typo")
     assert not (tmp_path / "typo").exists()
+    # --demo names a folder of the demo's: a fit there is asked for (the e2e test fits one)

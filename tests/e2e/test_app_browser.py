@@ -206,7 +206,7 @@ def test_insight_tab_shows_benchmarks_and_long_tail(app_page: Any, shoot: Shoot)
 def _start(model_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     code = (
         "import sys; from app.gradio_app import serve; "
-        "serve(model_dir=sys.argv[1], port=int(sys.argv[2]), epochs=1)"
+        "serve(model_dir=sys.argv[1], port=int(sys.argv[2]), epochs=1, is_demo=True)"
     )
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     with log.open("wb") as out:
