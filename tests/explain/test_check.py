@@ -28,6 +28,7 @@ ITEMS = pd.DataFrame(
         ("7", "Seven (Se7en)", 1995, "Crime|Thriller", None),
         ("8", "Fargo", 1996, "Crime|Drama|Thriller", None),
         ("9", "unknown", None, "unknown", None),
+        ("10", "187", 1997, "Drama", None),
     ],
     columns=["item_id", "title", "year", "genres", "description"],
 )
@@ -507,3 +508,24 @@ def test_a_misquoted_title_fails_and_the_exact_one_passes() -> None:
         result = check_explanation(wrong, ("h1",), facts, mentions)
         assert not result.ok
         assert any("quotes 'The museum opens one grand" in p for p in result.problems)
+
+
+def test_a_count_that_a_numeric_title_reads_as_is_the_count(
+    facts: Facts, mentions: CatalogueMentions
+) -> None:
+    """The film "187" made the template's "with 187 interactions" name a title the facts
+    lacked, so that sentence failed its own check (MovieLens-100k user 306, Lone Star)."""
+    popular = Facts(
+        item_id="8",
+        title="Fargo",
+        user_id="u",
+        facts=(
+            Fact("h1", "history_item", item_id="1", title="Alien"),
+            Fact("n1", "popular", value=187),
+        ),
+    )
+    said = "You might like Fargo because you enjoyed Alien. It is one of the most popular items, "
+    assert check(said + "with 187 interactions.", popular, mentions).ok
+    wrong = check(said + "with 188 interactions.", popular, mentions)
+    assert not wrong.ok and any("188" in p for p in wrong.problems)
+    assert not check("You liked Alien, so you might like 187.", facts, mentions).ok
