@@ -545,15 +545,6 @@ Overwrite = Annotated[
 Out = Annotated[Path | None, typer.Option(help="Write CSV/Parquet/JSONL instead.")]
 
 
-def _check_out(out: Path | None, overwrite: bool) -> None:
-    """Check a small command's ``--out`` before the model loads."""
-    from hybrid_rec.data.io import check_output
-
-    if out is not None:
-        _output_format(out)
-        check_output(out, overwrite=overwrite)
-
-
 @app.command("recommend")
 def recommend_cmd(
     users: Annotated[list[str], typer.Argument(help="User ids.")],
@@ -573,7 +564,8 @@ def recommend_cmd(
     """Top-k items for known users."""
     from hybrid_rec.recommender import HybridRecommender
 
-    _check_out(out, overwrite)
+    if out is not None:  # before the model loads
+        _check_output(out, overwrite, always_new=True)
     filters = _parse_filters(filter_ or [])  # a malformed filter fails before the model loads
     rec = HybridRecommender.load(model_dir)
     users = _unique(users, "user")
@@ -684,7 +676,8 @@ def recommend_new_cmd(
     """Top-k items for someone with no history: a few liked items and/or a taste in words."""
     from hybrid_rec.recommender import HybridRecommender
 
-    _check_out(out, overwrite)
+    if out is not None:  # before the model loads
+        _check_output(out, overwrite, always_new=True)
     filters = _parse_filters(filter_ or [])
     if not liked and not (text or "").strip():
         raise typer.BadParameter("give --liked ITEM (repeatable) and/or --text.")
@@ -708,7 +701,8 @@ def similar_cmd(
     space, the item itself left out."""
     from hybrid_rec.recommender import HybridRecommender
 
-    _check_out(out, overwrite)
+    if out is not None:  # before the model loads
+        _check_output(out, overwrite, always_new=True)
     filters = _parse_filters(filter_ or [])
     rec = HybridRecommender.load(model_dir)
     frame = rec.similar_items(_unique(items, "item"), k=k, filters=filters)
@@ -1257,15 +1251,15 @@ def _run_batch(
 
 
 def _check_output(out: Path, overwrite: bool, *, always_new: bool = False) -> bool:
-    """Check a batch job's output before any work; True if it is Parquet, written chunk
+    """Check an output before any work; True if it is Parquet, written chunk
     by chunk (the library checks an existing file: it may be a run to resume). Other
     formats (and every format with ``always_new``) are written at the end, and an
-    existing file is refused here."""
-    from hybrid_rec.errors import BatchOutputError
+    existing file is refused here, as is a path inside a model's directory."""
+    from hybrid_rec.data.io import check_output
 
     parquet = _output_format(out) == "parquet"
-    if (always_new or not parquet) and out.exists() and not overwrite:
-        raise BatchOutputError(f"{out}: already exists. Pass --overwrite to replace it.")
+    if always_new or not parquet:
+        check_output(out, overwrite=overwrite)
     return parquet
 
 

@@ -61,8 +61,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     directory complete.
     """
     dest = Path(target).resolve()
-    check_replaceable(dest)
-    try:
+    try:  # a parent it creates holds nothing, so the check below still runs before any work
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelFileError(f"{dest.parent}: cannot create the model's folder ({exc}).") from None
@@ -384,8 +383,9 @@ def _quote(names: list[str]) -> str:
 def load_npy(path: Path) -> np.ndarray:
     """``np.load`` without pickle, with a readable error."""
     try:
-        with path.open("rb") as fh:  # the header's size against the file's, before numpy
-            version = np.lib.format.read_magic(fh)  # allocates what the header claims
+        # the header's size against the file's: np.load allocates what the header claims
+        with path.open("rb") as fh:
+            version = np.lib.format.read_magic(fh)
             read_header = (
                 np.lib.format.read_array_header_1_0
                 if version == (1, 0)

@@ -249,7 +249,7 @@ class HybridRecommender:
         self._lock = ReadWriteLock()
         self._cache_lock = threading.RLock()  # readers filling caches (encoder, user vectors)
         self._noted: set[str] = set()  # kinds of request already warned about (_note)
-        self._popular: tuple[tuple[int, int, float], np.ndarray] | None = None
+        self._popular: tuple[float, np.ndarray] | None = None  # (days, counts): _popularity
 
     def copy(self) -> HybridRecommender:
         """An independent copy, for an update prepared off to the side: ``new =
@@ -766,6 +766,7 @@ class HybridRecommender:
         self._user_vectors: np.ndarray | None = None
         self._user_done = np.zeros(0, dtype=bool)
         self._user_tastes: np.ndarray | None = None
+        self._popular = None  # the recent counts of this log (_popularity)
 
     def _event_ids(self, inter: pd.DataFrame) -> np.ndarray:
         vocab = {e: n for n, e in enumerate(self.event_vocab_)}
@@ -1042,9 +1043,7 @@ class HybridRecommender:
         are users (:meth:`score_cold_items`)."""
         if not isinstance(k, int | np.integer) or isinstance(k, bool) or k <= 0:
             raise DataValidationError(f"k must be a positive integer, got {k!r}.", source="k")
-        if _K_WARNED.get():
-            pass
-        elif n == 0:
+        if n == 0:
             self._note("empty", "no item passes the candidates/filters given; the result is empty.")
         elif k > n and of_users:
             self._note("k users", "k=%d is larger than the %d users; at most %d per item.", k, n, n)
@@ -1062,7 +1061,10 @@ class HybridRecommender:
     def _note(self, kind: str, message: str, *args: object) -> None:
         """Log what a request asked for that could not be (a filter matching nothing, k
         past the candidates): a warning the first time this recommender meets ``kind``,
-        then at debug level, so a service's ordinary requests do not flood its log."""
+        then at debug level, so a service's ordinary requests do not flood its log. A
+        batch job that warned before its chunks says nothing per chunk."""
+        if _K_WARNED.get():
+            return
         first = kind not in self._noted
         self._noted.add(kind)
         log.log(logging.WARNING if first else logging.DEBUG, message, *args)
@@ -1391,16 +1393,16 @@ class HybridRecommender:
         days = self.config.model.popular_days
         if days is None or not self._has_time or self._log.empty:
             return self.counts_.astype(np.float64)
-        # counted once per state of the log, not per anonymous visitor (the log only grows)
-        key = (id(self._log), len(self._log), float(days))
+        # counted once per state of the log (_derive forgets them), not per anonymous
+        # visitor; add_items lengthens the catalogue without changing the log
         cached = self._popular
-        if cached is not None and cached[0] == key and len(cached[1]) == len(self.item_ids_):
+        if cached is not None and cached[0] == days and len(cached[1]) == len(self.item_ids_):
             return cached[1]
         t = self._log["t"].to_numpy()
         recent = t >= t.max() - days * 86_400
         items = self._log["i"].to_numpy()[recent]
         counts = np.bincount(items, minlength=len(self.item_ids_)).astype(np.float64)
-        self._popular = (key, counts)
+        self._popular = (days, counts)
         return counts
 
     @_reads
@@ -2939,7 +2941,7 @@ def _check_loaded(rec: HybridRecommender, d: Path) -> None:
         "items.parquet rows": (len(rec.items_), n_items),
         "content.npy rows": (rec.content_.shape[0], n_items),
         "item_vectors.npy": (rec.item_vectors_.shape, (n_items, dim)),
-        "fusion_weights.npy rows": (len(rec.fusion_weights_), n_items),
+        "fusion_weights.npy": (rec.fusion_weights_.shape, (n_items, 2)),
     }
     for what, (got, want) in shapes.items():
         if got != want:
@@ -2963,14 +2965,8 @@ def _check_loaded(rec: HybridRecommender, d: Path) -> None:
             raise ModelFileError(f"{d}: {name} holds {arr.dtype}, not float32.")
         if not np.isfinite(arr).all():
             raise ModelFileError(f"{d}: {name} holds NaN or infinity.")
-    if (
-        rec.fusion_weights_.shape != (n_items, 2)
-        or not ((rec.fusion_weights_ >= 0) & (rec.fusion_weights_ <= 1)).all()
-    ):
-        raise ModelFileError(
-            f"{d}: fusion_weights.npy is {rec.fusion_weights_.shape}, expected ({n_items}, 2) "
-            "attention weights between 0 and 1."
-        )
+    if not ((rec.fusion_weights_ >= 0) & (rec.fusion_weights_ <= 1)).all():
+        raise ModelFileError(f"{d}: fusion_weights.npy holds attention weights outside 0..1.")
     log_ = rec._log
     for col, n in (("u", n_users), ("i", n_items)):
         values = log_[col].to_numpy()

@@ -255,7 +255,7 @@ def test_a_file_written_into_the_old_model_during_a_save_is_kept(
     def late_writer(dest: Path) -> None:
         real(dest)
         calls.append(dest)
-        if len(calls) == 3:  # after the last check, before the swap (before the body: 2)
+        if len(calls) == 2:  # after the last check, before the swap
             (Path(dest) / "report.csv").write_text("mine")
 
     monkeypatch.setattr(persistence, "check_replaceable", late_writer)

@@ -19,6 +19,7 @@ it; a backend never decides whether its text is true.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import logging
 import os
@@ -207,6 +208,7 @@ _ZH_LABELS = {
 }
 
 
+@functools.cache
 def template_words() -> frozenset[str]:
     """Every word the English template writes (its phrases, "person"/"people"): what an
     explanation may say besides the facts and a few connectives."""

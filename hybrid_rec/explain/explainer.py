@@ -52,7 +52,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -784,20 +784,21 @@ def check_explanation(
     return CheckResult(not problems, tuple(problems), tuple(m.surface for m in found))
 
 
-_CONNECTIVES_TEXT = """a an the and or but also too so as of in on at to for from by with into about
-    you your yours it its it's this that these those they them their there here which who
+_CONNECTIVES_TEXT = """
+    a an the and or but also too so as of in on at to for from by with into about you
+    your yours it its it's this that these those they them their there here which who
     what where when both each all any one ones more most some same similar other another
-    is are was were be been being has have had do does did can could may might would will
-    like liked likes enjoy enjoys enjoyed enjoying love loved loves fan fans favourite
-    favorite watched read bought chose picked picks pick recommend recommended
+    is are was were be been being has have had do does did can could may might would
+    will like liked likes enjoy enjoys enjoyed enjoying love loved loves fan fans
+    favourite favorite watched read bought chose picked picks pick recommend recommended
     recommendation suggest suggested match matches matched fits fit share shares shared
-    sharing common together well just very much many because since if than then s
-    film films movie movies book books title titles item items product products show shows
-    series story stories episode pick picks choice choices option good great nice worth
-    look try suits suit suited another plenty lot lots bit few people person users others
-    viewers readers listeners seen watched rated viewed interacted sequel prequel follows
-    followed science fiction year years decade decades era asked described wanted wrote
-    said looking"""
+    sharing common together well just very much many because since if than then s film
+    films movie movies book books title titles item items product products show shows
+    series story stories episode choice choices option good great nice worth look try
+    suits suit suited plenty lot lots bit few people person users others viewers readers
+    listeners seen rated viewed interacted sequel prequel follows followed science
+    fiction year years decade decades era asked described wanted wrote said looking
+"""
 CONNECTIVES = frozenset(_CONNECTIVES_TEXT.split())
 """Words an English explanation may use besides the facts' and the template's own."""
 
@@ -1238,9 +1239,10 @@ class Explainer:
         self, rec: HybridRecommender, pairs: Sequence[tuple[str, str]]
     ) -> list[Explanation]:
         """Explain several (user, item) pairs; first attempts go to the backend as one batch."""
-        with rec.lock.read():  # the facts from one state of the model; the text after
-            facts = [build_facts(rec, str(u), str(i), withhold=self.withhold) for u, i in pairs]
-            mentions = self.mentions(rec.items_)
+        facts, mentions = self.gathered(
+            rec,
+            lambda: [build_facts(rec, str(u), str(i), withhold=self.withhold) for u, i in pairs],
+        )
         return self.explain_facts(rec, facts, mentions)
 
     def explain_for_new_user(
@@ -1251,10 +1253,19 @@ class Explainer:
         text: str | None = None,
     ) -> Explanation:
         """Explain recommending ``item_id`` to a new user (picked items and/or stated taste)."""
+        facts, mentions = self.gathered(
+            rec,
+            lambda: [build_new_user_facts(rec, item_id, liked_items, text, withhold=self.withhold)],
+        )
+        return self.explain_facts(rec, facts, mentions)[0]
+
+    def gathered(
+        self, rec: HybridRecommender, build: Callable[[], list[Facts]]
+    ) -> tuple[list[Facts], CatalogueMentions]:
+        """The facts ``build`` gathers and the catalogue's title index, from one state of
+        the model (its read lock held): the text is written after, without the lock."""
         with rec.lock.read():
-            facts = build_new_user_facts(rec, item_id, liked_items, text, withhold=self.withhold)
-            mentions = self.mentions(rec.items_)
-        return self.explain_facts(rec, [facts], mentions)[0]
+            return build(), self.mentions(rec.items_)
 
     def explain_facts(
         self,
@@ -1267,8 +1278,7 @@ class Explainer:
         The model's lock is not held while the backend writes: an update waits only
         for the facts (``mentions``, the catalogue's title index, is taken with them)."""
         if mentions is None:
-            with rec.lock.read():
-                mentions = self.mentions(rec.items_)
+            mentions = self.gathered(rec, list)[1]
         jobs = [_Job(f, self._key(f)) for f in facts]
         for job in jobs:
             hit = self.cache.get(job.key)
@@ -1542,12 +1552,13 @@ def add_explanations(
         pairs = list(zip(chosen[C.user].astype(str), chosen[C.item].astype(str), strict=True))
         results = ex.explain_many(rec, pairs)
     else:
-        with rec.lock.read():
-            facts = [
+        facts, mentions = ex.gathered(
+            rec,
+            lambda: [
                 build_new_user_facts(rec, str(i), liked_items, text, withhold=ex.withhold)
                 for i in chosen[C.item]
-            ]
-            mentions = ex.mentions(rec.items_)
+            ],
+        )
         results = ex.explain_facts(rec, facts, mentions)
     out.loc[chosen.index, "explanation"] = [r.text for r in results]
     return out
