@@ -19,6 +19,7 @@ __all__ = [
     "ExplanationError",
     "HybridRecError",
     "MissingDependencyError",
+    "ModelChangedError",
     "ModelFileError",
     "NotFittedError",
     "TrainingError",
@@ -114,6 +115,14 @@ class EmbeddingStoreError(HybridRecError, OSError):
 
 class ModelFileError(HybridRecError, OSError):
     """A saved model or a model weight file is missing, tampered with or incompatible."""
+
+
+class ModelChangedError(ModelFileError):
+    """A save would replace a model another writer saved after this one was loaded or saved.
+
+    Saving anyway would silently drop that writer's changes (a service's save
+    after a ``hybrid-rec add-items`` run on the same directory, say).
+    """
 
 
 class TrainingError(HybridRecError, RuntimeError):

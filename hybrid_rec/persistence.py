@@ -19,7 +19,7 @@ import numpy as np
 
 from hybrid_rec.content.encoders import sha256_file
 from hybrid_rec.data.io import atomic_write_json, default_mode, exclusive_lock, fsync_dir
-from hybrid_rec.errors import ModelFileError
+from hybrid_rec.errors import ModelChangedError, ModelFileError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -27,7 +27,9 @@ __all__ = [
     "MANIFEST",
     "atomic_directory",
     "check_replaceable",
+    "check_unchanged",
     "load_npy",
+    "manifest_digest",
     "model_lock",
     "read_manifest",
     "recover_interrupted_save",
@@ -47,7 +49,7 @@ STALE_AFTER_S = 3600.0
 
 
 @contextlib.contextmanager
-def atomic_directory(target: str | Path) -> Iterator[Path]:
+def atomic_directory(target: str | Path, *, expect: str | None = None) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` only if the body succeeds.
 
     ``target`` must be absent, an empty directory, or a model directory written
@@ -59,6 +61,10 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     An existing ``target`` is moved aside, the new one renamed in, then the old
     one deleted, so a crash at any point leaves either the old or the new
     directory complete.
+
+    With ``expect`` (a :func:`manifest_digest`), a ``target`` whose manifest is no
+    longer that one (another writer saved there since) raises
+    :class:`ModelChangedError`, before the body and again just before the rename.
     """
     dest = Path(target).resolve()
     try:  # a parent it creates holds nothing, so the check below still runs before any work
@@ -72,6 +78,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         recover_interrupted_save(dest)
         sweep_interrupted_saves(dest)
         check_replaceable(dest)
+        check_unchanged(dest, expect)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     os.chmod(tmp, default_mode(directory=True))  # mkdtemp makes it 0700
     try:
@@ -82,10 +89,33 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
                 os.fsync(fh.fileno())
         fsync_dir(tmp)
         with model_lock(dest, wait=SAVE_LOCK_WAIT_S):
+            check_unchanged(dest, expect)  # again: another writer may have saved meanwhile
             _rename_in(tmp, dest)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def manifest_digest(directory: str | Path) -> str | None:
+    """The sha256 of ``directory``'s manifest, which names every file's sha256: one
+    saved state of a model; ``None`` where there is no manifest."""
+    path = Path(directory) / MANIFEST
+    return sha256_file(path) if path.is_file() else None
+
+
+def check_unchanged(dest: Path, expect: str | None) -> None:
+    """Raise :class:`ModelChangedError` if ``dest`` holds a model whose manifest is not
+    ``expect`` (nothing to check without ``expect``, or without a model there)."""
+    if expect is None:
+        return
+    now = manifest_digest(dest)
+    if now is not None and now != expect:
+        raise ModelChangedError(
+            f"{dest}: another writer saved a model here after this one was loaded from it "
+            "or saved to it; saving would discard that writer's changes. Fix: load the "
+            "directory again, apply this update to what it holds and save that; or pass "
+            "force=True to save() to replace it with this model."
+        )
 
 
 def _rename_in(tmp: Path, dest: Path) -> None:

@@ -84,6 +84,7 @@ from hybrid_rec.persistence import (
     SAVE_LOCK_WAIT_S,
     atomic_directory,
     load_npy,
+    manifest_digest,
     model_lock,
     read_manifest,
     recover_interrupted_save,
@@ -250,6 +251,9 @@ class HybridRecommender:
         self._cache_lock = threading.RLock()  # readers filling caches (encoder, user vectors)
         self._noted: set[str] = set()  # kinds of request already warned about (_note)
         self._popular: tuple[float, np.ndarray] | None = None  # (days, counts): _popularity
+        # directory -> manifest sha256 of the state this object loaded from or saved there
+        self._on_disk: dict[str, str] = {}
+        self._save_lock = threading.Lock()  # this object's saves, one at a time
 
     def copy(self) -> HybridRecommender:
         """An independent copy, for an update prepared off to the side: ``new =
@@ -260,6 +264,7 @@ class HybridRecommender:
             memo: dict[int, Any] = {
                 id(self._lock): ReadWriteLock(),
                 id(self._cache_lock): threading.RLock(),
+                id(self._save_lock): threading.Lock(),
             }
             if self._encoder is not None:
                 memo[id(self._encoder)] = self._encoder
@@ -2424,23 +2429,31 @@ class HybridRecommender:
 
     # ================================================================ persistence
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, *, force: bool = False) -> Path:
         """Save to a directory (atomically): JSON, safetensors, .npy, FAISS, Parquet, manifest.
 
         An index chosen by catalogue size (no ``[index] factory``) that the catalogue
         has outgrown through :meth:`add_items` (an exact one past
         ``exact_max_items``) is rebuilt with the kind its size calls for first.
 
+        A directory this object was loaded from or saved to, that another writer has
+        saved to since (a ``hybrid-rec add-items`` run beside a service), raises
+        :class:`~hybrid_rec.errors.ModelChangedError` instead of discarding that
+        writer's changes; ``force=True`` replaces it all the same. A directory this
+        object never read or wrote is replaced, as a refit's save does.
+
         Updates from other threads wait while the files are written (see Threads)."""
         self._check_fitted()
         if self._index_outgrown():
             with self._lock.write():
                 self._regrow_index()
-        with self._lock.read():
-            return self._save(Path(directory))
+        with self._lock.read(), self._save_lock:
+            return self._save(Path(directory), force=force)
 
-    def _save(self, target: Path) -> Path:
-        with atomic_directory(target) as tmp:
+    def _save(self, target: Path, *, force: bool = False) -> Path:
+        key = str(target.resolve())
+        expect = None if force else self._on_disk.get(key)
+        with atomic_directory(target, expect=expect) as tmp:
             (tmp / "config.json").write_text(self.config.model_dump_json(indent=2))
             save_file(
                 {k: v.contiguous() for k, v in self.model_.state_dict().items()},
@@ -2494,6 +2507,8 @@ class HybridRecommender:
                     "encoder_dim": int(self.content_.shape[1] - self.attributes_.dim),
                 },
             )
+            digest = manifest_digest(tmp)  # renamed in whole: the target's, once saved
+        self._on_disk[key] = str(digest)
         log.info("saved model to %s", target)
         return target
 
@@ -2593,10 +2608,13 @@ class HybridRecommender:
 
     @classmethod
     def _read(cls, d: Path, encoder: Encoder | None) -> HybridRecommender:
+        digest = manifest_digest(d)
         manifest = read_manifest(d, library_version=__version__)
         config = RecommenderConfig.model_validate_json((d / "config.json").read_text())
         rec = cls(config, encoder=encoder)
         rec._saved_encoder = manifest.get("encoder")
+        if digest is not None:  # a later save there checks that nobody saved in between
+            rec._on_disk[str(d.resolve())] = digest
         meta = json.loads((d / "meta.json").read_text())
         rec.items_ = pd.read_parquet(d / "items.parquet")
         rec.item_ids_ = IdMap.load(d / "item_ids.json")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -21,7 +22,7 @@ from hybrid_rec._version import __version__
 from hybrid_rec.cli import app
 from hybrid_rec.content import HashingEncoder
 from hybrid_rec.data.datasets import Dataset, synthetic
-from hybrid_rec.errors import HybridRecError, ModelFileError
+from hybrid_rec.errors import HybridRecError, ModelChangedError, ModelFileError
 from hybrid_rec.persistence import (
     MANIFEST,
     atomic_directory,
@@ -518,3 +519,65 @@ def test_a_header_that_lies_or_a_manifest_nested_deep_is_a_corrupt_model(tmp_pat
     (d / MANIFEST).write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ModelFileError, match="unreadable manifest"):
         _read(d)
+
+
+# ------------------------------------------------------------------ two writers
+
+
+def _new_item(tiny: Dataset, item_id: str) -> pd.DataFrame:
+    row = tiny.items.iloc[:1].copy()
+    row["item_id"] = item_id
+    return row.reset_index(drop=True)
+
+
+def test_a_save_over_another_writers_newer_save_is_refused_unless_forced(
+    tiny: Dataset, tiny_model: HybridRecommender, tmp_path: Path
+) -> None:
+    """A service loaded the model, a CLI job then saved an added item to the same
+    directory; the service's next save silently dropped that item."""
+    d = tiny_model.save(tmp_path / "m")
+    service = HybridRecommender.load(d, encoder=HashingEncoder(64))
+    service.add_items(_new_item(tiny, "from-service-1"))
+    service.save(d)  # its own earlier state there: replaced, as before
+    job = HybridRecommender.load(d, encoder=HashingEncoder(64))
+    job.add_items(_new_item(tiny, "from-job"))
+    job.save(d)
+    service.add_items(_new_item(tiny, "from-service-2"))
+    with pytest.raises(ModelChangedError, match="another writer saved"):
+        service.save(d)
+    on_disk = HybridRecommender.load(d, encoder=HashingEncoder(64))
+    assert "from-job" in set(on_disk.item_ids_.external_ids)  # the job's item survived
+    assert "from-service-2" not in set(on_disk.item_ids_.external_ids)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # nothing left aside
+    service.save(d, force=True)
+    ids = set(HybridRecommender.load(d, encoder=HashingEncoder(64)).item_ids_.external_ids)
+    assert {"from-service-1", "from-service-2"} <= ids and "from-job" not in ids
+    job.add_items(_new_item(tiny, "from-job-2"))
+    with pytest.raises(ModelChangedError):  # now the job is behind
+        job.save(d)
+    tiny_model.save(tmp_path / "elsewhere")  # a directory an object never read is replaced
+    tiny_model.save(tmp_path / "elsewhere")
+
+
+def test_a_save_that_lands_while_another_is_written_is_not_overwritten(
+    tiny: Dataset, tiny_model: HybridRecommender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check is repeated under the lock just before the rename: a writer that
+    saved while this save was writing its files is not overwritten either."""
+    d = tiny_model.save(tmp_path / "m")
+    service = HybridRecommender.load(d, encoder=HashingEncoder(64))
+    job = HybridRecommender.load(d, encoder=HashingEncoder(64))
+    job.add_items(_new_item(tiny, "from-job"))
+    write_recall = service._write_index_recall
+
+    def meanwhile(path: Path) -> None:
+        job.save(d)  # lands after the service's first check, before its rename
+        write_recall(path)
+
+    monkeypatch.setattr(service, "_write_index_recall", meanwhile)
+    with pytest.raises(ModelChangedError):
+        service.save(d)
+    assert "from-job" in set(
+        HybridRecommender.load(d, encoder=HashingEncoder(64)).item_ids_.external_ids
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # its files were cleaned up
