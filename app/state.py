@@ -57,6 +57,7 @@ from hybrid_rec.errors import DataValidationError
 __all__ = ["DemoApp"]
 
 log = logging.getLogger(__name__)
+_MAX_SESSIONS = 10_000  # browser sessions whose latest request is remembered
 
 
 class DemoApp:
@@ -92,6 +93,10 @@ class DemoApp:
         self._on_disk = _saved_version(self.model_dir)
         self._reloading = threading.Lock()
         self.reloaded_at: datetime.datetime | None = None
+        # (tab, browser session) -> number of its latest request: a newer one stops
+        # an older one's explanations (:meth:`_latest_only`)
+        self._requests: dict[tuple[str, str | None], int] = {}
+        self._requests_lock = threading.Lock()
 
     # ------------------------------------------------------------------ reload
 
@@ -205,11 +210,31 @@ class DemoApp:
             for r in top.itertuples(index=False)
         ]
 
+    def _latest_only(self, tab: str, request: gr.Request | None) -> Callable[[], bool]:
+        """Register a request of ``tab`` from one browser session; the returned
+        ``superseded()`` is true once a newer request of that tab and session has
+        started. A second click while explanations stream then gets its list at
+        once and the first stops writing (before, it waited for every explanation
+        of the first list, a minute or two with the local LLM)."""
+        key = (tab, getattr(request, "session_hash", None))
+        with self._requests_lock:
+            if len(self._requests) > _MAX_SESSIONS:  # forget old sessions (theirs stop)
+                self._requests.clear()
+            number = self._requests.get(key, 0) + 1
+            self._requests[key] = number
+        return lambda: self._requests.get(key) != number
+
     def _explain_each(
-        self, cards: list[Card], explain: Callable[[Card], ExplanationView]
+        self,
+        cards: list[Card],
+        explain: Callable[[Card], ExplanationView],
+        superseded: Callable[[], bool] = lambda: False,
     ) -> Iterator[list[Card]]:
-        """Fill in explanations one by one, yielding after each (the list shows at once)."""
+        """Fill in explanations one by one, yielding after each (the list shows at once);
+        stop, yielding nothing more, once ``superseded()``."""
         for card in cards:
+            if superseded():
+                return
             try:
                 with self.lock.read():
                     card.explanation = explain(card)
@@ -217,6 +242,8 @@ class DemoApp:
                 if not isinstance(exc, HybridRecError):
                     log.error("explanation failed", exc_info=exc)
                 card.explanation = ExplanationView(f"No explanation: {exc}", "error", False)
+            if superseded():  # a newer list is shown: this one must not overwrite it
+                return
             yield cards
 
     # ------------------------------------------------------------------ tab 1: a known user
@@ -227,9 +254,12 @@ class DemoApp:
         k: float,
         new_items: float = 0,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
+        request: gr.Request | None = None,
     ) -> Iterator[tuple[str, str]]:
         """Yield ``(history_html, results_html)``: the list at once, then explanations.
-        ``new_items`` places are kept for items without interactions (new arrivals)."""
+        ``new_items`` places are kept for items without interactions (new arrivals).
+        A newer request from the same browser stops the explanations."""
+        superseded = self._latest_only("user", request)
         try:
             k_ = check_k(k, self.limits)
             fresh = check_new_items(new_items, k_)
@@ -256,7 +286,8 @@ class DemoApp:
             return
         heading = f"Top {len(cards)} for user {user}"
         yield history, render_cards(heading, cards, self.explainer.label())
-        for done in self._explain_each(cards, lambda c: self.explainer.for_user(user, c.item_id)):
+        explain = self.explainer.for_user
+        for done in self._explain_each(cards, lambda c: explain(user, c.item_id), superseded):
             yield history, render_cards(heading, done, self.explainer.label())
 
     # ------------------------------------------------------------------ tab 2: a new user
@@ -267,8 +298,11 @@ class DemoApp:
         text: str | None,
         k: float,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
+        request: gr.Request | None = None,
     ) -> Iterator[str]:
-        """Yield the results HTML for someone described by picked items and/or words."""
+        """Yield the results HTML for someone described by picked items and/or words
+        (the list at once, then explanations, which a newer request stops)."""
+        superseded = self._latest_only("new-user", request)
         try:
             k_ = check_k(k, self.limits)
             taste = check_text(text, self.limits.max_text, "taste description")
@@ -299,8 +333,11 @@ class DemoApp:
             return
         heading = f"Top {len(cards)} for a new user"
         yield render_cards(heading, cards, self.explainer.label())
-        explain = self.explainer.for_new_user
-        for done in self._explain_each(cards, lambda c: explain(c.item_id, picks, taste)):
+        explain_new = self.explainer.for_new_user
+        lines = self._explain_each(
+            cards, lambda c: explain_new(c.item_id, picks, taste), superseded
+        )
+        for done in lines:
             yield render_cards(heading, done, self.explainer.label())
 
     # ------------------------------------------------------------------ tab 3: a new item

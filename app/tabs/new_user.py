@@ -42,6 +42,6 @@ def new_user_tab(state: DemoApp) -> gr.Dropdown:
         [liked, taste, k],
         out,
         api_name="recommend_new_user",
-        trigger_mode="always_last",  # a click while explanations stream runs next, not never
+        trigger_mode="multiple",  # a click while explanations stream starts now; it stops them
     )
     return liked

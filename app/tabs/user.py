@@ -43,6 +43,6 @@ def user_tab(state: DemoApp) -> gr.Dropdown:
         [user, k, fresh],
         [history, out],
         api_name="recommend_user",
-        trigger_mode="always_last",  # a click while explanations stream runs next, not never
+        trigger_mode="multiple",  # a click while explanations stream starts now; it stops them
     )
     return user

@@ -91,6 +91,34 @@ def test_user_recommendations_stream_the_list_first_then_explanations(state: Dem
     assert steps[-1][0] == history
 
 
+class _Session:
+    """What gradio passes as ``gr.Request``: the browser session's id."""
+
+    def __init__(self, session_hash: str) -> None:
+        self.session_hash = session_hash
+
+
+def test_a_newer_request_stops_the_older_ones_explanations(state: DemoApp, data: Dataset) -> None:
+    """A second click while the first list's explanations streamed waited for all of
+    them (a minute or two with the local LLM), the old list on screen meanwhile."""
+    users = state.user_choices()
+    me, other = _Session("me"), _Session("other")
+    first = state.recommend_user(users[0], K, request=me)
+    theirs = state.recommend_user(users[1], K, request=other)
+    next(first), next(first)  # the list, then one explanation
+    next(theirs)
+    second = list(state.recommend_user(users[2], K, request=me))
+    assert len(second) == K + 1 and pending(second[-1][1]) == 0  # the new one runs whole
+    assert list(first) == []  # the old one yields nothing more: it would overwrite the new
+    assert len(list(theirs)) == K  # another browser's request is not touched
+    picks = data.items["item_id"].head(2).tolist()
+    old = state.recommend_new_user(picks, "", K, request=me)
+    next(old)
+    list(state.recommend_new_user(picks, "rockets", K, request=me))
+    assert list(old) == []
+    assert len(list(state.recommend_user(users[0], K, request=me))) == K + 1  # tabs apart
+
+
 def test_user_recommendations_match_the_library(state: DemoApp) -> None:
     user = state.user_choices()[3]
     *_, (_, page) = state.recommend_user(user, K)
@@ -526,8 +554,9 @@ def test_build_app_exposes_the_endpoints_and_a_bounded_queue(model_dir: Path) ->
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"recommend_user", "recommend_new_user", "add_item", "insight"} <= names
     modes = {fn.api_name: fn.trigger_mode for fn in demo.fns.values()}
-    # a Recommend click while explanations stream used to be dropped (trigger_mode "once")
-    assert modes["recommend_user"] == modes["recommend_new_user"] == "always_last"
+    # a Recommend click while explanations stream used to be dropped (trigger_mode "once"),
+    # then waited for them ("always_last"); now it starts at once and stops them
+    assert modes["recommend_user"] == modes["recommend_new_user"] == "multiple"
     assert demo._queue.default_concurrency_limit == 3
     assert demo.hr_state.limits.max_k == 20  # type: ignore[attr-defined]
 

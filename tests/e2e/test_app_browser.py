@@ -110,6 +110,38 @@ def test_user_tab_shows_k_results_with_explanations(
     shoot(page, "1b-user-new-arrivals")
 
 
+def test_a_second_click_is_served_at_once_while_explanations_stream(
+    app_page: Any, served: Any, shoot: Shoot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the local LLM each explanation takes seconds; a second Recommend waited for
+    every explanation of the first list, the old list on screen and nothing said."""
+    page = app_page
+    explainer = served.state.explainer
+    slow_one = explainer.for_user
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.5)  # five explanations: 7.5 s
+        return slow_one(*args, **kwargs)
+
+    monkeypatch.setattr(explainer, "for_user", slow)
+    pick(page, "user-pick", "u17", "u17")
+    set_k(page, "user-k", K)
+    page.click("#user-go")
+    expect(page.locator("#user-out .hr-card")).to_have_count(K)  # the first list is shown
+    pick(page, "user-pick", "u18", "u18")
+    start = time.perf_counter()
+    page.click("#user-go")
+    expect(page.locator("#user-out")).to_contain_text("Top 5 for user u18", timeout=5_000)
+    assert time.perf_counter() - start < 5  # not after the first list's 7.5 s
+    wait_explained(page, "user-out", K)
+    page.wait_for_timeout(3_000)  # the first one's explanation in hand must not come back
+    assert "Top 5 for user u18" in page.inner_text("#user-out")
+    expected = served.state.rec.recommend(["u18"], k=K)["item_id"].tolist()
+    cards = page.locator("#user-out .hr-card")
+    assert [cards.nth(n).get_attribute("data-item") for n in range(K)] == expected
+    shoot(page, "1c-second-click")
+
+
 def test_new_user_tab_builds_a_user_and_gets_results(
     app_page: Any, served: Any, shoot: Shoot
 ) -> None:
