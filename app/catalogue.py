@@ -94,6 +94,18 @@ class Catalogue:
     def is_numeric(self, column: str) -> bool:
         return bool(pd.api.types.is_numeric_dtype(self.rec.items_[column]))
 
+    def details(self, item_id: str, shown: int = 4, width: int = 30) -> list[str]:
+        """``column value`` of the catalogue's other columns (brand, price ...) that
+        have a value for the item, at most ``shown``, each value cut at ``width``."""
+        row = self.row(item_id)
+        out = []
+        for column in self.other_columns()[:shown]:
+            text = cell_text(row.get(column))
+            if text:
+                text = ", ".join(self._split(text)) or text
+                out.append(f"{column} {text[:width] + '…' if len(text) > width else text}")
+        return out
+
     def attributes(self, item_id: str) -> list[str]:
         column = self.attribute_column
         return self._split(self.row(item_id).get(column)) if column else []
@@ -125,9 +137,14 @@ class Catalogue:
         return "tail" if count < self.tail_max else None
 
     def choices(self) -> list[tuple[str, str]]:
-        """``(title, item_id)`` pairs for the searchable item picker, sorted by title."""
+        """``(label, item_id)`` pairs for the searchable item picker, sorted by title;
+        the label is ``title · id`` (a search by either finds it; items of one title,
+        colour variants, are told apart), or the id where it is the title."""
         self._sync()
-        pairs = zip(self._titles, self._pos, strict=True)
+        pairs = [
+            (title if title == item else f"{title} · {item}", item)
+            for title, item in zip(self._titles, self._pos, strict=True)
+        ]
         return sorted(pairs, key=lambda p: p[0].lower())
 
     def composition(self) -> dict[str, int]:

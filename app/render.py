@@ -64,6 +64,7 @@ class Card:
     drivers: list[Driver] = field(default_factory=list)
     explanation: ExplanationView | None = None
     note: str | None = None
+    details: list[str] = field(default_factory=list)  # "brand Fjällro", "price 47.7" ...
 
 
 def escape(value: Any) -> str:
@@ -108,12 +109,22 @@ def render_card(card: Card, explain_label: str | None = None) -> str:
         )
         drivers = f'<div class="hr-drivers"><div class="hr-sub">driven by</div>{rows}</div>'
     note = f'<div class="hr-note">{escape(card.note)}</div>' if card.note else ""
+    # the id beside the title: items of one title (colour variants) are told apart
+    ident = (
+        f' <span class="hr-id">{escape(card.item_id)}</span>' if card.item_id != card.title else ""
+    )
+    details = (
+        '<div class="hr-details">' + " · ".join(escape(d) for d in card.details) + "</div>"
+        if card.details
+        else ""
+    )
     return (
         f'<div class="hr-card" data-item="{escape(card.item_id)}">'
         f'<div class="hr-card-head"><span class="hr-rank">{card.rank}</span>'
-        f'<span class="hr-title">{escape(card.title)}</span>{_badge(card.kind, card.count)}'
+        f'<span class="hr-title">{escape(card.title)}{ident}</span>'
+        f"{_badge(card.kind, card.count)}"
         f'<span class="hr-score" title="model score">{card.score:.3f}</span></div>'
-        f'<div class="hr-meta">{chips}{fusion}</div>{drivers}{note}'
+        f'<div class="hr-meta">{chips}{fusion}</div>{details}{drivers}{note}'
         f"{_render_explanation(card.explanation, explain_label)}</div>"
     )
 

@@ -51,7 +51,7 @@ from app.settings import (
     check_text,
     shown,
 )
-from hybrid_rec import HybridRecError, HybridRecommender
+from hybrid_rec import HybridRecError, HybridRecommender, parse_filters
 from hybrid_rec.errors import DataValidationError
 
 __all__ = ["DemoApp"]
@@ -200,6 +200,7 @@ class DemoApp:
             kind=self.catalogue.kind(count),
             chips=_chips(self.catalogue.attributes(item_id)),
             content_share=float(info["content_share"]),
+            details=self.catalogue.details(item_id),
         )
 
     def _drivers(self, user_id: str, item_id: str) -> list[Driver]:
@@ -215,7 +216,12 @@ class DemoApp:
         ``superseded()`` is true once a newer request of that tab and session has
         started. A second click while explanations stream then gets its list at
         once and the first stops writing (before, it waited for every explanation
-        of the first list, a minute or two with the local LLM)."""
+        of the first list, a minute or two with the local LLM). Calls through the
+        API (``gradio_client`` says so in a header) and direct calls are independent
+        jobs, never superseded."""
+        headers = getattr(request, "headers", None) or {}
+        if request is None or headers.get("x-gradio-user") in ("api", "mcp"):
+            return lambda: False
         key = (tab, getattr(request, "session_hash", None))
         with self._requests_lock:
             if len(self._requests) > _MAX_SESSIONS:  # forget old sessions (theirs stop)
@@ -223,6 +229,42 @@ class DemoApp:
             number = self._requests.get(key, 0) + 1
             self._requests[key] = number
         return lambda: self._requests.get(key) != number
+
+    def _filters(self, where: str | None) -> tuple[dict[str, tuple[str, str]] | None, str]:
+        """The filter box's text (``category=Lamps; price<50``, a filter per line or
+        between semicolons) as library filters, and how the heading says them."""
+        text = check_text(where, self.limits.max_text, "filter")
+        parts = [p.strip() for p in re.split(r"[;\n]", text) if p.strip()]
+        if not parts:
+            return None, ""
+        filters = parse_filters(parts)
+        with self.lock.read():
+            unknown = [c for c in filters if c not in self.rec.items_.columns]
+        if unknown:
+            raise DataValidationError(
+                f"the catalogue has no column {shown(unknown[0])}.",
+                source="filter",
+                fix=f"filter on one of: {', '.join(self.filter_columns())}.",
+            )
+        return filters, " where " + ", ".join(parts)
+
+    def filter_columns(self) -> list[str]:
+        """The catalogue columns a filter may name (not the id or free text)."""
+        free = {ITEM_COL, "description", "keywords"}
+        return [str(c) for c in self.rec.items_.columns if c not in free]
+
+    def filter_hint(self) -> str:
+        """The filter box's placeholder: an example from this catalogue's columns."""
+        column = self.catalogue.attribute_column
+        example = []
+        if column is not None and (values := self.catalogue.vocabulary()):
+            example.append(f"{column}={values[0]}")
+        numeric = [
+            str(c) for c in self.rec.items_.select_dtypes("number").columns if str(c) != ITEM_COL
+        ]
+        if numeric:
+            example.append(f"{numeric[0]}<{self.rec.items_[numeric[0]].median():g}")
+        return "e.g. " + "; ".join(example) if example else "e.g. column=value"
 
     def _explain_each(
         self,
@@ -253,16 +295,19 @@ class DemoApp:
         user_id: str | None,
         k: float,
         new_items: float = 0,
+        where: str | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
         request: gr.Request | None = None,
     ) -> Iterator[tuple[str, str]]:
         """Yield ``(history_html, results_html)``: the list at once, then explanations.
-        ``new_items`` places are kept for items without interactions (new arrivals).
-        A newer request from the same browser stops the explanations."""
+        ``new_items`` places are kept for items without interactions (new arrivals);
+        ``where`` holds filters as text (``category=Lamps; price<50``). A newer
+        request from the same browser stops the explanations."""
         superseded = self._latest_only("user", request)
         try:
             k_ = check_k(k, self.limits)
             fresh = check_new_items(new_items, k_)
+            filters, said = self._filters(where)
             user = check_text(user_id, self.limits.max_id, "user")
             if not user:
                 raise DataValidationError("pick a user first.", source="user")
@@ -274,7 +319,7 @@ class DemoApp:
                         source="user",
                         fix="pick one from the list, or build a new user in the New user tab.",
                     )
-                recs = self.rec.recommend([user], k=k_, new_items=fresh)
+                recs = self.rec.recommend([user], k=k_, new_items=fresh, filters=filters)
                 history = render_history(self.catalogue.title, self.rec.user_history(user))
                 cards = []
                 for row in recs.itertuples(index=False):
@@ -284,7 +329,7 @@ class DemoApp:
         except Exception as exc:
             yield "", render_error(exc)
             return
-        heading = f"Top {len(cards)} for user {user}"
+        heading = f"Top {len(cards)} for user {user}{said}"
         yield history, render_cards(heading, cards, self.explainer.label())
         explain = self.explainer.for_user
         for done in self._explain_each(cards, lambda c: explain(user, c.item_id), superseded):
@@ -297,14 +342,17 @@ class DemoApp:
         liked: Sequence[str] | str | None,
         text: str | None,
         k: float,
+        where: str | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
         request: gr.Request | None = None,
     ) -> Iterator[str]:
         """Yield the results HTML for someone described by picked items and/or words
-        (the list at once, then explanations, which a newer request stops)."""
+        (the list at once, then explanations, which a newer request stops); ``where``
+        holds filters as text."""
         superseded = self._latest_only("new-user", request)
         try:
             k_ = check_k(k, self.limits)
+            filters, said = self._filters(where)
             taste = check_text(text, self.limits.max_text, "taste description")
             given = [liked] if isinstance(liked, str) else list(liked or [])
             if len(given) > self.limits.max_liked:
@@ -323,7 +371,9 @@ class DemoApp:
                 )
             progress(0.1, desc="Reading your taste")
             with self.lock.read():
-                recs = self.rec.recommend_for_new_user(liked_items=picks, text=taste, k=k_)
+                recs = self.rec.recommend_for_new_user(
+                    liked_items=picks, text=taste, k=k_, filters=filters
+                )
                 cards = [
                     self._card(str(r.item_id), r.score, int(r.rank))
                     for r in recs.itertuples(index=False)
@@ -331,7 +381,7 @@ class DemoApp:
         except Exception as exc:
             yield render_error(exc)
             return
-        heading = f"Top {len(cards)} for a new user"
+        heading = f"Top {len(cards)} for a new user{said}"
         yield render_cards(heading, cards, self.explainer.label())
         explain_new = self.explainer.for_new_user
         lines = self._explain_each(

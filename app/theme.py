@@ -34,6 +34,8 @@ CSS = """
 .hr-rank { flex: none; width: 28px; height: 28px; border-radius: 50%; display: grid;
   place-items: center; font-weight: 700; font-size: .85rem; color: #fff; background: #4f46e5; }
 .hr-title { font-weight: 650; flex: 1; }
+.hr-id { font-weight: 400; font-size: .75rem; color: var(--body-text-color-subdued); }
+.hr-details { margin: 4px 0 0 38px; font-size: .8rem; color: var(--body-text-color-subdued); }
 .hr-score { font-variant-numeric: tabular-nums; font-size: .85rem; padding: 2px 8px;
   border-radius: 6px; background: var(--background-fill-secondary); }
 .hr-meta { margin: 6px 0 0 38px; display: flex; gap: 6px; flex-wrap: wrap;

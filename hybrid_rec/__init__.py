@@ -25,6 +25,7 @@ from hybrid_rec.errors import HybridRecError
 
 if TYPE_CHECKING:
     from hybrid_rec.data import datasets
+    from hybrid_rec.filters import parse_filters
     from hybrid_rec.recommender import HybridRecommender
 
 # Imported on first use: the recommender brings torch (3-4 s), which `hybrid-rec --help`,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "HybridRecommender": ("hybrid_rec.recommender", "HybridRecommender"),
     "datasets": ("hybrid_rec.data.datasets", None),
+    "parse_filters": ("hybrid_rec.filters", "parse_filters"),
 }
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "__version__",
     "datasets",
     "load_config",
+    "parse_filters",
 ]
 
 

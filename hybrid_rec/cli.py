@@ -146,26 +146,14 @@ def _check_users(rec: HybridRecommender, users: list[str], policy: UnknownUsers)
         )
 
 
-_FILTER = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|==|!=|<|>|=)\s*(.*?)\s*$")
-
-
 def _parse_filters(texts: list[str]) -> dict[str, Any]:
     """``--filter`` texts as :func:`~hybrid_rec.filters.filter_mask` filters."""
-    filters: dict[str, Any] = {}
-    for text in texts:
-        found = _FILTER.match(text)
-        if not found or not found.group(3):
-            raise typer.BadParameter(
-                f"{text!r}: expected COLUMN=VALUE or COLUMN<NUMBER (also <=, >, >=, !=).",
-                param_hint="--filter",
-            )
-        column, op, value = found.groups()
-        if column in filters:
-            raise typer.BadParameter(
-                f"{column!r} is filtered twice; one filter per column.", param_hint="--filter"
-            )
-        filters[column] = ("==" if op == "=" else op, value)
-    return filters
+    from hybrid_rec.filters import parse_filters
+
+    try:
+        return dict(parse_filters(texts))
+    except DataValidationError as exc:
+        raise typer.BadParameter(exc.problem, param_hint="--filter") from None
 
 
 StoreOption = Annotated[

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import pandas as pd
 
 from hybrid_rec.errors import DataValidationError
 
-__all__ = ["Filters", "filter_mask"]
+__all__ = ["Filters", "filter_mask", "parse_filters"]
 
 Filters = Mapping[str, Any]
 
@@ -25,6 +25,36 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
+
+
+_FILTER_TEXT = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|==|!=|<|>|=)\s*(.*?)\s*$")
+
+
+def parse_filters(texts: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Filters written as text, one per column: ``["category=Tea", "price<20"]`` ->
+    ``{"category": ("==", "Tea"), "price": ("<", "20")}`` (also ``<=``, ``>``, ``>=``,
+    ``!=``; what the command line's ``--filter`` and the app's filter box take).
+
+    Raises
+    ------
+    DataValidationError
+        A text that is not COLUMN, operator, value; or a column given twice.
+    """
+    filters: dict[str, tuple[str, str]] = {}
+    for text in texts:
+        found = _FILTER_TEXT.match(text)
+        if not found or not found.group(3):
+            raise DataValidationError(
+                f"{text!r}: expected COLUMN=VALUE or COLUMN<NUMBER (also <=, >, >=, !=).",
+                source="filter",
+            )
+        column, op, value = found.groups()
+        if column in filters:
+            raise DataValidationError(
+                f"{column!r} is filtered twice; one filter per column.", source="filter"
+            )
+        filters[column] = ("==" if op == "=" else op, value)
+    return filters
 
 
 def filter_mask(items: pd.DataFrame, filters: Filters | None) -> np.ndarray | None:

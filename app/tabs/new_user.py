@@ -6,7 +6,7 @@ import gradio as gr
 
 from app.render import render_notice
 from app.state import DemoApp
-from app.tabs.common import k_slider
+from app.tabs.common import filter_box, k_slider
 
 __all__ = ["new_user_tab"]
 
@@ -32,6 +32,7 @@ def new_user_tab(state: DemoApp) -> gr.Dropdown:
                 elem_id="taste",
             )
             k = k_slider(state.limits, "new-k")
+            where = filter_box(state, "new-where")
             go = gr.Button("Recommend", variant="primary", elem_id="new-go")
         with gr.Column(scale=2):
             out = gr.HTML(
@@ -39,7 +40,7 @@ def new_user_tab(state: DemoApp) -> gr.Dropdown:
             )
     go.click(
         state.recommend_new_user,
-        [liked, taste, k],
+        [liked, taste, k, where],
         out,
         api_name="recommend_new_user",
         trigger_mode="multiple",  # a click while explanations stream starts now; it stops them

@@ -6,7 +6,7 @@ import gradio as gr
 
 from app.render import render_notice
 from app.state import DemoApp
-from app.tabs.common import k_slider
+from app.tabs.common import filter_box, k_slider
 
 __all__ = ["user_tab"]
 
@@ -21,6 +21,7 @@ def user_tab(state: DemoApp) -> gr.Dropdown:
                 users,
                 value=users[0] if users else None,
                 label="User",
+                allow_custom_value=True,  # an unknown id typed gets its error, not the last user
                 info="Type to search by id.",
                 elem_id="user-pick",
             )
@@ -34,13 +35,14 @@ def user_tab(state: DemoApp) -> gr.Dropdown:
                 info="Places kept for items without interactions (0: by score alone).",
                 elem_id="user-new",
             )
+            where = filter_box(state, "user-where")
             go = gr.Button("Recommend", variant="primary", elem_id="user-go")
             history = gr.HTML(elem_id="user-history")
         with gr.Column(scale=2):
             out = gr.HTML(render_notice("Pick a user and press Recommend."), elem_id="user-out")
     go.click(
         state.recommend_user,
-        [user, k, fresh],
+        [user, k, fresh, where],
         [history, out],
         api_name="recommend_user",
         trigger_mode="multiple",  # a click while explanations stream starts now; it stops them

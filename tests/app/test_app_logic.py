@@ -94,8 +94,9 @@ def test_user_recommendations_stream_the_list_first_then_explanations(state: Dem
 class _Session:
     """What gradio passes as ``gr.Request``: the browser session's id."""
 
-    def __init__(self, session_hash: str) -> None:
+    def __init__(self, session_hash: str, headers: dict[str, str] | None = None) -> None:
         self.session_hash = session_hash
+        self.headers = headers or {}
 
 
 def test_a_newer_request_stops_the_older_ones_explanations(state: DemoApp, data: Dataset) -> None:
@@ -117,6 +118,43 @@ def test_a_newer_request_stops_the_older_ones_explanations(state: DemoApp, data:
     list(state.recommend_new_user(picks, "rockets", K, request=me))
     assert list(old) == []
     assert len(list(state.recommend_user(users[0], K, request=me))) == K + 1  # tabs apart
+    api = _Session("client", {"x-gradio-user": "api"})  # gradio_client's jobs are independent
+    jobs = [state.recommend_user(u, K, request=api) for u in users[:2]]
+    next(jobs[0]), next(jobs[1])
+    assert [len(list(job)) for job in jobs] == [K, K]
+
+
+def test_filters_in_the_box_narrow_both_lists(state: DemoApp, data: Dataset) -> None:
+    """The README's filters were in the Python API and the command line, not the app."""
+    user = state.user_choices()[0]
+    *_, (_, page) = state.recommend_user(user, K, 0, "category=space; price<50")
+    want = {"category": ("==", "space"), "price": ("<", "50")}
+    assert cards(page) == state.rec.recommend([user], k=K, filters=want)["item_id"].tolist()
+    items = data.items.set_index("item_id")
+    shown = items.loc[cards(page)]
+    assert (shown["category"] == "space").all() and (shown["price"] < 50).all()
+    assert f"Top {K} for user {user} where category=space, price&lt;50" in page
+    picks = data.items["item_id"].head(2).tolist()
+    *_, last = state.recommend_new_user(picks, "", K, "category = cooking")
+    assert cards(last) and all(items.loc[i, "category"] == "cooking" for i in cards(last))
+    *_, (_, bad) = state.recommend_user(user, K, 0, "colour=red")
+    assert "hr-error" in bad and "no column" in bad and "category, price" in bad
+    *_, (_, bad) = state.recommend_user(user, K, 0, "price<")
+    assert "hr-error" in bad and "expected COLUMN=VALUE" in bad
+    hint = state.filter_hint()
+    assert hint.startswith("e.g. category=") and "; price<" in hint
+
+
+def test_cards_show_the_id_and_the_other_columns(state: DemoApp, data: Dataset) -> None:
+    """Items of one title (colour variants) looked the same: no id, no price."""
+    user = state.user_choices()[0]
+    *_, (_, page) = state.recommend_user(user, K)
+    first = cards(page)[0]
+    price = data.items.set_index("item_id").loc[first, "price"]
+    assert f'<span class="hr-id">{first}</span>' in page
+    assert f"price {price:g}" in page or f"price {price}" in page
+    labels = dict((v, k) for k, v in state.catalogue.choices())
+    assert labels[first] == f"{state.catalogue.title(first)} · {first}"
 
 
 def test_user_recommendations_match_the_library(state: DemoApp) -> None:
@@ -221,7 +259,7 @@ def test_add_item_shows_reach_and_then_appears_in_recommendations(
     assert re.search(r"predicts (more|less) attention than a typical item \([+-]\d\.\d sd\)", page)
     assert "why user" in page and "hr-expl" in page
     assert len(state.catalogue) == n_before + 1
-    assert (item.title, "new-1") in picker["choices"]
+    assert (f"{item.title} · new-1", "new-1") in picker["choices"]
     # the cold item is retrievable at once: a new user describing it gets it
     *_, results = state.recommend_new_user([], item.description, 10)
     assert "new-1" in cards(results)
@@ -724,7 +762,7 @@ def test_an_add_whose_description_fails_still_says_it_was_added(
     monkeypatch.setattr(state.rec, "score_cold_items", broken)
     page, picker = state.add_item("", "Moon Diary", "Nights on the moon.", ["space"], None, None)
     assert "Added as item new-1" in page and "scoring crashed" in page and "hr-error" not in page
-    assert ("Moon Diary", "new-1") in picker["choices"] and state.added == ["new-1"]
+    assert ("Moon Diary · new-1", "new-1") in picker["choices"] and state.added == ["new-1"]
 
 
 def test_the_user_picker_follows_a_reloaded_model(on_disk: Path, tmp_path: Path) -> None:

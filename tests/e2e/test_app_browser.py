@@ -63,12 +63,12 @@ def open_tab(page: Any, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
-def space_items(served: Any, n: int) -> list[str]:
+def space_items(served: Any, n: int) -> list[tuple[str, str]]:
+    """``(picker label, item id)`` of the first ``n`` items of the space cluster."""
     items = served.data.items
     clusters = served.data.info["item_cluster"]
-    return [t for i, t in zip(items["item_id"], items["title"], strict=True) if clusters[i] == 0][
-        :n
-    ]
+    pairs = zip(items["item_id"], items["title"], strict=True)
+    return [(f"{t} · {i}", i) for i, t in pairs if clusters[i] == 0][:n]
 
 
 # ---------------------------------------------------------------------------- the tabs
@@ -142,13 +142,35 @@ def test_a_second_click_is_served_at_once_while_explanations_stream(
     shoot(page, "1c-second-click")
 
 
+def test_the_filter_box_and_an_unknown_user_typed(app_page: Any, served: Any, shoot: Shoot) -> None:
+    """A filter the README promised the app; a typed id not in the model used to fall
+    back, silently, to the user chosen before."""
+    page = app_page
+    pick(page, "user-pick", "u17", "u17")
+    type_into(page, "user-where", "category=space")
+    page.click("#user-go")
+    expect(page.locator("#user-out")).to_contain_text("where category=space")
+    wait_explained(page, "user-out", 10)
+    want = served.state.rec.recommend(["u17"], k=10, filters={"category": "space"})
+    shown = [c.get_attribute("data-item") for c in page.locator("#user-out .hr-card").all()]
+    assert shown == want["item_id"].tolist()
+    assert page.locator("#user-out .hr-details").count() == 10  # price on every card
+    shoot(page, "1d-filtered")
+    box = page.locator("#user-pick input[role=combobox]")
+    box.click()
+    box.fill("nobody-42")
+    page.locator(".hr-header h1").click()
+    page.click("#user-go")
+    expect(page.locator("#user-out .hr-error")).to_contain_text("no user 'nobody-42'")
+
+
 def test_new_user_tab_builds_a_user_and_gets_results(
     app_page: Any, served: Any, shoot: Shoot
 ) -> None:
     page = app_page
     open_tab(page, "New user")
-    first, second = space_items(served, 2)
-    pick(page, "liked-pick", first[:12], first)
+    (first, first_id), (second, _) = space_items(served, 2)
+    pick(page, "liked-pick", first_id, first)  # found by its id (the label holds it)
     pick(page, "liked-pick", second[:12], second)
     type_into(page, "taste", "rockets, planets and a nebula or two")
     set_k(page, "new-k", K)
@@ -157,9 +179,8 @@ def test_new_user_tab_builds_a_user_and_gets_results(
     assert page.locator("#new-out .hr-card").count() == K
     explanations = page.locator("#new-out .hr-expl").all_inner_texts()
     assert len(explanations) == K and all(len(t) > 40 for t in explanations)
-    assert first not in [
-        t.split("\n")[0] for t in page.locator("#new-out .hr-title").all_inner_texts()
-    ]
+    shown = [c.get_attribute("data-item") for c in page.locator("#new-out .hr-card").all()]
+    assert first_id not in shown  # a picked item is not recommended back
     shoot(page, "2-new-user")
 
 
@@ -204,7 +225,7 @@ def test_new_item_is_added_live_and_then_recommended(
     # and offers the added item in the new-user picker: the server used to reject it as
     # "not in the list of choices" after a reload or for any other visitor
     open_tab(page, "New user")
-    pick(page, "liked-pick", item.title[:12], item.title)
+    pick(page, "liked-pick", item.title[:12], f"{item.title} · {new_id}")
     page.click("#new-go")
     wait_explained(page, "new-out", 10)
     assert page.locator("#new-out .hr-error").count() == 0
