@@ -61,7 +61,7 @@ def build_app(
         with gr.Tabs():
             users = user_tab(state)
             liked = new_user_tab(state)
-            new_item_tab(state, liked)
+            new_item_tab(state, liked, header)
             insight_tab(state, demo)
         # each visit sees the catalogue's size and the explanation backend as they are now
         demo.load(state.header_html, None, header, api_visibility="private", queue=False)

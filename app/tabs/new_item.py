@@ -12,11 +12,12 @@ from app.state import DemoApp
 __all__ = ["new_item_tab"]
 
 
-def new_item_tab(state: DemoApp, liked: gr.Dropdown) -> None:
+def new_item_tab(state: DemoApp, liked: gr.Dropdown, header: gr.HTML | None = None) -> None:
     """The form shows the catalogue's own columns: an attribute list, year, keywords,
     and a ``column: value`` box for the rest (brand, price ...).
 
-    ``liked`` is the new-user tab's picker: an added item joins its choices.
+    ``liked`` is the new-user tab's picker: an added item joins its choices; the
+    page's ``header`` counts it.
     """
     column = state.catalogue.attribute_column
     cols = state.rec.items_.columns
@@ -94,4 +95,6 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown) -> None:
         added = 'class="hr-added' in page
         return page, picker, *(gr.update(value=v) if added else gr.update() for v in blank)
 
-    go.click(add_and_clear, fields, [out, liked, *fields], api_name="add_item")
+    added = go.click(add_and_clear, fields, [out, liked, *fields], api_name="add_item")
+    if header is not None:  # the item count in the header, stale until a reload before
+        added.then(state.header_html, None, header, api_visibility="private", queue=False)

@@ -205,6 +205,10 @@ def test_new_item_is_added_live_and_then_recommended(
     expect(page.locator("#item-title :is(textarea, input)")).to_have_value("")
     expect(page.locator("#item-desc :is(textarea, input)")).to_have_value("")
     shoot(page, "3-new-item")
+    # the header counts it at once (it said the old count until a reload)
+    expect(page.locator("#header .hr-stats")).to_contain_text(
+        f"{len(served.state.catalogue):,} items"
+    )
     # the new item is retrievable at once, with no retraining
     open_tab(page, "New user")
     type_into(page, "taste", item.description)
