@@ -151,7 +151,7 @@ def _parse_filters(texts: list[str]) -> dict[str, Any]:
     from hybrid_rec.filters import parse_filters
 
     try:
-        return dict(parse_filters(texts))
+        return parse_filters(texts)
     except DataValidationError as exc:
         raise typer.BadParameter(exc.problem, param_hint="--filter") from None
 

@@ -285,13 +285,15 @@ def check_replaceable(dest: str | Path) -> None:
         )
 
 
-def write_manifest(directory: Path, meta: dict[str, Any]) -> None:
-    """Write ``manifest.json`` with ``meta`` and the sha256 of every other file."""
+def write_manifest(directory: Path, meta: dict[str, Any]) -> str:
+    """Write ``manifest.json`` with ``meta`` and the sha256 of every other file; return
+    the manifest's own sha256 (its :func:`manifest_digest`)."""
     files = {f.name: sha256_file(f) for f in sorted(directory.iterdir()) if f.name != MANIFEST}
     atomic_write_json(
         directory / MANIFEST,
         {"library": LIBRARY, **meta, "format_version": FORMAT_VERSION, "files": files},
     )
+    return sha256_file(directory / MANIFEST)
 
 
 def read_manifest(directory: str | Path, *, library_version: str) -> dict[str, Any]:

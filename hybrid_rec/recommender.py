@@ -2498,7 +2498,7 @@ class HybridRecommender:
                     indent=2,
                 )
             )
-            write_manifest(
+            digest = write_manifest(  # the target's manifest, once renamed in whole
                 tmp,
                 {  # write_manifest adds "library": "hybrid_rec"
                     "library_version": __version__,
@@ -2507,8 +2507,7 @@ class HybridRecommender:
                     "encoder_dim": int(self.content_.shape[1] - self.attributes_.dim),
                 },
             )
-            digest = manifest_digest(tmp)  # renamed in whole: the target's, once saved
-        self._on_disk[key] = str(digest)
+        self._on_disk[key] = digest
         log.info("saved model to %s", target)
         return target
 

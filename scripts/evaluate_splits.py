@@ -97,7 +97,8 @@ def summarise(per_split: dict[int, dict[str, Any]], k: int, target: str = "hybri
             / max(per_split[seed][m]["cold"][f"recall@{k}"] for m in rivals)
             for seed in seeds
         ]
-        out["cold_ratio"] = {"values": ratios, "mean": _stats(ratios)[0], "sd": _stats(ratios)[1]}
+        mean, sd = _stats(ratios)
+        out["cold_ratio"] = {"values": ratios, "mean": mean, "sd": sd}
     return out
 
 
