@@ -17,16 +17,23 @@ from hybrid_rec import HybridRecommender
 __all__ = [
     "ATTRIBUTE_COLUMNS",
     "ITEM_COL",
+    "TITLE_FROM_TEXT_CHARS",
+    "UNTITLED",
     "USER_COL",
     "Catalogue",
     "cell_text",
     "content_words",
+    "names_id",
     "stem",
 ]
 
 ITEM_COL, USER_COL = "item_id", "user_id"
 ATTRIBUTE_COLUMNS = ("genres", "category", "tags", "brand")
 """Candidate columns for the chips on a card and the attribute field of a new item."""
+UNTITLED = "Untitled item"
+"""Shown, with the id, for an item that has neither a title nor a description."""
+TITLE_FROM_TEXT_CHARS = 48
+"""How much of the description stands in for a missing title."""
 _WORD = re.compile(r"[a-z][a-z'-]{3,}")
 _STOPWORD_TEXT = """
 about after again also among another being between both could does doing down each every from
@@ -76,7 +83,8 @@ class Catalogue:
         return int(self.rec.counts_[self._pos[str(item_id)]])
 
     def title(self, item_id: str) -> str:
-        """``Title (year)``, or the id when the catalogue has no title."""
+        """``Title (year)``; for an item without a title, the first words of its
+        description, or ``Untitled item · id`` (never the bare id)."""
         self._sync()
         return self._titles[self._pos[str(item_id)]]
 
@@ -139,10 +147,11 @@ class Catalogue:
     def choices(self) -> list[tuple[str, str]]:
         """``(label, item_id)`` pairs for the searchable item picker, sorted by title;
         the label is ``title · id`` (a search by either finds it; items of one title,
-        colour variants, are told apart), or the id where it is the title."""
+        colour variants, are told apart), or the title alone where it names the id
+        already (``Untitled item · id``)."""
         self._sync()
         pairs = [
-            (title if title == item else f"{title} · {item}", item)
+            (title if names_id(title, item) else f"{title} · {item}", item)
             for title, item in zip(self._titles, self._pos, strict=True)
         ]
         return sorted(pairs, key=lambda p: p[0].lower())
@@ -164,8 +173,13 @@ def stem(word: str) -> str:
     return word[:-1] if word.endswith("s") and not word.endswith("ss") and len(word) > 4 else word
 
 
+def names_id(title: str, item_id: str) -> bool:
+    """Whether a displayed title already shows the id (then it is not repeated beside it)."""
+    return title == item_id or title.endswith(f"{UNTITLED} · {item_id}")
+
+
 def _rows(items: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    cols = [c for c in ("title", "year") if c in items.columns]
+    cols = [c for c in ("title", "year", "description") if c in items.columns]
     for values in zip(*(items[c].tolist() for c in cols), strict=True) if cols else ():
         yield dict(zip(cols, values, strict=True))
     if not cols:
@@ -173,11 +187,26 @@ def _rows(items: pd.DataFrame) -> Iterator[dict[str, Any]]:
 
 
 def _title(row: dict[str, Any], item_id: str) -> str:
-    title = cell_text(row.get("title")) or str(item_id)
+    title = cell_text(row.get("title")) or _first_words(cell_text(row.get("description")))
+    if not title:  # nothing readable to show: say so, with the id that tells it apart
+        return f"{UNTITLED} · {item_id}"
     year = cell_text(row.get("year"))
     if year and year not in title:
         title += f" ({year})"
     return title
+
+
+def _first_words(text: str | None) -> str | None:
+    """The start of a description as a stand-in title: whole words up to
+    :data:`TITLE_FROM_TEXT_CHARS` characters, "…" where it was cut."""
+    if not text:
+        return None
+    words = " ".join(text.split())  # one line, single spaces
+    if len(words) <= TITLE_FROM_TEXT_CHARS:
+        return words
+    cut = words[: TITLE_FROM_TEXT_CHARS + 1]
+    cut = cut.rsplit(" ", 1)[0] if " " in cut else cut[:TITLE_FROM_TEXT_CHARS]
+    return cut.rstrip(" ,.;:-") + "…"
 
 
 def cell_text(value: Any) -> str | None:

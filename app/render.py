@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from app.catalogue import cell_text
+from app.catalogue import cell_text, names_id
 from app.explainer import ExplanationView
 from app.settings import HISTORY_SHOWN
 from hybrid_rec import HybridRecError
@@ -111,7 +111,9 @@ def render_card(card: Card, explain_label: str | None = None) -> str:
     note = f'<div class="hr-note">{escape(card.note)}</div>' if card.note else ""
     # the id beside the title: items of one title (colour variants) are told apart
     ident = (
-        f' <span class="hr-id">{escape(card.item_id)}</span>' if card.item_id != card.title else ""
+        ""
+        if names_id(card.title, card.item_id)
+        else f' <span class="hr-id">{escape(card.item_id)}</span>'
     )
     details = (
         '<div class="hr-details">' + " · ".join(escape(d) for d in card.details) + "</div>"

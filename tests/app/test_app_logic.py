@@ -889,3 +889,79 @@ def test_the_demo_fit_never_replaces_or_stands_in_for_a_users_model(tmp_path: Pa
         load_or_fit(tmp_path / "typo")
     assert not (tmp_path / "typo").exists()
     # --demo names a folder of the demo's: a fit there is asked for (the e2e test fits one)
+
+
+# -------------------------------------------------------------------- a shop manager's review
+
+
+STAND_IN = 48
+"""Characters of a description that stand in for a missing title (the app's setting)."""
+
+
+def test_an_untitled_item_shows_the_start_of_its_description_not_its_bare_id(
+    state: DemoApp,
+) -> None:
+    text = "A quiet log of nights on the moon, kept by the last engineer of a failing station."
+    page, picker = state.add_item("", "", text, ["space"], None, None)
+    assert 'data-item="new-1"' in page, page
+    shown_title = state.catalogue.title("new-1")
+    assert shown_title != "new-1" and shown_title.startswith("A quiet log of nights")
+    assert shown_title.endswith("…") and len(shown_title) <= STAND_IN + 1
+    assert f"Added <b>{shown_title}</b> as item <code>new-1</code>" in page
+    assert (f"{shown_title} · new-1", "new-1") in picker["choices"]
+    *_, listed = state.recommend_new_user([], text, 10)
+    card = re.search(r'data-item="new-1">.*?<span class="hr-title">(.*?)</span></span>', listed)
+    assert card and card.group(1) == f'{shown_title} <span class="hr-id">new-1'
+
+
+def test_an_item_without_title_or_description_is_untitled_with_its_id(state: DemoApp) -> None:
+    page, picker = state.add_item("sku-7", "", "", ["space"], None, "moon, rocket")
+    assert 'data-item="sku-7"' in page, page
+    assert state.catalogue.title("sku-7") == "Untitled item · sku-7"
+    assert "Added <b>Untitled item · sku-7</b>" in page
+    labels = [label for label, item in picker["choices"] if item == "sku-7"]
+    assert labels == ["Untitled item · sku-7"]  # the id once, not "… · sku-7 · sku-7"
+
+
+def test_a_catalogue_item_without_a_title_gets_a_readable_one_everywhere(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    rec = HybridRecommender.load(model_dir)
+    user = str(rec.user_ids_.external_ids[0])
+    top = str(rec.recommend([user], k=1)["item_id"].iloc[0])
+    rec.items_.loc[rec.items_["item_id"] == top, "title"] = None
+    state = DemoApp(rec, benchmarks_dir=tmp_path / "none")
+    description = str(rec.items_.set_index("item_id").loc[top, "description"])
+    title = state.catalogue.title(top)
+    assert title != top and description.startswith(title.rstrip("…"))
+    *_, (_, page) = state.recommend_user(user, K)
+    assert f'<span class="hr-title">{title} <span class="hr-id">{top}</span>' in page
+    assert (f"{title} · {top}", top) in state.catalogue.choices()
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("Short and sweet.", "Short and sweet."),
+        ("  many   spaces\nand a line  ", "many spaces and a line"),
+        ("word " * 20, "word " * 8 + "word…"),  # a 10th word would make 49 characters
+        ("x" * 100, "x" * STAND_IN + "…"),
+        ("Stops at a comma, " + "y" * 60, "Stops at a comma…"),
+    ],
+)
+def test_a_stand_in_title_is_whole_words_of_the_description(text: str, title: str) -> None:
+    from app.catalogue import TITLE_FROM_TEXT_CHARS, _first_words
+
+    assert TITLE_FROM_TEXT_CHARS == STAND_IN
+    assert _first_words(text) == title
+    assert len(title) <= STAND_IN + 1
+
+
+def test_a_card_shows_the_id_once() -> None:
+    from app.render import Card, render_card
+
+    def ids(title: str, item: str) -> int:
+        return render_card(Card(item, title, 1, 0.5, 3, None, [], 0.5)).count('class="hr-id"')
+
+    assert ids("Desk Lamp", "x1") == 1 and ids("Untitled item · x1", "x1") == 0
+    assert ids("x1", "x1") == 0
