@@ -44,6 +44,7 @@ from app.settings import (
     DRIVERS_SHOWN,
     NEIGHBOURS_SHOWN,
     REACH_SHOWN,
+    WEAK_TASTE_MATCH,
     Limits,
     as_number,
     check_k,
@@ -378,17 +379,38 @@ class DemoApp:
                     self._card(str(r.item_id), r.score, int(r.rank))
                     for r in recs.itertuples(index=False)
                 ]
+                notice = self._weak_taste_notice(taste, bool(picks)) if cards else ""
         except Exception as exc:
             yield render_error(exc)
             return
         heading = f"Top {len(cards)} for a new user{said}"
-        yield render_cards(heading, cards, self.explainer.label())
+        yield notice + render_cards(heading, cards, self.explainer.label())
         explain_new = self.explainer.for_new_user
         lines = self._explain_each(
             cards, lambda c: explain_new(c.item_id, picks, taste), superseded
         )
         for done in lines:
-            yield render_cards(heading, done, self.explainer.label())
+            yield notice + render_cards(heading, done, self.explainer.label())
+
+    def _weak_taste_notice(self, taste: str, picked: bool) -> str:
+        """A notice above the list when the taste in words matches no item closely
+        (:data:`~app.settings.WEAK_TASTE_MATCH`): the list is then broad picks, and
+        must not look as confident as one for a taste the catalogue covers."""
+        if not taste:
+            return ""
+        try:
+            match = self.rec.text_match(taste)
+        except Exception as exc:  # a notice is never worth the list
+            log.error("measuring how well the taste matches the catalogue failed", exc_info=exc)
+            return ""
+        if match >= WEAK_TASTE_MATCH:
+            return ""
+        around = " around the items you picked" if picked else ""
+        return render_notice(
+            f"Your description matched nothing in the catalogue closely (best similarity "
+            f"{match:.2f}), so these are broad picks{around}. Try other words, or pick a "
+            "few items you like."
+        )
 
     # ------------------------------------------------------------------ tab 3: a new item
 

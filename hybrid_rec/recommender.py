@@ -1906,6 +1906,34 @@ class HybridRecommender:
         self._check_fitted()
         return [str(i) for i in self.item_ids_.to_external(np.flatnonzero(self.removed_))]
 
+    @_reads
+    def text_match(self, text: str) -> float:
+        """How closely a taste in words matches the catalogue: the highest cosine
+        similarity between ``text``, embedded as :meth:`recommend_for_new_user` embeds
+        a taste, and the content vector of a served item (the encoder's part of it,
+        attribute features aside; removed items left out).
+
+        A low value says the words match no item closely (gibberish, or a taste the
+        catalogue does not cover), so recommendations from them are broad picks. The
+        scale is the encoder's: compare values from one encoder only. -1 when no
+        item is served.
+        """
+        self._check_fitted()
+        if not isinstance(text, str) or not text.strip():
+            raise DataValidationError(
+                f"text_match needs some text, got {text!r:.40}.",
+                source="text_match",
+                fix="pass the taste description as a non-empty string.",
+            )
+        query = encode_queries(self.encoder, [text.strip()[: self.config.content.max_chars]])
+        width = self.content_.shape[1] - self.attributes_.dim
+        items = self.content_[~self.removed_, :width]
+        if not len(items):
+            return -1.0
+        norms = np.linalg.norm(items, axis=1) * float(np.linalg.norm(query[0]))
+        cosines = (items @ query[0]) / np.maximum(norms, 1e-12)
+        return float(cosines.max())
+
     @overload
     def score_cold_items(
         self,

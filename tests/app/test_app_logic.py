@@ -965,3 +965,49 @@ def test_a_card_shows_the_id_once() -> None:
 
     assert ids("Desk Lamp", "x1") == 1 and ids("Untitled item · x1", "x1") == 0
     assert ids("x1", "x1") == 0
+
+
+GIBBERISH = "asdkj qwpoe"
+
+
+def test_a_taste_that_matches_nothing_says_so_above_the_list(state: DemoApp) -> None:
+    """Gibberish got a list as confident-looking as any other."""
+    from app.settings import WEAK_TASTE_MATCH
+
+    assert state.rec.text_match(GIBBERISH) < WEAK_TASTE_MATCH
+    steps = list(state.recommend_new_user([], GIBBERISH, K))
+    assert len(steps) == K + 1  # the list is not blocked: it shows, then its explanations
+    for page in (steps[0], steps[-1]):
+        assert page.startswith('<div class="hr-notice">Your description matched nothing')
+        assert "so these are broad picks." in page and len(cards(page)) == K
+        best = f"{state.rec.text_match(GIBBERISH):.2f}"
+        assert f"best similarity {best}" in page and "hr-error" not in page
+    assert (
+        cards(steps[-1])
+        == state.rec.recommend_for_new_user(text=GIBBERISH, k=K)["item_id"].tolist()
+    )
+
+
+def test_a_taste_the_catalogue_covers_gets_no_notice(state: DemoApp, data: Dataset) -> None:
+    from app.settings import WEAK_TASTE_MATCH
+
+    taste = str(data.items["description"].iloc[3])
+    assert state.rec.text_match(taste) >= WEAK_TASTE_MATCH
+    *_, page = state.recommend_new_user([], taste, K)
+    assert "hr-notice" not in page and len(cards(page)) == K
+    picks = data.items["item_id"].head(2).tolist()
+    *_, only_picks = state.recommend_new_user(picks, "", K)  # no words: nothing to judge
+    assert "hr-notice" not in only_picks
+    *_, mixed = state.recommend_new_user(picks, GIBBERISH, K)
+    assert "broad picks around the items you picked" in mixed and len(cards(mixed)) == K
+
+
+def test_the_list_shows_even_if_the_taste_cannot_be_measured(
+    state: DemoApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(text: str) -> float:
+        raise RuntimeError("encoder crashed")
+
+    monkeypatch.setattr(state.rec, "text_match", broken)
+    *_, page = state.recommend_new_user([], GIBBERISH, K)
+    assert "hr-error" not in page and "hr-notice" not in page and len(cards(page)) == K
