@@ -144,20 +144,36 @@ class Catalogue:
             return "cold"
         return "tail" if count < self.tail_max else None
 
+    def removed(self) -> set[str]:
+        """Ids of the items taken out of service (``remove_items``): still in the model
+        (histories keep them), but neither listed in the picker nor counted."""
+        return set(self.rec.removed_items)
+
+    def served(self) -> int:
+        """How many items are served: the catalogue less its removed items."""
+        return len(self) - len(self.rec.removed_items)
+
     def choices(self) -> list[tuple[str, str]]:
         """``(label, item_id)`` pairs for the searchable item picker, sorted by title;
         the label is ``title · id`` (a search by either finds it; items of one title,
         colour variants, are told apart), or the title alone where it names the id
-        already (``Untitled item · id``)."""
+        already (``Untitled item · id``). Removed items are left out."""
         self._sync()
+        removed = self.removed()
         pairs = [
             (title if names_id(title, item) else f"{title} · {item}", item)
             for title, item in zip(self._titles, self._pos, strict=True)
+            if item not in removed
         ]
         return sorted(pairs, key=lambda p: p[0].lower())
 
     def composition(self) -> dict[str, int]:
+        """Cold / long-tail / head counts of the served items (removed ones left out)."""
+        self._sync()
         counts = np.asarray(self.rec.counts_)
+        removed = [self._pos[item] for item in self.removed()]
+        if removed:
+            counts = np.delete(counts, removed)
         cold = int((counts == 0).sum())
         tail = int(((counts > 0) & (counts < self.tail_max)).sum())
         return {"items": len(counts), "cold": cold, "tail": tail, "head": len(counts) - cold - tail}

@@ -34,6 +34,7 @@ __all__ = [
     "render_header",
     "render_history",
     "render_notice",
+    "render_removed",
 ]
 
 log = logging.getLogger(__name__)
@@ -268,6 +269,24 @@ def render_added(added: Added, max_k: int) -> str:
         f'{head}<div class="hr-columns"><div><div class="hr-sub">nearest items</div>{near}</div>'
         f'<div><div class="hr-sub">users it would reach (score_cold_items)</div>{users}</div>'
         f"</div>{story}</div>"
+    )
+
+
+def render_removed(title: str, item_id: str, *, restored: bool) -> str:
+    """What the new-item tab shows after an item is removed from service, or restored."""
+    if restored:
+        said = "Served again: it can be recommended, picked and listed as a neighbour."
+    else:
+        said = (
+            "No longer recommended, offered in the item picker or listed among a new "
+            "item's nearest items. Restore undoes it."
+        )
+    return (
+        f'<div class="hr-removed" data-item="{escape(item_id)}" '
+        f'data-state="{"restored" if restored else "removed"}"><div class="hr-ok">'
+        f"<div>{'Restored' if restored else 'Removed'} <b>{escape(title)}</b> (item "
+        f"<code>{escape(item_id)}</code>).</div><div>{said} For every visitor of this app "
+        "until it restarts; not saved to the model directory.</div></div></div>"
     )
 
 

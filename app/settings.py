@@ -71,6 +71,7 @@ class Limits:
     max_title: int = 200
     max_liked: int = 20
     max_added: int = 500
+    max_removed: int = 500
     max_id: int = 100
     max_attribute: int = 60
     max_values: int = 12

@@ -38,6 +38,7 @@ from app.render import (
     render_header,
     render_history,
     render_notice,
+    render_removed,
 )
 from app.settings import (
     DEFAULT_BENCHMARKS_DIR,
@@ -65,7 +66,8 @@ class DemoApp:
     """The app's state and callbacks, testable without a browser.
 
     Calls into the recommender hold :attr:`lock`: shared for rankings and
-    explanations, exclusive for ``add_items`` and for swapping in a model
+    explanations, exclusive for ``add_items``, ``remove_items`` /
+    ``restore_items`` and for swapping in a model
     reloaded from disk; the explainer runs one generation at a time on top of
     that.
 
@@ -90,6 +92,7 @@ class DemoApp:
         self.catalogue = Catalogue(rec)
         self.explainer = Explainer(rec, self.catalogue)
         self.added: list[str] = []
+        self.removed: list[str] = []  # items removed in this app (restore_item undoes them)
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self._on_disk = _saved_version(self.model_dir)
         self._reloading = threading.Lock()
@@ -107,7 +110,8 @@ class DemoApp:
         The new model is loaded (its sha256 checked) while the old one keeps
         serving, then swapped in under the write lock. Items added in the app
         and absent from the new model are added to it again, so nothing added
-        here is lost; the explanation backend chosen at start is kept. A
+        here is lost, and items removed here are removed from it again; the
+        explanation backend chosen at start is kept. A
         directory that fails to load (a tampered file, another version) is
         logged and skipped, and the app keeps the model it has, until a later
         save replaces the directory again.
@@ -138,6 +142,7 @@ class DemoApp:
                             ", ".join(sorted(taken)[:5]),
                         )
                         self.added = [i for i in self.added if i not in taken]
+                    self.removed = _removed_again(rec, self.removed, taken)
                     self.rec = rec
                     self.catalogue = Catalogue(rec)
                     self.explainer = Explainer(rec, self.catalogue)
@@ -184,7 +189,7 @@ class DemoApp:
         """The banner: catalogue size, encoder and the explanation backend in use."""
         return render_header(
             users=len(self.rec.user_ids_.external_ids),
-            items=len(self.catalogue),
+            items=self.catalogue.served(),
             encoder=str(self.rec.config.content.encoder),
             explain_label=self.explainer.label(),
         )
@@ -431,11 +436,14 @@ class DemoApp:
         lim = self.limits
         given_id = check_text(item_id, lim.max_id, "item id")
         if given_id and given_id in self.catalogue:
+            removed = given_id in self.catalogue.removed()
             raise DataValidationError(
-                f"the catalogue already has an item with id {shown(given_id)}.",
+                f"the catalogue already has an item with id {shown(given_id)}"
+                + (", removed from service." if removed else "."),
                 source="new item",
                 column=ITEM_COL,
-                fix="leave the id blank to get a new one, or type another.",
+                fix="leave the id blank to get a new one, or type another"
+                + (f"; or restore {given_id} under Remove an item." if removed else "."),
             )
         row: dict[str, Any] = {
             ITEM_COL: given_id or self._next_id(),
@@ -569,6 +577,95 @@ class DemoApp:
             return page, gr.update(choices=choices)
         return render_added(added, self.limits.max_k), gr.update(choices=choices)
 
+    def remove_item(
+        self,
+        item_id: str | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> tuple[str, dict[str, Any]]:
+        """Take an item out of service live — one added by mistake, or any catalogue
+        item by id; return the result HTML and an update of the item picker.
+
+        The item is no longer recommended, offered in the picker, counted in the
+        header or listed among a new item's nearest items; it stays in the model
+        (users' histories keep it) and :meth:`restore_item` undoes the removal. Like
+        :meth:`add_item`, it is live for every visitor until the app restarts, kept
+        across reloads of the model, and not saved to the model directory.
+        """
+        try:
+            progress(0.3, desc="Removing the item")
+            with self.lock.write():  # the check, the limit and the removal, atomically
+                item = self._existing_item(item_id, "remove")
+                if item in self.catalogue.removed():
+                    raise DataValidationError(
+                        f"item {shown(item)} is removed already.",
+                        source="remove item",
+                        fix="restore it to serve it again.",
+                    )
+                if len(self.removed) >= self.limits.max_removed:
+                    raise DataValidationError(
+                        f"this demo already holds {len(self.removed)} removed items, its limit.",
+                        source="remove item",
+                        fix="restore some, or restart the app to start afresh.",
+                    )
+                self.rec.remove_items([item])
+                self.removed.append(item)
+                page = render_removed(self.catalogue.title(item), item, restored=False)
+                choices = self.catalogue.choices()
+        except Exception as exc:
+            return render_error(exc), gr.update()
+        return page, gr.update(choices=choices)
+
+    def restore_item(
+        self,
+        item_id: str | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> tuple[str, dict[str, Any]]:
+        """Serve again an item removed in this app (undo :meth:`remove_item`); return
+        the result HTML and an update of the item picker. Items removed before the
+        app loaded the model (``hybrid-rec remove-items``) are restored where they were
+        removed, with ``remove-items --restore``."""
+        try:
+            progress(0.3, desc="Restoring the item")
+            with self.lock.write():
+                item = self._existing_item(item_id, "restore")
+                if item not in self.catalogue.removed():
+                    raise DataValidationError(
+                        f"item {shown(item)} is not removed: it is served already.",
+                        source="restore item",
+                    )
+                if item not in self.removed:
+                    raise DataValidationError(
+                        f"item {shown(item)} was removed before this app loaded the model, "
+                        "not here.",
+                        source="restore item",
+                        fix="serve it again where it was removed: `hybrid-rec remove-items "
+                        "FILE --model-dir DIR --restore`.",
+                    )
+                self.rec.restore_items([item])
+                self.removed.remove(item)
+                page = render_removed(self.catalogue.title(item), item, restored=True)
+                choices = self.catalogue.choices()
+        except Exception as exc:
+            return render_error(exc), gr.update()
+        return page, gr.update(choices=choices)
+
+    def _existing_item(self, item_id: str | None, verb: str) -> str:
+        """The typed id of an item the catalogue holds, or a readable error."""
+        item = check_text(item_id, self.limits.max_id, "item id")
+        if not item:
+            raise DataValidationError(
+                f"type the id of the item to {verb}.",
+                source=f"{verb} item",
+                fix="ids are shown beside titles on the cards and in the item picker.",
+            )
+        if item not in self.catalogue:
+            raise DataValidationError(
+                f"there is no item {shown(item)} in this catalogue.",
+                source=f"{verb} item",
+                fix="type the id as the cards and the item picker show it (case matters).",
+            )
+        return item
+
     def _check_not_added_before(self, frame: pd.DataFrame) -> None:
         """Refuse an item that repeats one added in this demo, id aside (a second click)."""
         if not self.added:
@@ -581,12 +678,17 @@ class DemoApp:
             return tuple("" if _blank(v) else str(v).strip().lower() for v in cells)
 
         new = key(frame.iloc[0])
+        removed = self.catalogue.removed()
         for _, row in earlier.iterrows():
             if key(row) == new:
+                item = str(row[ITEM_COL])
+                gone = item in removed
                 raise DataValidationError(
-                    f"this item was already added, as item {row[ITEM_COL]}.",
+                    f"this item was already added, as item {item}"
+                    + (", since removed." if gone else "."),
                     source="new item",
-                    fix="change the title, description or attributes to add another item.",
+                    fix="change the title, description or attributes to add another item"
+                    + (f"; or restore {item} under Remove an item." if gone else "."),
                 )
 
     def _describe_added(self, new_id: str, frame: pd.DataFrame) -> Added:
@@ -663,6 +765,26 @@ def _chips(values: list[str], shown: int = 4) -> list[str]:
     if len(values) <= shown:
         return values
     return [*values[: shown - 1], f"+{len(values) - shown + 1}"]
+
+
+def _removed_again(rec: HybridRecommender, removed: Sequence[str], taken: set[str]) -> list[str]:
+    """Remove from a reloaded model the items removed in the app, as items added in the
+    app are added to it again; return the ids still removed by the app. An id the new
+    model lacks is forgotten, and so is one of ``taken`` (added here, but the new save
+    holds an item of that id: the saved item is served, not the one removed here)."""
+    if not removed:
+        return []
+    known = rec.item_ids_.lookup(list(removed)) >= 0
+    again = [i for i, ok in zip(removed, known, strict=True) if ok and i not in taken]
+    if again:
+        rec.remove_items(again)
+    if len(again) < len(removed):
+        log.info(
+            "%d item(s) removed here are not removed in the reloaded model (gone from it, or "
+            "its own item of that id)",
+            len(removed) - len(again),
+        )
+    return again
 
 
 def _saved_version(directory: Path | None) -> tuple[int, int, int] | None:

@@ -1,7 +1,10 @@
-"""Tab 3: a brand-new item, typed in, added live; its neighbours, reach and top user's why."""
+"""Tab 3: a brand-new item, typed in, added live; its neighbours, reach and top user's why.
+An item (one added by mistake, or any by id) can be removed from service here, and restored."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import gradio as gr
@@ -16,8 +19,8 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown, header: gr.HTML | None = No
     """The form shows the catalogue's own columns: an attribute list, year, keywords,
     and a ``column: value`` box for the rest (brand, price ...).
 
-    ``liked`` is the new-user tab's picker: an added item joins its choices; the
-    page's ``header`` counts it.
+    ``liked`` is the new-user tab's picker: an added item joins its choices (a removed
+    one leaves them); the page's ``header`` counts it.
     """
     column = state.catalogue.attribute_column
     cols = state.rec.items_.columns
@@ -68,11 +71,22 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown, header: gr.HTML | None = No
                 ),
             ]
             go = gr.Button("Add to the catalogue", variant="primary", elem_id="item-go")
+            with gr.Accordion("Remove an item", open=False, elem_id="item-remove"):
+                remove_id = gr.Textbox(
+                    label="Item id",
+                    placeholder="an id from a card or the picker; the item just added is filled in",
+                    max_length=limits.max_id,
+                    elem_id="remove-id",
+                )
+                with gr.Row():
+                    remove = gr.Button("Remove", variant="stop", elem_id="remove-go")
+                    restore = gr.Button("Restore", elem_id="restore-go")
         with gr.Column(scale=2):
             out = gr.HTML(
                 render_notice(
                     "Describe an item that does not exist yet: it is embedded and added live, "
-                    "shared by everyone on this app until it restarts."
+                    "shared by everyone on this app until it restarts. An item added by "
+                    "mistake can be removed (and restored) under Remove an item."
                 ),
                 elem_id="item-out",
             )
@@ -96,5 +110,19 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown, header: gr.HTML | None = No
         return page, picker, *(gr.update(value=v) if added else gr.update() for v in blank)
 
     added = go.click(add_and_clear, fields, [out, liked, *fields], api_name="add_item")
+    # the id of the item just added, ready to be removed if it was a mistake
+    added.then(_added_id, out, remove_id, api_visibility="private", queue=False)
+    removed = remove.click(state.remove_item, remove_id, [out, liked], api_name="remove_item")
+    restored = restore.click(state.restore_item, remove_id, [out, liked], api_name="restore_item")
     if header is not None:  # the item count in the header, stale until a reload before
-        added.then(state.header_html, None, header, api_visibility="private", queue=False)
+        for event in (added, removed, restored):
+            event.then(state.header_html, None, header, api_visibility="private", queue=False)
+
+
+_ADDED = re.compile(r'<div class="hr-added" data-item="([^"]*)"')
+
+
+def _added_id(page: str) -> Any:
+    """The id of the item the page says was added, for the removal box; else no change."""
+    found = _ADDED.search(page or "")
+    return gr.update(value=html.unescape(found.group(1))) if found else gr.update()

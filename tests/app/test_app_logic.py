@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -26,6 +27,7 @@ from app.explainer import ExplanationView  # noqa: E402
 from app.locks import ReadWriteLock  # noqa: E402
 from app.render import render_error, render_history  # noqa: E402
 from app.server import use_explain_backend, warm_up_explanations  # noqa: E402
+from app.settings import NEIGHBOURS_SHOWN  # noqa: E402
 from app.state import DemoApp, _check_year  # noqa: E402
 from hybrid_rec import HybridRecError, HybridRecommender, RecommenderConfig  # noqa: E402
 from hybrid_rec.data.datasets import Dataset, synthetic, synthetic_new_items  # noqa: E402
@@ -892,6 +894,168 @@ def test_the_demo_fit_never_replaces_or_stands_in_for_a_users_model(tmp_path: Pa
 
 
 # -------------------------------------------------------------------- a shop manager's review
+
+
+def _picker_ids(update: dict[str, Any]) -> set[str]:
+    return {item for _, item in update["choices"]}
+
+
+def _neighbours(page: str) -> list[str]:
+    """The titles in a new item's "nearest items" column."""
+    return re.findall(r'<div class="hr-mini"><span title="([^"]*)"', page)
+
+
+def _header_items(state: DemoApp) -> int:
+    found = re.search(r"<b>([\d,]+)</b> items", state.header_html())
+    assert found, state.header_html()
+    return int(found.group(1).replace(",", ""))
+
+
+def test_an_item_added_by_mistake_is_removed_and_restored_in_the_app(state: DemoApp) -> None:
+    """An item added in the app reached every user, and the app had no way to take it back."""
+    n = _header_items(state)
+    item = synthetic_new_items(1, "space", seed=1).iloc[0]
+    added, _ = state.add_item("", item.title, item.description, ["space"], None, None)
+    assert 'data-item="new-1"' in added and _header_items(state) == n + 1
+    *_, before = state.recommend_new_user([], item.description, 10)
+    assert "new-1" in cards(before)  # it reaches a user who describes it
+
+    page, picker = state.remove_item(" new-1 ")
+    assert 'class="hr-removed" data-item="new-1" data-state="removed"' in page, page
+    assert item.title in page and "not saved to the model directory" in page
+    assert "new-1" not in _picker_ids(picker) and "new-1" not in _picker_ids(state.picker_update())
+    assert _header_items(state) == n and state.catalogue.composition()["items"] == n
+    assert state.rec.removed_items == ["new-1"] and state.removed == ["new-1"]
+    *_, after = state.recommend_new_user([], item.description, 10)
+    assert "hr-error" not in after and "new-1" not in cards(after) and len(cards(after)) == 10
+    user = state.user_choices()[0]
+    *_, (_, theirs) = state.recommend_user(user, state.limits.max_k, new_items=K)
+    assert "new-1" not in cards(theirs)
+    same, _ = state.add_item("", item.title, item.description, ["space"], None, None)
+    assert "already added, as item new-1, since removed" in same and "restore new-1" in same
+    # a corrected copy of it: the removed one is not among its nearest items
+    again, _ = state.add_item("", "Another " + item.title, item.description, ["space"], None, None)
+    assert 'data-item="new-2"' in again
+    assert item.title not in _neighbours(again) and len(_neighbours(again)) == NEIGHBOURS_SHOWN
+
+    back, picker = state.restore_item("new-1")
+    assert 'data-state="restored"' in back and "Served again" in back
+    assert "new-1" in _picker_ids(picker) and _header_items(state) == n + 2
+    assert state.rec.removed_items == [] and state.removed == []
+    *_, restored = state.recommend_new_user([], item.description, 10)
+    assert "new-1" in cards(restored)
+    # and it is the corrected copy's nearest item again (the removal is what hid it)
+    assert state.rec.similar_items(["new-2"], k=1)["similar_item_id"].tolist() == ["new-1"]
+
+
+def test_any_catalogue_item_can_be_removed_by_id(state: DemoApp) -> None:
+    user = state.user_choices()[0]
+    *_, (_, page) = state.recommend_user(user, K)
+    top = cards(page)[0]
+    tiles = state.catalogue.composition()
+    removed, picker = state.remove_item(top)
+    assert "hr-removed" in removed and top not in _picker_ids(picker)
+    *_, (_, after) = state.recommend_user(user, K)
+    assert top not in cards(after) and cards(after)[: K - 1] == cards(page)[1:]
+    assert state.catalogue.composition()["items"] == tiles["items"] - 1
+    # its id stays taken (the model keeps the item): a new item may not reuse it
+    clash, _ = state.add_item(top, "Reuse", "an item reusing a removed id", [], None, None)
+    assert "hr-error" in clash and "removed from service" in clash and "restore" in clash
+
+
+@pytest.mark.parametrize(
+    ("action", "item_id", "message"),
+    [
+        ("remove", "", "type the id of the item to remove"),
+        ("remove", "   ", "type the id of the item to remove"),
+        ("remove", "no-such-item", "there is no item 'no-such-item' in this catalogue"),
+        ("remove", "x" * 101, "item id: is 101 characters long"),
+        ("restore", "no-such-item", "there is no item 'no-such-item' in this catalogue"),
+        ("restore", "i0", "item 'i0' is not removed"),
+    ],
+)
+def test_remove_and_restore_errors_are_readable(
+    state: DemoApp, action: str, item_id: str, message: str
+) -> None:
+    n = _header_items(state)
+    page, picker = getattr(state, f"{action}_item")(item_id)
+    assert "hr-error" in page and message in html.unescape(page), page
+    assert "Traceback" not in page and "Unexpected" not in page
+    assert picker == {"__type__": "update"}  # the picker is left alone
+    assert _header_items(state) == n and state.rec.removed_items == []
+
+
+def test_removing_twice_and_restoring_what_the_app_did_not_remove_are_refused(
+    make_state: Callable[..., DemoApp], model_dir: Path, tmp_path: Path
+) -> None:
+    from app.settings import Limits
+
+    rec = HybridRecommender.load(model_dir)
+    rec.remove_items(["i1"])  # sold out, with `hybrid-rec remove-items`, before the app
+    state = DemoApp(rec, benchmarks_dir=tmp_path / "none", limits=Limits(max_removed=1))
+    assert "i1" not in _picker_ids(state.picker_update())
+    page, _ = state.restore_item("i1")
+    assert "removed before this app loaded the model" in page and "--restore" in page
+    state.remove_item("i2")
+    twice, _ = state.remove_item("i2")
+    assert "hr-error" in twice and "removed already" in twice
+    limit, _ = state.remove_item("i3")
+    assert "1 removed items, its limit" in limit
+    assert sorted(state.rec.removed_items) == ["i1", "i2"] and state.removed == ["i2"]
+
+
+def test_a_removal_waits_for_readers_like_an_addition(state: DemoApp) -> None:
+    """remove_items changes what every request sees: it holds the app's exclusive lock."""
+    done = threading.Event()
+
+    def remove() -> None:
+        state.remove_item("i5")
+        done.set()
+
+    with state.lock.read():  # a request in progress
+        worker = threading.Thread(target=remove)
+        worker.start()
+        assert not done.wait(0.3) and state.rec.removed_items == []
+    worker.join(30)
+    assert done.is_set() and state.rec.removed_items == ["i5"]
+
+
+def test_a_removal_is_not_saved_but_survives_a_reload_like_an_addition(
+    on_disk: Path, tmp_path: Path
+) -> None:
+    state = DemoApp(
+        HybridRecommender.load(on_disk), benchmarks_dir=tmp_path / "none", model_dir=on_disk
+    )
+    state.add_item("", "Moon Diary", "A log of nights on the moon.", ["space"], None, None)
+    state.remove_item("new-1")
+    state.remove_item("i3")
+    assert HybridRecommender.load(on_disk).removed_items == []  # nothing written there
+    other = HybridRecommender.load(on_disk)
+    other.add_items(pd.DataFrame({"item_id": ["x9"], "title": ["Soups"], "category": ["food"]}))
+    other.save(on_disk)
+    assert state.reload_if_changed()
+    assert sorted(state.rec.removed_items) == ["i3", "new-1"] and state.added == ["new-1"]
+    assert not {"i3", "new-1"} & _picker_ids(state.picker_update())
+    restored, _ = state.restore_item("new-1")  # the undo still works after the reload
+    assert "Served again" in restored and state.rec.removed_items == ["i3"]
+
+
+def test_the_new_item_tab_fills_in_the_added_id_for_removal() -> None:
+    from app.render import Added, Card, render_added
+    from app.tabs.new_item import _added_id
+
+    card = Card('a"&b', "T", 1, float("nan"), 0, "cold", [], 1.0)
+    page = render_added(Added(card, "", [], [], None, None, None, "template"), max_k=5)
+    assert _added_id(page) == {"__type__": "update", "value": 'a"&b'}
+    assert _added_id('<div class="hr-error">no</div>') == {"__type__": "update"}
+
+
+def test_build_app_exposes_remove_and_restore(model_dir: Path) -> None:
+    demo = build_app(HybridRecommender.load(model_dir), max_k=20)
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"remove_item", "restore_item"} <= names
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert {"remove-id", "remove-go", "restore-go"} <= ids
 
 
 STAND_IN = 48

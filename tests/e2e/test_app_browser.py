@@ -234,6 +234,44 @@ def test_new_item_is_added_live_and_then_recommended(
     wait_explained(page, "new-out", 10)
     assert page.locator("#new-out .hr-error").count() == 0
     assert page.locator("#new-out .hr-card").count() == 10
+    # added by mistake: it is taken back in the app (there was no way to), and restored
+    n = served.state.catalogue.served()
+    open_tab(page, "New item")
+    page.locator("#item-remove").get_by_text("Remove an item", exact=True).click()
+    type_into(page, "remove-id", new_id)
+    page.click("#remove-go")
+    removed = page.wait_for_selector("#item-out .hr-removed")
+    assert removed.get_attribute("data-item") == new_id
+    assert new_id in served.state.rec.removed_items
+    expect(page.locator("#header .hr-stats")).to_contain_text(f"{n - 1:,} items")
+    shoot(page, "3c-new-item-removed")
+    open_tab(page, "New user")
+    box = page.locator("#liked-pick input[role=combobox]")
+    box.click()
+    box.fill(item.title[:12])
+    expect(page.get_by_role("option", name=f"{item.title} · {new_id}", exact=True)).to_have_count(0)
+    page.locator(".hr-header h1").click()
+    open_tab(page, "New item")
+    page.click("#restore-go")
+    page.wait_for_selector('#item-out .hr-removed[data-state="restored"]')
+    assert new_id not in served.state.rec.removed_items
+    expect(page.locator("#header .hr-stats")).to_contain_text(f"{n:,} items")
+
+
+def test_the_item_just_added_is_filled_in_for_removal(app_page: Any, served: Any) -> None:
+    page = app_page
+    open_tab(page, "New item")
+    type_into(page, "item-title", "Comet Cookbook")
+    type_into(page, "item-desc", "Recipes for a kitchen in orbit.")
+    page.click("#item-go")
+    new_id = page.wait_for_selector("#item-out .hr-added").get_attribute("data-item")
+    page.locator("#item-remove").get_by_text("Remove an item", exact=True).click()
+    expect(page.locator("#remove-id :is(textarea, input)")).to_have_value(str(new_id))
+    page.click("#remove-go")
+    page.wait_for_selector("#item-out .hr-removed")
+    assert new_id in served.state.removed
+    page.click("#restore-go")  # leave the shared app as the other tests expect it
+    page.wait_for_selector('#item-out .hr-removed[data-state="restored"]')
 
 
 def test_empty_new_item_shows_a_readable_error(app_page: Any, shoot: Shoot) -> None:
