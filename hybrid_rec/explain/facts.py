@@ -72,8 +72,10 @@ PLACEHOLDERS = frozenset({"", "unknown", "nan", "none", "n/a", "na", "null", "ot
 LIKED_SHARE = 0.7
 """A rating counts as liked from this share of the way up the log's rating range
 (4 and 5 on a 1-5 scale, 8 and up on 1-10)."""
-STRONG_EVENT_WEIGHT = 3.0
-"""Unrated events weighing this much (add_to_cart, purchase, review ...) count as liked."""
+STRONG_EVENT_WEIGHT = 4.0
+"""Unrated events weighing this much (a review, a purchase) count as liked. An
+add-to-cart (3) does not: a cart left unpaid is interest, and "because you enjoyed"
+an item only put in a cart read wrong to a shop's manager (session 22's UX review)."""
 
 MAX_TITLE_CHARS = 80
 MAX_DESCRIPTION_CHARS = 160
@@ -570,9 +572,9 @@ def build_facts(
 
 
 def _strong_weight(rec: HybridRecommender) -> float:
-    """The event weight from which an unrated event says the user liked the item: an
-    add-to-cart's (3) and up, or any, when the log's events all weigh one amount (a
-    log without event types). A view or a click alone is history, not taste."""
+    """The event weight from which an unrated event says the user liked the item: a
+    review's (4) and up, or any, when the log's events all weigh one amount (a
+    log without event types). A view, a click or a cart alone is history, not taste."""
     weights = {rec.event_weight(e) for e in rec.event_vocab_[3:]}  # after the 3 markers
     return 0.0 if len(weights) <= 1 else STRONG_EVENT_WEIGHT
 

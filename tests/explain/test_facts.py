@@ -243,7 +243,7 @@ def test_low_rated_history_items_are_not_called_liked(dataset: Dataset, tmp_path
     pd.testing.assert_frame_equal(loaded.user_history("u3"), history)
 
 
-def test_implicit_feedback_is_liked_from_an_add_to_cart_up(
+def test_implicit_feedback_is_liked_from_a_review_up(
     rec: HybridRecommender, dataset: Dataset
 ) -> None:
     """Unrated, a purchase says the user liked an item; a view or a click does not, and
@@ -254,7 +254,7 @@ def test_implicit_feedback_is_liked_from_an_add_to_cart_up(
         contrib = rec.contributions(user, item).set_index("item_id")
         assert rec.rating_range is None and contrib["rating"].isna().all()
         for fact in build_facts(rec, user, item).of_kind("history_item"):
-            strong = rec.event_weight(contrib.loc[fact.item_id, "event"]) >= 3
+            strong = rec.event_weight(contrib.loc[fact.item_id, "event"]) >= 4
             assert fact.liked is strong and fact.value is None
             seen[strong] = fact
     assert set(seen) == {True, False}
@@ -266,6 +266,28 @@ def test_implicit_feedback_is_liked_from_an_add_to_cart_up(
     if any(f.liked is False for f in lead):
         assert "enjoyed" not in text and "in your history" in text, text
     assert weak.kind == "history_item"
+
+
+def test_an_item_only_put_in_a_cart_is_history_not_enjoyed(dataset: Dataset) -> None:
+    """A shop manager's review: "because you enjoyed X" where X was only added to a cart
+    (weight 3, then counted as liked). A cart is interest; a purchase is liked."""
+    log = dataset.interactions.copy()
+    user = str(log["user_id"].iloc[0])
+    mine = np.flatnonzero((log["user_id"] == user).to_numpy())
+    log.loc[log.index[mine], "event"] = ["add_to_cart", "purchase"] * (len(mine) // 2) + [
+        "add_to_cart"
+    ] * (len(mine) % 2)
+    cfg = RecommenderConfig()
+    cfg.model.epochs, cfg.model.dim, cfg.explain.backend = 1, 16, "template"
+    rec = HybridRecommender(cfg, encoder=HashingEncoder(64)).fit(
+        log, dataset.items, show_progress=False
+    )
+    verdicts: dict[str, set[bool | None]] = {"add_to_cart": set(), "purchase": set()}
+    for item in rec.recommend([user], k=10)["item_id"].astype(str):
+        contrib = rec.contributions(user, item).set_index("item_id")
+        for fact in build_facts(rec, user, item).of_kind("history_item"):
+            verdicts[str(contrib.loc[fact.item_id, "event"])].add(fact.liked)
+    assert verdicts == {"add_to_cart": {False}, "purchase": {True}}
 
 
 def test_titles_and_values_that_address_a_model_never_reach_the_prompt(
