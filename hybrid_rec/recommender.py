@@ -1926,13 +1926,14 @@ class HybridRecommender:
                 fix="pass the taste description as a non-empty string.",
             )
         query = encode_queries(self.encoder, [text.strip()[: self.config.content.max_chars]])
-        width = self.content_.shape[1] - self.attributes_.dim
-        items = self.content_[~self.removed_, :width]
-        if not len(items):
+        served = ~self.removed_
+        if not served.any():
             return -1.0
-        norms = np.linalg.norm(items, axis=1) * float(np.linalg.norm(query[0]))
-        cosines = (items @ query[0]) / np.maximum(norms, 1e-12)
-        return float(cosines.max())
+        # a view of the text columns: no copy of the catalogue's vectors per call
+        vectors = self.content_[:, : self.content_.shape[1] - self.attributes_.dim]
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors)) * float(np.linalg.norm(query[0]))
+        cosines = (vectors @ query[0]) / np.maximum(norms, 1e-12)
+        return float(cosines[served].max())
 
     @overload
     def score_cold_items(
