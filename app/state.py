@@ -582,19 +582,30 @@ class DemoApp:
         item_id: str | None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> tuple[str, dict[str, Any]]:
-        """Take an item out of service live — one added by mistake, or any catalogue
-        item by id; return the result HTML and an update of the item picker.
+        """Take back an item added in this app (one added by mistake); return the
+        result HTML and an update of the item picker.
 
-        The item is no longer recommended, offered in the picker, counted in the
-        header or listed among a new item's nearest items; it stays in the model
-        (users' histories keep it) and :meth:`restore_item` undoes the removal. Like
-        :meth:`add_item`, it is live for every visitor until the app restarts, kept
-        across reloads of the model, and not saved to the model directory.
+        Only items of :attr:`added` can be removed: any visitor may call this, and
+        the catalogue's own items are the operator's (``hybrid-rec remove-items``),
+        or one visitor could empty the catalogue for every other. The item is no
+        longer recommended, offered in the picker, counted in the header or listed
+        among a new item's nearest items; it stays in the model and
+        :meth:`restore_item` undoes the removal. Like :meth:`add_item`, it is live
+        for every visitor until the app restarts, kept across reloads of the
+        model, and not saved to the model directory.
         """
         try:
             progress(0.3, desc="Removing the item")
             with self.lock.write():  # the check, the limit and the removal, atomically
                 item = self._existing_item(item_id, "remove")
+                if item not in self.added:
+                    raise DataValidationError(
+                        f"item {shown(item)} is in the catalogue, not added here: this app "
+                        "only takes back items added here.",
+                        source="remove item",
+                        fix="the operator stops serving catalogue items with `hybrid-rec "
+                        "remove-items FILE --model-dir DIR`.",
+                    )
                 if item in self.catalogue.removed():
                     raise DataValidationError(
                         f"item {shown(item)} is removed already.",

@@ -1,5 +1,6 @@
 """Tab 3: a brand-new item, typed in, added live; its neighbours, reach and top user's why.
-An item (one added by mistake, or any by id) can be removed from service here, and restored."""
+An item added here (by mistake) can be taken back, and restored; the catalogue's own items
+are the operator's (``hybrid-rec remove-items``)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown, header: gr.HTML | None = No
             with gr.Accordion("Remove an item", open=False, elem_id="item-remove"):
                 remove_id = gr.Textbox(
                     label="Item id",
-                    placeholder="an id from a card or the picker; the item just added is filled in",
+                    placeholder="an item added here; the one just added is filled in",
                     max_length=limits.max_id,
                     elem_id="remove-id",
                 )
@@ -85,8 +86,9 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown, header: gr.HTML | None = No
             out = gr.HTML(
                 render_notice(
                     "Describe an item that does not exist yet: it is embedded and added live, "
-                    "shared by everyone on this app until it restarts. An item added by "
-                    "mistake can be removed (and restored) under Remove an item."
+                    "shared by everyone on this app until it restarts. An item added here "
+                    "by mistake can be removed (and restored) under Remove an item; the "
+                    "catalogue's own items are removed by its operator."
                 ),
                 elem_id="item-out",
             )

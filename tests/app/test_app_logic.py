@@ -948,18 +948,32 @@ def test_an_item_added_by_mistake_is_removed_and_restored_in_the_app(state: Demo
     assert state.rec.similar_items(["new-2"], k=1)["similar_item_id"].tolist() == ["new-1"]
 
 
-def test_any_catalogue_item_can_be_removed_by_id(state: DemoApp) -> None:
+def _add(state: DemoApp, title: str) -> str:
+    """Add an item in the app; its id."""
+    page, _ = state.add_item("", title, f"{title}: a log of nights on the moon.", [], None, None)
+    found = re.search(r'<div class="hr-added" data-item="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def test_a_visitor_cannot_remove_the_catalogues_own_items(state: DemoApp) -> None:
+    """A visitor removed all 160 items by id, and every user got "Top 0" until a restart."""
     user = state.user_choices()[0]
     *_, (_, page) = state.recommend_user(user, K)
-    top = cards(page)[0]
-    tiles = state.catalogue.composition()
-    removed, picker = state.remove_item(top)
-    assert "hr-removed" in removed and top not in _picker_ids(picker)
+    n = _header_items(state)
+    for item in state.rec.items_["item_id"].astype(str):
+        refused, picker = state.remove_item(item)
+        assert "hr-error" in refused and picker == {"__type__": "update"}, refused
+    said = html.unescape(refused)
+    assert "only takes back items added here" in said and "hybrid-rec remove-items" in said
+    assert state.rec.removed_items == [] and state.removed == [] and _header_items(state) == n
     *_, (_, after) = state.recommend_user(user, K)
-    assert top not in cards(after) and cards(after)[: K - 1] == cards(page)[1:]
-    assert state.catalogue.composition()["items"] == tiles["items"] - 1
-    # its id stays taken (the model keeps the item): a new item may not reuse it
-    clash, _ = state.add_item(top, "Reuse", "an item reusing a removed id", [], None, None)
+    assert cards(after) == cards(page) and len(cards(after)) == K
+    # an item added here is taken back, and its id stays taken (the model keeps the item)
+    new = _add(state, "Moon Diary")
+    removed, picker = state.remove_item(new)
+    assert "hr-removed" in removed and new not in _picker_ids(picker)
+    clash, _ = state.add_item(new, "Reuse", "an item reusing a removed id", [], None, None)
     assert "hr-error" in clash and "removed from service" in clash and "restore" in clash
 
 
@@ -996,20 +1010,22 @@ def test_removing_twice_and_restoring_what_the_app_did_not_remove_are_refused(
     assert "i1" not in _picker_ids(state.picker_update())
     page, _ = state.restore_item("i1")
     assert "removed before this app loaded the model" in page and "--restore" in page
-    state.remove_item("i2")
-    twice, _ = state.remove_item("i2")
+    first, second = _add(state, "Moon Diary"), _add(state, "Comet Cookbook")
+    state.remove_item(first)
+    twice, _ = state.remove_item(first)
     assert "hr-error" in twice and "removed already" in twice
-    limit, _ = state.remove_item("i3")
+    limit, _ = state.remove_item(second)
     assert "1 removed items, its limit" in limit
-    assert sorted(state.rec.removed_items) == ["i1", "i2"] and state.removed == ["i2"]
+    assert sorted(state.rec.removed_items) == ["i1", first] and state.removed == [first]
 
 
 def test_a_removal_waits_for_readers_like_an_addition(state: DemoApp) -> None:
     """remove_items changes what every request sees: it holds the app's exclusive lock."""
     done = threading.Event()
+    new = _add(state, "Moon Diary")
 
     def remove() -> None:
-        state.remove_item("i5")
+        state.remove_item(new)
         done.set()
 
     with state.lock.read():  # a request in progress
@@ -1017,7 +1033,7 @@ def test_a_removal_waits_for_readers_like_an_addition(state: DemoApp) -> None:
         worker.start()
         assert not done.wait(0.3) and state.rec.removed_items == []
     worker.join(30)
-    assert done.is_set() and state.rec.removed_items == ["i5"]
+    assert done.is_set() and state.rec.removed_items == [new]
 
 
 def test_a_removal_is_not_saved_but_survives_a_reload_like_an_addition(
@@ -1027,17 +1043,19 @@ def test_a_removal_is_not_saved_but_survives_a_reload_like_an_addition(
         HybridRecommender.load(on_disk), benchmarks_dir=tmp_path / "none", model_dir=on_disk
     )
     state.add_item("", "Moon Diary", "A log of nights on the moon.", ["space"], None, None)
+    state.add_item("", "Comet Cookbook", "Recipes for a kitchen in orbit.", [], None, None)
     state.remove_item("new-1")
-    state.remove_item("i3")
+    state.remove_item("new-2")
     assert HybridRecommender.load(on_disk).removed_items == []  # nothing written there
     other = HybridRecommender.load(on_disk)
     other.add_items(pd.DataFrame({"item_id": ["x9"], "title": ["Soups"], "category": ["food"]}))
     other.save(on_disk)
     assert state.reload_if_changed()
-    assert sorted(state.rec.removed_items) == ["i3", "new-1"] and state.added == ["new-1"]
-    assert not {"i3", "new-1"} & _picker_ids(state.picker_update())
+    assert sorted(state.rec.removed_items) == ["new-1", "new-2"]
+    assert state.added == ["new-1", "new-2"]
+    assert not {"new-1", "new-2"} & _picker_ids(state.picker_update())
     restored, _ = state.restore_item("new-1")  # the undo still works after the reload
-    assert "Served again" in restored and state.rec.removed_items == ["i3"]
+    assert "Served again" in restored and state.rec.removed_items == ["new-2"]
 
 
 def test_the_new_item_tab_fills_in_the_added_id_for_removal() -> None:
