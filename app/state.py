@@ -782,17 +782,25 @@ def _removed_again(rec: HybridRecommender, removed: Sequence[str], taken: set[st
     """Remove from a reloaded model the items removed in the app, as items added in the
     app are added to it again; return the ids still removed by the app. An id the new
     model lacks is forgotten, and so is one of ``taken`` (added here, but the new save
-    holds an item of that id: the saved item is served, not the one removed here)."""
+    holds an item of that id: the saved item is served, not the one removed here), and
+    one the new model removed (or a sync unlisted) itself: that removal is the operator's,
+    so a visitor's Restore must not undo it, and removing it again would turn a sync's
+    unlisting into a removal by hand that a later sync never undoes."""
     if not removed:
         return []
+    already = set(rec.removed_items)
     known = rec.item_ids_.lookup(list(removed)) >= 0
-    again = [i for i, ok in zip(removed, known, strict=True) if ok and i not in taken]
+    again = [
+        i
+        for i, ok in zip(removed, known, strict=True)
+        if ok and i not in taken and i not in already
+    ]
     if again:
         rec.remove_items(again)
     if len(again) < len(removed):
         log.info(
-            "%d item(s) removed here are not removed in the reloaded model (gone from it, or "
-            "its own item of that id)",
+            "%d item(s) removed here are not removed by the app in the reloaded model (gone "
+            "from it, its own item of that id, or removed by the save itself)",
             len(removed) - len(again),
         )
     return again

@@ -1046,16 +1046,32 @@ def test_a_removal_is_not_saved_but_survives_a_reload_like_an_addition(
     state.add_item("", "Comet Cookbook", "Recipes for a kitchen in orbit.", [], None, None)
     state.remove_item("new-1")
     state.remove_item("new-2")
+    # the app's record of its removals also holds two catalogue items (as a visitor could
+    # remove any item before removal was limited to items added here)
+    state.rec.remove_items(["i3", "i4"])
+    state.removed += ["i3", "i4"]
     assert HybridRecommender.load(on_disk).removed_items == []  # nothing written there
     other = HybridRecommender.load(on_disk)
     other.add_items(pd.DataFrame({"item_id": ["x9"], "title": ["Soups"], "category": ["food"]}))
+    # the operator withdraws i3 by hand, and a sync unlists i4 (today's file lacks it)
+    other.remove_items(["i3"])
+    other.sync_catalogue(other.items_[other.items_["item_id"] != "i4"])
+    assert other.describe()["items_unlisted"] == 1
     other.save(on_disk)
     assert state.reload_if_changed()
-    assert sorted(state.rec.removed_items) == ["new-1", "new-2"]
+    assert sorted(state.rec.removed_items) == ["i3", "i4", "new-1", "new-2"]
     assert state.added == ["new-1", "new-2"]
     assert not {"new-1", "new-2"} & _picker_ids(state.picker_update())
+    # the operator's removals are the save's: not the app's to undo, and i4 stays unlisted
+    # (a later sync that lists it serves it again), not turned into a removal by hand
+    assert state.removed == ["new-1", "new-2"]
+    assert state.rec.describe()["items_unlisted"] == 1
+    for withdrawn in ("i3", "i4"):
+        refused, _ = state.restore_item(withdrawn)
+        assert "hr-error" in refused and "not here" in refused, refused
     restored, _ = state.restore_item("new-1")  # the undo still works after the reload
-    assert "Served again" in restored and state.rec.removed_items == ["new-2"]
+    assert "Served again" in restored
+    assert sorted(state.rec.removed_items) == ["i3", "i4", "new-2"]
 
 
 def test_the_new_item_tab_fills_in_the_added_id_for_removal() -> None:
