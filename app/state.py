@@ -580,10 +580,13 @@ class DemoApp:
     def remove_item(
         self,
         item_id: str | None,
+        liked: Sequence[str] | str | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> tuple[str, dict[str, Any]]:
         """Take back an item added in this app (one added by mistake); return the
-        result HTML and an update of the item picker.
+        result HTML and an update of the item picker: its choices, and its value
+        ``liked`` (the items the visitor has picked) less the removed item, which
+        Gradio would otherwise refuse at the next Recommend as not among the choices.
 
         Only items of :attr:`added` can be removed: any visitor may call this, and
         the catalogue's own items are the operator's (``hybrid-rec remove-items``),
@@ -624,7 +627,8 @@ class DemoApp:
                 choices = self.catalogue.choices()
         except Exception as exc:
             return render_error(exc), gr.update()
-        return page, gr.update(choices=choices)
+        picked = [liked] if isinstance(liked, str) else list(liked or [])
+        return page, gr.update(choices=choices, value=[v for v in picked if v != item])
 
     def restore_item(
         self,

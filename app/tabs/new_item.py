@@ -114,7 +114,10 @@ def new_item_tab(state: DemoApp, liked: gr.Dropdown, header: gr.HTML | None = No
     added = go.click(add_and_clear, fields, [out, liked, *fields], api_name="add_item")
     # the id of the item just added, ready to be removed if it was a mistake
     added.then(_added_id, out, remove_id, api_visibility="private", queue=False)
-    removed = remove.click(state.remove_item, remove_id, [out, liked], api_name="remove_item")
+    # the picker's value goes in too: a picked item that is removed must leave it as well
+    removed = remove.click(
+        state.remove_item, [remove_id, liked], [out, liked], api_name="remove_item"
+    )
     restored = restore.click(state.restore_item, remove_id, [out, liked], api_name="restore_item")
     if header is not None:  # the item count in the header, stale until a reload before
         for event in (added, removed, restored):

@@ -1074,6 +1074,31 @@ def test_a_removal_is_not_saved_but_survives_a_reload_like_an_addition(
     assert sorted(state.rec.removed_items) == ["i3", "i4", "new-2"]
 
 
+def test_a_removed_item_leaves_the_picks_in_the_item_picker(state: DemoApp) -> None:
+    """Removing an item the visitor had picked left it in the picker's value, not among its
+    choices: the next Recommend got Gradio's raw "Value ... is not in the list of choices"."""
+    import gradio as gr
+
+    new = _add(state, "Moon Diary")
+    picked = [new, "i0", "i1"]
+    _, picker = state.remove_item(new, picked)
+    assert picker["value"] == ["i0", "i1"] and new not in _picker_ids(picker)
+    # the page's picker, as the update leaves it, takes its own value at the next Recommend
+    dropdown = gr.Dropdown(picker["choices"], value=[], multiselect=True)
+    assert dropdown.preprocess(picker["value"]) == ["i0", "i1"]
+    *_, page = state.recommend_new_user(picker["value"], "", K)
+    assert "hr-error" not in page and len(cards(page)) == K
+    _, untouched = state.remove_item(_add(state, "Comet Cookbook"), ["i0"])
+    assert untouched["value"] == ["i0"]  # picks of other items are kept
+
+
+def test_the_remove_button_sends_and_updates_the_item_pickers_value(model_dir: Path) -> None:
+    demo = build_app(HybridRecommender.load(model_dir), max_k=20)
+    remove = next(fn for fn in demo.fns.values() if fn.api_name == "remove_item")
+    assert [c.elem_id for c in remove.inputs] == ["remove-id", "liked-pick"]
+    assert [c.elem_id for c in remove.outputs] == ["item-out", "liked-pick"]
+
+
 def test_the_new_item_tab_fills_in_the_added_id_for_removal() -> None:
     from app.render import Added, Card, render_added
     from app.tabs.new_item import _added_id
