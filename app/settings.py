@@ -19,6 +19,7 @@ __all__ = [
     "DEMO_EPOCHS",
     "DRIVERS_SHOWN",
     "HISTORY_SHOWN",
+    "MINILM",
     "NEIGHBOURS_SHOWN",
     "REACH_SHOWN",
     "REPO_ROOT",
@@ -29,6 +30,7 @@ __all__ = [
     "check_new_items",
     "check_text",
     "shown",
+    "weak_taste_match",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,18 +50,27 @@ REACH_SHOWN = 8
 """Users listed as the reach of a new item."""
 NEIGHBOURS_SHOWN = 6
 """Nearest catalogue items listed for a new item."""
-WEAK_TASTE_MATCH = 0.34
-"""Below this best cosine between a taste in words and any item's text
-(:meth:`~hybrid_rec.HybridRecommender.text_match`), the new-user tab says the words matched
-nothing closely and the list is broad picks. Measured with the demo's encoder (MiniLM) on
-MovieLens-100k's 1,682 item texts: 16 gibberish tastes 0.103-0.267 ("asdkj qwpoe" 0.239,
-"lorem ipsum dolor sit amet" 0.265), 5 non-answers 0.174-0.259 ("no idea", "test") and
-"abc" 0.361; 8 real wants the catalogue does not hold 0.163-0.320 ("tax accounting
-software" 0.163, "printer ink cartridges" 0.320); 42 film tastes 0.199-0.705, all at 0.367
-or more ("action" 0.367, "rockets orbit" 0.397, "romantic comedy set in New York" 0.705)
-but three moods that match no film's text either ("sad" 0.199, "funny" 0.234, "I want to
-laugh" 0.264). 0.34 sits between 0.320 and 0.367. The scale is the encoder's: this value
-is measured for MiniLM only; another encoder would need its own."""
+MINILM = "sentence-transformers:all-MiniLM-L6-v2@53aa51172d14"
+"""The demo encoder's name, as the library names it (model and weights' sha256)."""
+WEAK_TASTE_MATCH: dict[str, float] = {MINILM: 0.34}
+"""Per encoder name (``rec.describe()["encoder"]``): below this best cosine between a taste
+in words and any item's text (:meth:`~hybrid_rec.HybridRecommender.text_match`), the
+new-user tab says the words matched nothing closely and the list is broad picks.
+
+The scale is the encoder's (E5's cosines run high, the hashing encoder's low), so a value
+holds for the encoder it was measured with only, and an encoder without one gets no notice.
+MiniLM's, measured on MovieLens-100k's 1,682 item texts: 16 gibberish tastes 0.103-0.267
+("asdkj qwpoe" 0.239, "lorem ipsum dolor sit amet" 0.265), 5 non-answers 0.174-0.259
+("no idea", "test") and "abc" 0.361; 8 real wants the catalogue does not hold 0.163-0.320
+("tax accounting software" 0.163, "printer ink cartridges" 0.320); 42 film tastes
+0.199-0.705, all at 0.367 or more ("action" 0.367, "rockets orbit" 0.397, "romantic comedy
+set in New York" 0.705) but three moods that match no film's text either ("sad" 0.199,
+"funny" 0.234, "I want to laugh" 0.264). 0.34 sits between 0.320 and 0.367."""
+
+
+def weak_taste_match(encoder: str | None) -> float | None:
+    """The broad-picks threshold measured for ``encoder`` (its name), or None: no notice."""
+    return WEAK_TASTE_MATCH.get(encoder) if encoder else None
 
 
 @dataclass(frozen=True)

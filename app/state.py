@@ -45,13 +45,13 @@ from app.settings import (
     DRIVERS_SHOWN,
     NEIGHBOURS_SHOWN,
     REACH_SHOWN,
-    WEAK_TASTE_MATCH,
     Limits,
     as_number,
     check_k,
     check_new_items,
     check_text,
     shown,
+    weak_taste_match,
 )
 from hybrid_rec import HybridRecError, HybridRecommender, parse_filters
 from hybrid_rec.errors import DataValidationError
@@ -91,6 +91,7 @@ class DemoApp:
         self.lock = ReadWriteLock()
         self.catalogue = Catalogue(rec)
         self.explainer = Explainer(rec, self.catalogue)
+        self.encoder_name = _encoder_name(rec)  # whose broad-picks threshold applies
         self.added: list[str] = []
         self.removed: list[str] = []  # items removed in this app (restore_item undoes them)
         self.model_dir = Path(model_dir) if model_dir is not None else None
@@ -146,6 +147,7 @@ class DemoApp:
                     self.rec = rec
                     self.catalogue = Catalogue(rec)
                     self.explainer = Explainer(rec, self.catalogue)
+                    self.encoder_name = _encoder_name(rec)
                     self.reloaded_at = datetime.datetime.now()
             except Exception as exc:
                 log.warning(
@@ -400,15 +402,17 @@ class DemoApp:
     def _weak_taste_notice(self, taste: str, picked: bool) -> str:
         """A notice above the list when the taste in words matches no item closely
         (:data:`~app.settings.WEAK_TASTE_MATCH`): the list is then broad picks, and
-        must not look as confident as one for a taste the catalogue covers."""
-        if not taste:
+        must not look as confident as one for a taste the catalogue covers. None for
+        an encoder without a measured threshold: another encoder's would mislead."""
+        threshold = weak_taste_match(self.encoder_name)
+        if not taste or threshold is None:
             return ""
         try:
             match = self.rec.text_match(taste)
         except Exception as exc:  # a notice is never worth the list
             log.error("measuring how well the taste matches the catalogue failed", exc_info=exc)
             return ""
-        if match >= WEAK_TASTE_MATCH:
+        if match >= threshold:
             return ""
         around = " around the items you picked" if picked else ""
         return render_notice(
@@ -808,6 +812,17 @@ def _removed_again(rec: HybridRecommender, removed: Sequence[str], taken: set[st
             len(removed) - len(again),
         )
     return again
+
+
+def _encoder_name(rec: HybridRecommender) -> str | None:
+    """The name of the encoder ``rec``'s vectors come from, or None if it cannot be told
+    (then no broad-picks notice, never a failed start)."""
+    try:
+        name = rec.describe()["encoder"]
+    except Exception as exc:
+        log.warning("the model's encoder cannot be told (%s): no broad-picks notices", exc)
+        return None
+    return str(name) if name else None
 
 
 def _saved_version(directory: Path | None) -> tuple[int, int, int] | None:

