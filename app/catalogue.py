@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hybrid_rec import HybridRecommender
+from hybrid_rec import title_column as library_title_column
 
 __all__ = [
     "ATTRIBUTE_COLUMNS",
@@ -63,7 +64,8 @@ class Catalogue:
         if len(items) != self._size:
             ids = items[ITEM_COL].astype(str).tolist()
             self._pos = {item: n for n, item in enumerate(ids)}
-            self._titles = [_title(row, item) for row, item in zip(_rows(items), ids, strict=True)]
+            rows = _rows(items, self.title_column)
+            self._titles = [_title(row, item) for row, item in zip(rows, ids, strict=True)]
             self._size = len(items)
 
     def __contains__(self, item_id: object) -> bool:
@@ -89,6 +91,13 @@ class Catalogue:
         return self._titles[self._pos[str(item_id)]]
 
     @property
+    def title_column(self) -> str | None:
+        """The catalogue's display-name column as the library picks it (``title``, else
+        ``name``: a shop's catalogue), if it has one."""
+        column = library_title_column(self.rec.items_)
+        return None if column == ITEM_COL else column
+
+    @property
     def attribute_column(self) -> str | None:
         """The catalogue's categorical column (genres, category ...), if it has one."""
         cols = self.rec.items_.columns
@@ -96,7 +105,8 @@ class Catalogue:
 
     def other_columns(self) -> list[str]:
         """Catalogue columns the new-item form has no field of its own for (brand, price ...)."""
-        own = {ITEM_COL, "title", "description", "year", "keywords", self.attribute_column}
+        own = {ITEM_COL, "title", "description", "year", "keywords"}
+        own |= {c for c in (self.title_column, self.attribute_column) if c}
         return [str(c) for c in self.rec.items_.columns if c not in own]
 
     def is_numeric(self, column: str) -> bool:
@@ -194,9 +204,13 @@ def names_id(title: str, item_id: str) -> bool:
     return title == item_id or title.endswith(f"{UNTITLED} · {item_id}")
 
 
-def _rows(items: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    cols = [c for c in ("title", "year", "description") if c in items.columns]
-    for values in zip(*(items[c].tolist() for c in cols), strict=True) if cols else ():
+def _rows(items: pd.DataFrame, title: str | None) -> Iterator[dict[str, Any]]:
+    """Per item, the cells its display title is made of: ``title`` (the cell of the
+    column ``title`` names: the catalogue's ``title`` or ``name``), ``year`` and
+    ``description``."""
+    wanted = {"title": title, "year": "year", "description": "description"}
+    cols = {key: col for key, col in wanted.items() if col is not None and col in items.columns}
+    for values in zip(*(items[c].tolist() for c in cols.values()), strict=True) if cols else ():
         yield dict(zip(cols, values, strict=True))
     if not cols:
         yield from ({} for _ in range(len(items)))

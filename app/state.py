@@ -449,9 +449,12 @@ class DemoApp:
                 fix="leave the id blank to get a new one, or type another"
                 + (f"; or restore {given_id} under Remove an item." if removed else "."),
             )
+        # the catalogue's own title column: a "title" added beside a shop's "name" would
+        # become the title column, and every catalogue item would lose its name
+        title_col = self.catalogue.title_column or "title"
         row: dict[str, Any] = {
             ITEM_COL: given_id or self._next_id(),
-            "title": check_text(title, lim.max_title, "title") or None,
+            title_col: check_text(title, lim.max_title, "title") or None,
             "description": check_text(description, lim.max_text, "description") or None,
         }
         cols = self.rec.items_.columns

@@ -25,6 +25,7 @@ from hybrid_rec.errors import HybridRecError
 
 if TYPE_CHECKING:
     from hybrid_rec.data import datasets
+    from hybrid_rec.explain.facts import title_column
     from hybrid_rec.filters import parse_filters
     from hybrid_rec.recommender import HybridRecommender
 
@@ -34,6 +35,7 @@ _LAZY = {
     "HybridRecommender": ("hybrid_rec.recommender", "HybridRecommender"),
     "datasets": ("hybrid_rec.data.datasets", None),
     "parse_filters": ("hybrid_rec.filters", "parse_filters"),
+    "title_column": ("hybrid_rec.explain.facts", "title_column"),
 }
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "datasets",
     "load_config",
     "parse_filters",
+    "title_column",
 ]
 
 

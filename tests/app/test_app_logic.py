@@ -1162,6 +1162,33 @@ def test_a_catalogue_item_without_a_title_gets_a_readable_one_everywhere(
     assert (f"{title} · {top}", top) in state.catalogue.choices()
 
 
+def test_a_shop_catalogues_name_column_is_its_title(
+    data: Dataset, app_config: Callable[[], RecommenderConfig], tmp_path: Path
+) -> None:
+    """The library takes ``title`` or ``name`` as display names; the app read ``title``
+    only, so a shop catalogue's items showed the first words of their descriptions."""
+    items = data.items.rename(columns={"title": "name"})
+    rec = HybridRecommender(app_config()).fit(data.interactions, items, show_progress=False)
+    state = DemoApp(rec, benchmarks_dir=tmp_path / "none")
+    names = dict(zip(items["item_id"], items["name"], strict=True))
+    assert [state.catalogue.title(i) for i in names] == list(names.values())
+    assert state.catalogue.title_column == "name"
+    assert (f"{names['i0']} · i0", "i0") in state.catalogue.choices()
+    user = state.user_choices()[0]
+    *_, (_, page) = state.recommend_user(user, K)
+    top = cards(page)[0]
+    assert f'<span class="hr-title">{html.escape(names[top])} <span class="hr-id">' in page
+    assert "name" not in state.catalogue.other_columns()  # a field of its own: the Title
+    assert not any(d.startswith("name ") for d in state.catalogue.details(top))
+    # the Title field fills the name column: a new "title" column would become the title
+    # column, and every catalogue item would lose its name
+    added, _ = state.add_item("", "Moon Diary", "A log of nights on the moon.", [], None, None)
+    assert 'data-item="new-1"' in added, added
+    assert "title" not in state.rec.items_.columns
+    assert state.catalogue.title("new-1") == "Moon Diary"
+    assert state.catalogue.title("i0") == names["i0"]
+
+
 @pytest.mark.parametrize(
     ("text", "title"),
     [
