@@ -191,6 +191,15 @@ class ModelConfig(_Stage):
     (:mod:`hybrid_rec.models.neighbours`; 0 turns it off). The weight is chosen on validation."""
     neighbour_temperature: float = Field(0.2, gt=0)
     """Softmax temperature over the neighbours' cosine similarities."""
+    item_item_max_items: int = Field(8000, ge=0)
+    """EASE item-item scores are added to warm items' scores
+    (:mod:`hybrid_rec.models.item_item`) when the catalogue has at most this many items
+    with interactions (its weights are a dense matrix of that size squared: 8,000 items
+    are 256 MB); 0 turns the stage off. Its weight is chosen on validation (0 when it
+    does not help)."""
+    item_item_l2: float = Field(400.0, gt=0)
+    """EASE's L2 penalty λ (400 was the validation choice of the EASE baseline on
+    MovieLens-100k's seed-42 split; 200 and 800 on other splits)."""
     align_weight: float = Field(0.0, ge=0.0)
     """Weight of a loss pulling an item's content projection toward its CF vector."""
     threads: int | None = None

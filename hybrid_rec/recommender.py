@@ -76,6 +76,7 @@ from hybrid_rec.models import (
     train_model,
 )
 from hybrid_rec.models.history import Histories, rebuild_users
+from hybrid_rec.models.item_item import ItemItem
 from hybrid_rec.models.neighbours import NeighbourTransfer, neighbour_share
 from hybrid_rec.models.prior import ContentPrior
 from hybrid_rec.models.taste import ContentTaste
@@ -245,6 +246,10 @@ class HybridRecommender:
         # not measured, or a loaded model)
         self.new_item_share_: float | None = None
         self.fitted_at_: str | None = None  # when fit ended, UTC (None: saved before it was kept)
+        # the item-item stage (models.item_item): None, or weights chosen on validation
+        self.item_item_: ItemItem | None = None
+        self.item_item_weight_ = 0.0
+        self.item_item_scale_ = 0.0
         # add_items' repeated-text check: (items_ it describes, keys, each key's first row)
         self._text_keys: tuple[pd.DataFrame, np.ndarray, dict[int, int]] | None = None
         self._lock = ReadWriteLock()
@@ -457,9 +462,17 @@ class HybridRecommender:
                     cold_ranking[0] if cold_ranking is not None else self.taste_weight_
                 )
                 done()
+            self.item_item_, self.item_item_weight_, self.item_item_scale_ = None, 0.0, 0.0
+            if validation is not None and self._item_item_fits():
+                self._tune_item_item(validation)
             if holdout is not None:  # fold the early-stopping interactions back in
                 self._absorb(holdout, fold_in=True, refresh=False)
                 done()
+            if self.item_item_weight_ and holdout is not None:  # on the folded-in log too
+                if self._item_item_fits():
+                    self.item_item_ = self._fit_item_item()
+                else:  # the holdout's items took it past the limit
+                    self.item_item_, self.item_item_weight_ = None, 0.0
             self._refresh_vectors()  # the pseudo-cold items, folded in, join the neighbours
             done()
         self.fitted_at_ = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -578,6 +591,105 @@ class HybridRecommender:
             rng = np.random.default_rng(self.config.model.seed)
             uniq = np.sort(rng.choice(uniq, cap, replace=False))
         return uniq
+
+    def _item_item_fits(self) -> bool:
+        """Whether the item-item stage applies: on, and few enough items with interactions."""
+        limit = self.config.model.item_item_max_items
+        return 0 < int((np.bincount(self._log["i"].to_numpy()) > 0).sum()) <= limit
+
+    def _fit_item_item(self) -> ItemItem:
+        return ItemItem.fit(
+            self._log["u"].to_numpy(),
+            self._log["i"].to_numpy(),
+            len(self.item_ids_),
+            self.config.model.item_item_l2,
+        )
+
+    def _served_scores(self, users: np.ndarray) -> np.ndarray:
+        """Every item's index score for known users (internal ids), before the
+        item-item stage: ``(len(users), n_items)``."""
+        queries = self._as_query(self._cached_user_vectors(users), self._user_taste()[users])
+        return np.asarray(queries @ self._index_vectors(np.arange(len(self.item_ids_))).T)
+
+    def _item_item_term(
+        self,
+        users: np.ndarray,
+        served: np.ndarray,
+        stage: ItemItem | None = None,
+        weight: float | None = None,
+    ) -> np.ndarray:
+        """The item-item stage's addition to ``served`` (:meth:`_served_scores` of
+        ``users``): ``w σ (e - ē)`` on the items it places, 0 elsewhere, where ``ē``
+        is the mean EASE score of the ``eval.k`` unseen, served placed items ``served``
+        ranks first (:mod:`hybrid_rec.models.item_item`)."""
+        stage = self.item_item_ if stage is None else stage
+        weight = self.item_item_weight_ if weight is None else weight
+        n_items = len(self.item_ids_)
+        if stage is None or not weight:
+            return np.zeros((len(users), n_items), dtype=np.float32)
+        seen = [self._seen.row(int(u)) for u in users]
+        ease = stage.scores(seen, n_items)
+        placed = stage.placed(n_items)
+        ranked = np.where((placed & ~self.removed_)[None, :], served, -np.inf)
+        for row, items in enumerate(seen):
+            ranked[row, items] = -np.inf
+        centre = np.zeros(len(users), dtype=np.float32)
+        n = min(self.config.eval.k, int(np.isfinite(ranked).sum(axis=1).min(initial=0)))
+        if n > 0:
+            top = np.argpartition(-ranked, n - 1, axis=1)[:, :n]
+            centre = np.take_along_axis(ease, top, axis=1).mean(axis=1)
+        term = weight * self.item_item_scale_ * (ease - centre[:, None])
+        return np.where(placed[None, :], term, 0.0).astype(np.float32)
+
+    def _tune_item_item(self, validation: pd.DataFrame) -> None:
+        """The item-item stage's weight that maximises validation Recall@k over all
+        items (the smallest within 0.5% of the best; 0 keeps the stage off)."""
+        val = validation[ids_in(validation[C.user], self.user_ids_.external_ids)]
+        val = val[ids_in(val[C.item], self.item_ids_.external_ids)]
+        if val.empty:
+            return
+        stage = self._fit_item_item()
+        grid = [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0]
+        users_all = self.user_ids_.to_internal(val[C.user], kind="user")
+        items = self.item_ids_.to_internal(val[C.item], kind="item")
+        uniq = self._tuning_users(users_all, len(self.item_ids_), len(grid))
+        keep = np.isin(users_all, uniq)
+        relevant = np.zeros((len(uniq), len(self.item_ids_)), dtype=bool)
+        relevant[np.searchsorted(uniq, users_all[keep]), items[keep]] = True
+        served = self._served_scores(uniq)
+        for r, u in enumerate(uniq):
+            seen = self._seen.row(int(u))
+            served[r, seen] = -np.inf
+            relevant[r, seen] = False
+        n_rel = relevant.sum(axis=1)
+        served, relevant, n_rel, uniq = (
+            served[n_rel > 0],
+            relevant[n_rel > 0],
+            n_rel[n_rel > 0],
+            uniq[n_rel > 0],
+        )
+        if not len(uniq):
+            return
+        ease = stage.scores([self._seen.row(int(u)) for u in uniq], len(self.item_ids_))
+        placed = stage.placed(len(self.item_ids_))
+        finite = np.isfinite(served)
+        spread_e = float(ease[:, placed].std())
+        self.item_item_scale_ = float(served[finite].std()) / spread_e if spread_e > 0 else 0.0
+        k = min(self.config.eval.k, len(self.item_ids_))
+        recalls = [
+            _recall_at(served + self._item_item_term(uniq, served, stage, w), relevant, n_rel, k)
+            for w in grid
+        ]
+        weight, best = _simplest_best(grid, recalls)
+        log.info(
+            "item-item weight %.1f (validation recall@%d %.4f, without %.4f)",
+            weight,
+            k,
+            best,
+            recalls[0],
+        )
+        self.item_item_weight_ = float(weight)
+        self.item_item_ = stage if weight else None
 
     def _tune_offsets(
         self,
@@ -1152,6 +1264,28 @@ class HybridRecommender:
         )
         return reserve_slots(scores, ids, extra_scores, extra_ids, fresh, new_items)
 
+    def _item_item_search(
+        self,
+        users: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+        exclude: list[np.ndarray] | None,
+        new_items: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_search` with the item-item stage: every item scored exactly (the
+        stage runs on catalogues of at most ``item_item_max_items`` warm items)."""
+        found_scores, found = [], []
+        for s in range(0, len(users), _ITEM_ITEM_CHUNK):
+            part = users[s : s + _ITEM_ITEM_CHUNK]
+            served = self._served_scores(part)
+            served += self._item_item_term(part, served)
+            for row in range(len(part)):
+                ex = [exclude[s + row]] if exclude is not None else None
+                top_scores, top_ids = self._exact_search(served[row], k, allowed, ex, new_items)
+                found_scores.append(top_scores)
+                found.append(top_ids)
+        return np.concatenate(found_scores), np.concatenate(found)
+
     def _fresh(self, allowed: np.ndarray | None) -> np.ndarray:
         """The allowed items without interactions (``new_items`` places go to them);
         :meth:`_allowed` leaves out removed items, and is None when nothing is."""
@@ -1325,13 +1459,16 @@ class HybridRecommender:
             q_users = codes[known]
             uvecs = self._cached_user_vectors(q_users)
             exclude = [self._seen.row(int(u)) for u in q_users] if exclude_seen else None
-            scores, ids = self._search(
-                self._as_query(uvecs, self._user_taste()[q_users]),
-                k,
-                allowed=allowed,
-                exclude=exclude,
-                new_items=new_items,
-            )
+            if self.item_item_ is not None:
+                scores, ids = self._item_item_search(q_users, k, allowed, exclude, new_items)
+            else:
+                scores, ids = self._search(
+                    self._as_query(uvecs, self._user_taste()[q_users]),
+                    k,
+                    allowed=allowed,
+                    exclude=exclude,
+                    new_items=new_items,
+                )
             frames.append(
                 self._frame(
                     np.asarray(user_list, dtype=object)[known],
@@ -1369,6 +1506,13 @@ class HybridRecommender:
         self._check_fitted()
         u = self.user_ids_.to_internal(id_list(users), kind="user")
         i = self.item_ids_.to_internal(id_list(items), kind="item")
+        if self.item_item_ is not None:  # the stage needs each user's whole ranking
+            out = np.empty((len(u), len(i)), dtype=np.float32)
+            for s in range(0, len(u), _ITEM_ITEM_CHUNK):
+                part = u[s : s + _ITEM_ITEM_CHUNK]
+                served = self._served_scores(part)
+                out[s : s + len(part)] = (served + self._item_item_term(part, served))[:, i]
+            return out
         queries = self._as_query(self.user_vectors()[u], self._user_taste()[u])
         return np.asarray(queries @ self._index_vectors(i).T, dtype=np.float32)
 
@@ -2496,6 +2640,9 @@ class HybridRecommender:
             np.save(tmp / "prior_coef.npy", self.prior_.coef, allow_pickle=False)
             np.save(tmp / "neighbour_ids.npy", self.neighbours_.ids, allow_pickle=False)
             np.save(tmp / "neighbour_vectors.npy", self.neighbours_.vectors, allow_pickle=False)
+            if self.item_item_ is not None:
+                np.save(tmp / "item_item_cols.npy", self.item_item_.cols, allow_pickle=False)
+                np.save(tmp / "item_item_weights.npy", self.item_item_.weights, allow_pickle=False)
             state = self.removed_.astype(np.uint8) + self.unlisted_.astype(np.uint8)
             np.save(tmp / "removed.npy", state, allow_pickle=False)  # 0 / 1 / 2: see load
             self.index_.save(tmp / "items.faiss")
@@ -2517,6 +2664,8 @@ class HybridRecommender:
                         "cold_taste_weight": self.cold_taste_weight_,
                         "prior_weight": self.prior_weight_,
                         "neighbour_weight": self.neighbour_weight_,
+                        "item_item_weight": self.item_item_weight_,
+                        "item_item_scale": self.item_item_scale_,
                         "fitted_at": self.fitted_at_,
                         "train": {
                             "epochs_run": self.train_result_.epochs_run,
@@ -2687,6 +2836,25 @@ class HybridRecommender:
                 config.model.neighbour_temperature,
                 config.index,
             )
+        rec.item_item_weight_ = _meta_number(meta, "item_item_weight", 0.0, d)
+        rec.item_item_scale_ = _meta_number(meta, "item_item_scale", 0.0, d)
+        rec.item_item_ = None
+        if (d / "item_item_cols.npy").exists():  # models saved before the stage have none
+            cols = load_npy(d / "item_item_cols.npy")
+            weights = load_npy(d / "item_item_weights.npy")
+            n = len(rec.content_)
+            if (
+                cols.ndim != 1
+                or (len(cols) > 1 and not (np.diff(cols) > 0).all())
+                or weights.shape != (len(cols), len(cols))
+                or (len(cols) and (cols.min() < 0 or cols.max() >= n))
+                or not np.isfinite(weights).all()
+            ):
+                raise ModelFileError(
+                    f"{d}: item_item_cols.npy / item_item_weights.npy do not match the catalogue "
+                    f"({len(cols)} items, weights {weights.shape}, {n} items in the catalogue)."
+                )
+            rec.item_item_ = ItemItem(cols.astype(np.int64), weights.astype(np.float32))
         # removed.npy: 0 served, 1 removed (remove_items), 2 no longer listed (a sync)
         state = np.zeros(len(rec.content_), dtype=np.uint8)
         if (d / "removed.npy").exists():  # models saved before it had nothing removed
@@ -2893,6 +3061,8 @@ class HybridRecommender:
             "cold_taste_weight": self.cold_taste_weight_,
             "prior_weight": self.prior_weight_,
             "neighbour_weight": self.neighbour_weight_,
+            "item_item_weight": self.item_item_weight_,
+            "item_item_items": 0 if self.item_item_ is None else len(self.item_item_.cols),
         }
 
     def __repr__(self) -> str:
@@ -2902,6 +3072,9 @@ class HybridRecommender:
             f"HybridRecommender(users={len(self.user_ids_)}, items={len(self.item_ids_)}, "
             f"dim={self.config.model.dim}, index={self.index_.factory})"
         )
+
+
+_ITEM_ITEM_CHUNK = 256  # users scored at once by the item-item stage (256 × n_items floats)
 
 
 def _recall_at(total: np.ndarray, relevant: np.ndarray, n_rel: np.ndarray, k: int) -> float:

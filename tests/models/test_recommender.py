@@ -342,14 +342,18 @@ def test_a_fixed_cold_offset_is_used_instead_of_the_tuned_one(
     log = clustered.interactions[~clustered.interactions["item_id"].isin(new)]
     users = log["user_id"].unique()[:40].tolist()
     shares = {}
-    for offset in (-1.0, 1.0):
+    for offset, stage in ((-1.0, 0), (1.0, 0), (-1.0, 8000), (1.0, 8000)):
         cfg = small_config(epochs=2)
         cfg.model.cold_offset = offset
+        cfg.model.item_item_max_items = stage
         rec = HybridRecommender(cfg, encoder=HashingEncoder(256))
         rec.fit(log, clustered.items, show_progress=False)
         assert rec.cold_bias_ == offset and rec.prior_weight_ == 0.0
-        shares[offset] = rec.recommend(users, k=10)["item_id"].isin(new).mean()
-    assert shares[-1.0] < 0.05 < 0.5 < shares[1.0]
+        shares[offset, stage] = rec.recommend(users, k=10)["item_id"].isin(new).mean()
+    assert shares[-1.0, 0] < 0.05 < 0.5 < shares[1.0, 0]
+    # the item-item stage lifts strong warm matches over the offset's new items, but the
+    # offset still moves them as much (the stage was weighed on validation with it)
+    assert shares[-1.0, 8000] < 0.05 and shares[1.0, 8000] > shares[-1.0, 8000] + 0.25
     # a log too small to hold anything out for validation still honours it
     cfg = small_config(epochs=1)
     cfg.model.cold_offset = -0.5
