@@ -412,7 +412,8 @@ def evaluate_cmd(
         typer.Option(
             help="Comma-separated: random, popularity, content-knn, lightfm (not a "
             "dependency: `make bench-deps` or scripts/install_lightfm.sh installs it), "
-            "cf-only, hybrid; 'all' for every one."
+            "ease, cease (dense items × items: skipped above 20,000 items), cf-only, "
+            "hybrid; 'all' for every one."
         ),
     ] = "random,popularity,content-knn,cf-only,hybrid",
     out: Annotated[
@@ -514,7 +515,8 @@ def evaluate_cmd(
     )
     if not run.results:
         raise typer.BadParameter(
-            f"no method could run (missing optional dependencies: {', '.join(run.skipped)})",
+            "no method could run (skipped for a missing optional dependency or too many "
+            f"items: {', '.join(run.skipped)})",
             param_hint="--methods",
         )
     methods_out = run.results
@@ -522,7 +524,10 @@ def evaluate_cmd(
         methods_out = write_results(out, run, generator="hybrid-rec evaluate")["methods"]
     typer.echo(format_table(dataset, methods_out, cfg.eval.k))
     if run.skipped:
-        typer.echo(f"skipped (missing optional dependency): {', '.join(run.skipped)}")
+        typer.echo(
+            "skipped (a missing optional dependency, or more items than the method "
+            f"handles): {', '.join(run.skipped)}"
+        )
     if out is not None:
         typer.echo(f"wrote {out / 'quality.json'} and {out / 'RESULTS.md'}")
 

@@ -19,7 +19,10 @@ The default seeds, 101–105, had not been used for any choice of this
 project's defaults (those were made on the validation stage of seed 42's
 split, and a few checks on seeds 1 and 2). Nothing is tuned on the test stage
 here either. Writes ``<out>/quality_splits.json`` (every split's figures)
-and a regenerated section of ``<out>/RESULTS.md``.
+and a regenerated section of ``<out>/RESULTS.md``. Methods not named in
+``--methods`` keep their stored figures when they came from the same splits,
+encoder and k, so one new baseline needs only its own fits
+(``--methods ease cease``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from hybrid_rec.config import SplitConfig
 from hybrid_rec.data.io import atomic_write_json
 from hybrid_rec.evaluation.benchmark import (
     SETTINGS,
+    build_methods,
     embed_items,
     run_benchmark,
     select_methods,
@@ -51,9 +55,47 @@ from evaluate import DEFAULT_ENCODER, load_dataset
 log = logging.getLogger("evaluate_splits")
 
 DEFAULT_SEEDS = [101, 102, 103, 104, 105]
-DEFAULT_METHODS = ["popularity", "content-knn", "lightfm", "cf-only", "hybrid"]
+DEFAULT_METHODS = [
+    "popularity",
+    "content-knn",
+    "lightfm",
+    "ease",
+    "cease",
+    "cf-only",
+    "hybrid-no-item-item",
+    "hybrid",
+]
 # figures that ties decide (every cold item scored alike) are no method's: not compared
-TIED_COLD = {"popularity", "cf-only", "random"}
+TIED_COLD = {"popularity", "cf-only", "random", "ease"}
+# the hybrid with a part turned off: compared split by split, but no rival for the cold
+# ratio (without its item-item stage, its cold lists are the hybrid's own)
+ABLATIONS = {"hybrid-no-item-item"}
+
+
+def kept_results(
+    entry: dict[str, Any], meta: dict[str, Any], splits: dict[int, Any]
+) -> dict[int, dict[str, Any]]:
+    """The stored per-split results of ``entry`` that may stand beside this run's: those
+    of the same encoder and k, on splits whose sizes match this run's split for split
+    (the same seed draws the same split). Empty when anything differs."""
+    if not entry or any(entry.get("meta", {}).get(f) != meta[f] for f in ("encoder", "k")):
+        return {}
+    stored = entry.get("splits", {})
+    if any(stored.get(str(seed)) != split for seed, split in splits.items()):
+        return {}
+    return {seed: dict(entry["results"].get(str(seed), {})) for seed in splits}
+
+
+def merged(
+    fresh: dict[int, dict[str, Any]], kept: dict[int, dict[str, Any]]
+) -> dict[int, dict[str, Any]]:
+    """Each split's kept methods with this run's on top, in the registry's order."""
+    order = {name: i for i, name in enumerate(build_methods())}
+    out = {}
+    for seed, results in fresh.items():
+        both = {**kept.get(seed, {}), **results}
+        out[seed] = dict(sorted(both.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+    return out
 
 
 def _stats(values: Sequence[float]) -> tuple[float, float]:
@@ -90,7 +132,7 @@ def summarise(per_split: dict[int, dict[str, Any]], k: int, target: str = "hybri
             mean, sd = _stats(diffs)
             paired[s] = {"mean": mean, "sd": sd, "ahead": int(sum(d > 0 for d in diffs))}
         out["paired"][m] = paired
-    rivals = [m for m in methods if m != target and m not in TIED_COLD]
+    rivals = [m for m in methods if m != target and m not in TIED_COLD | ABLATIONS]
     if rivals:
         ratios = [
             per_split[seed][target]["cold"][f"recall@{k}"]
@@ -170,6 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks")
     p.add_argument("--ml1m-dir", default=None)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the stored results even when they hold other split seeds",
+    )
     args = p.parse_args(argv)
     try:
         methods = select_methods(args.methods)
@@ -180,8 +227,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ds = load_dataset(args.dataset, args.seeds[0], args.ml1m_dir)
     items = ds.items.reset_index(drop=True)
-    content, encoder_name = embed_items(items, args.encoder)
     name = ds.name if args.encoder == DEFAULT_ENCODER else f"{ds.name}+{args.encoder}"
+    out = Path(args.out)
+    path = out / "quality_splits.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    stored = set(data.get(f"{name}-splits", {}).get("results", {}))
+    if stored and stored != {str(s) for s in args.seeds} and not args.overwrite:
+        p.error(  # checked before any fit: a partial rerun must not drop the other splits
+            f"{path} holds results for split seeds {sorted(stored, key=int)}, this run's are "
+            f"{args.seeds}: pass those seeds to add methods beside them, or --overwrite to "
+            "replace them all."
+        )
+    content, encoder_name = embed_items(items, args.encoder)
     per_split: dict[int, dict[str, Any]] = {}
     splits: dict[int, Any] = {}
     for seed in args.seeds:
@@ -201,18 +258,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_split[seed] = run.results
         splits[seed] = run.meta["split"]
         log.info("split seed %d done in %.0f s", seed, time.perf_counter() - start)
-    summary = summarise(per_split, args.k)
     meta = {
         "dataset": ds.name,
         "encoder": encoder_name,
         "k": args.k,
         "date": time.strftime("%Y-%m-%d"),
     }
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     key = f"{name}-splits"
-    path = out / "quality_splits.json"
-    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    kept = {} if args.overwrite else kept_results(data.get(key, {}), meta, splits)
+    if data.get(key, {}).get("results") and not kept and not args.overwrite:
+        log.warning("%s: the stored results came from another encoder, k or split; replaced", path)
+    per_split = merged(per_split, kept)
+    summary = summarise(per_split, args.k)
     atomic_write_json(
         path,
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hybrid_rec.evaluation.baselines import (
+    EASE,
     ContentKNN,
     LightFMBaseline,
     MissingDependencyError,
@@ -27,6 +28,7 @@ from hybrid_rec.evaluation.protocol import (
 )
 
 __all__ = [
+    "EASE",
     "ColdStartEvaluator",
     "ContentKNN",
     "EvaluationError",

@@ -9,6 +9,12 @@
   item plus the same content vectors as item features; a cold item has no
   identity feature, so only its content features act (LightFM's cold-start
   recipe). LightFM is a benchmark-only dependency, imported lazily.
+* :class:`EASE` — Steck's closed-form item-item model (WWW 2019); with
+  ``content_weight > 0`` it is CEASE (Jeunen, Van Balen and Goethals, RecSys
+  2020): each content dimension joins the interaction matrix as a pseudo-user,
+  so a cold item, whose column has no interaction, gets item-item weights
+  through its content. Its L2 penalty and content weight are chosen on the
+  validation stage.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from hybrid_rec.errors import (
 from hybrid_rec.evaluation.protocol import Scorer
 
 __all__ = [
+    "EASE",
     "ContentKNN",
     "LightFMBaseline",
     "MissingDependencyError",
@@ -427,3 +434,164 @@ class LightFMBaseline:
         assert self._reps is not None
         ub, ue, ib, ie = self._reps
         return ue[urows] @ ie[irows].T + ib[irows][None, :] + ub[urows][:, None]
+
+
+class EASE:
+    """EASE, or CEASE with content: closed-form item-item weights, chosen on validation.
+
+    EASE (Steck, "Embarrassingly Shallow Autoencoders", WWW 2019) learns an
+    item-item matrix ``B`` with a zero diagonal minimising
+    ``||X - X B||² + λ ||B||²`` for the binary (users × items) training matrix
+    ``X``; its closed form is ``P = (XᵀX + λI)⁻¹``, ``B = I - P diag(1 / diag P)``,
+    and a user's scores are ``x_u B``. It is a strong warm-item baseline, and
+    cannot place a cold item (an item without a training interaction has an
+    empty column, hence a zero column of ``B``); such items are ranked below
+    every other item, tied among themselves.
+
+    With ``content_weight = α > 0`` it is CEASE (Jeunen, Van Balen and
+    Goethals, "Closed-form models for collaborative filtering with
+    side-information", RecSys 2020): the content matrix ``F`` (items × dim, the
+    content vectors centred and L2-normalised) is stacked under ``X`` as ``dim``
+    pseudo-users weighted by ``α``, so the Gram matrix becomes
+    ``XᵀX + α² F Fᵀ``. A cold item's column is then its content similarity to
+    every item, and ``B`` links it to the warm items users interacted with —
+    the same closed form on warm and cold items.
+
+    Parameters
+    ----------
+    l2
+        Candidate values of λ (one value: no search).
+    content_weight
+        Candidate values of α; ``(0.0,)`` is plain EASE and needs no content.
+    content_dim
+        Principal components of the content vectors kept (``None``: all, centred).
+    validate
+        ``validate(scorer) -> float`` (higher is better) on the *validation*
+        stage; required when there is more than one candidate pair. Every pair
+        is fitted and the best kept (``best_`` holds it, ``history_`` every
+        pair's value). Never pass a test-split callback.
+    max_items
+        Refuse larger catalogues: the model is a dense items × items matrix
+        (20,000 items: 3.2 GB of float64 while solving, one inversion per
+        candidate taking minutes).
+    """
+
+    MAX_ITEMS = 20_000
+
+    def __init__(
+        self,
+        *,
+        l2: Sequence[float] = (500.0,),
+        content_weight: Sequence[float] = (0.0,),
+        content_dim: int | None = None,
+        validate: Callable[[Scorer], float] | None = None,
+        max_items: int = MAX_ITEMS,
+    ) -> None:
+        self.l2 = [float(v) for v in l2]
+        self.content_weight = [float(v) for v in content_weight]
+        if not self.l2 or not self.content_weight:
+            raise ValueError("EASE needs at least one l2 and one content_weight value.")
+        if min(self.l2) <= 0 or min(self.content_weight) < 0:
+            raise ValueError(
+                f"EASE: l2 must be > 0 and content_weight >= 0, got {self.l2} and "
+                f"{self.content_weight}."
+            )
+        if validate is None and len(self.l2) * len(self.content_weight) > 1:
+            raise ValueError("EASE: several candidate settings need a validate callback.")
+        self.content_dim = content_dim
+        self.validate = validate
+        self.max_items = max_items
+        self.best_: tuple[float, float] | None = None
+        self.history_: list[tuple[float, float, float]] = []
+        self._items: pd.Index | None = None
+        self._users: pd.Index | None = None
+        self._matrix: sp.csr_matrix | None = None
+        self._weights = np.empty((0, 0), dtype=np.float32)
+        self._placed = np.empty(0, dtype=bool)
+
+    @property
+    def placed(self) -> np.ndarray:
+        """Per item of the fitted catalogue: whether the model can place it (plain EASE:
+        it has a training interaction; CEASE: every item)."""
+        return self._placed
+
+    @property
+    def uses_content(self) -> bool:
+        return max(self.content_weight) > 0
+
+    @staticmethod
+    def closed_form(gram: np.ndarray, l2: float) -> np.ndarray:
+        """``B = I - P diag(1 / diag P)`` with ``P = (gram + l2 I)⁻¹``, float64: the
+        library's own :func:`~hybrid_rec.models.item_item.ease_weights` (imported here:
+        ``hybrid_rec.models`` brings torch, which the other baselines do not need)."""
+        from hybrid_rec.models.item_item import ease_weights
+
+        return ease_weights(gram, l2)
+
+    def fit(self, train: pd.DataFrame, items: pd.DataFrame, content: np.ndarray | None) -> Self:
+        """Build the Gram matrix once, then solve for each candidate (λ, α)."""
+        index = _item_index(items)
+        if len(index) > self.max_items:
+            raise DataValidationError(
+                f"EASE keeps a dense items × items matrix; {len(index):,} items exceed its "
+                f"limit of {self.max_items:,} ({8 * len(index) ** 2 / 1e9:.1f} GB per copy).",
+                source="items",
+                fix="leave ease and cease out of the methods, or evaluate on a sample of the "
+                "catalogue.",
+            )
+        users, matrix = _interaction_matrix(train, index, "EASE")
+        xtx = np.asarray((matrix.T @ matrix).toarray(), dtype=np.float64)
+        self._items, self._users, self._matrix = index, users, matrix
+        warm = np.asarray(matrix.sum(axis=0)).ravel() > 0
+        sim: np.ndarray | None = None  # content similarities: CEASE only
+        if self.uses_content:
+            raw = _check_content(items, content, "EASE")
+            vecs = _l2_normalise(_principal_components(raw, self.content_dim)).astype(np.float64)
+            sim = vecs @ vecs.T
+        start = time.perf_counter()
+        best: tuple[float, float, float, np.ndarray] | None = None
+        self.history_ = []
+        for alpha in self.content_weight:
+            gram = xtx + (alpha * alpha) * sim if alpha > 0 and sim is not None else xtx
+            # content places every item; plain EASE only those with an interaction
+            self._placed = np.ones(len(index), dtype=bool) if alpha > 0 else warm
+            for l2 in self.l2:
+                weights = self.closed_form(gram, l2)
+                if not np.isfinite(weights).all():
+                    raise TrainingError(
+                        f"EASE: non-finite weights with l2={l2}, content_weight={alpha}. "
+                        "Fix: raise l2."
+                    )
+                self._weights = weights.astype(np.float32)
+                if self.validate is None:
+                    best = (l2, alpha, float("nan"), self._weights)
+                    break
+                value = float(self.validate(self))
+                self.history_.append((l2, alpha, value))
+                log.info("EASE l2=%g content_weight=%g: validation %.4f", l2, alpha, value)
+                if best is None or value > best[2]:
+                    best = (l2, alpha, value, self._weights)
+        assert best is not None
+        self.best_ = (best[0], best[1])
+        self._weights = best[3]
+        self._placed = np.ones(len(index), dtype=bool) if best[1] > 0 else warm
+        log.info(
+            "EASE: l2=%g content_weight=%g chosen in %.1f s",
+            *self.best_,
+            time.perf_counter() - start,
+        )
+        return self
+
+    def score(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> np.ndarray:
+        """``x_u B`` per user, float32 ``(len(user_ids), len(item_ids))``; items the model
+        cannot place score below every other item."""
+        urows = _lookup(self._users, user_ids, "user", "EASE")
+        irows = _lookup(self._items, item_ids, "item", "EASE")
+        assert self._matrix is not None
+        # every column, then the asked ones: no copy of the (items × items) weights per call
+        scores = np.asarray(self._matrix[urows] @ self._weights, dtype=np.float32)[:, irows]
+        unplaced = ~self._placed[irows]
+        if unplaced.any():
+            floor = scores[:, ~unplaced].min(axis=1, initial=0.0) - 1.0
+            scores[:, unplaced] = floor[:, None]
+        return scores

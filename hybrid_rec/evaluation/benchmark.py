@@ -41,6 +41,7 @@ from hybrid_rec.data.columns import Columns
 from hybrid_rec.data.io import atomic_write_bytes, atomic_write_json
 from hybrid_rec.data.splits import ColdStartSplit, cold_start_split
 from hybrid_rec.evaluation.baselines import (
+    EASE,
     ContentKNN,
     LightFMBaseline,
     MissingDependencyError,
@@ -146,6 +147,8 @@ class MethodSpec:
     factory: Callable[[BenchContext], Method]
     description: str = ""
     deterministic: bool = False
+    max_items: int | None = None
+    """A catalogue above this many items skips the method (named in ``skipped``)."""
 
 
 LIGHTFM_SETTINGS: dict[str, Any] = {
@@ -160,10 +163,18 @@ chosen by ``scripts/tune_lightfm.py`` on the validation stage of ml-100k's seed-
 split (``benchmarks/lightfm_grid.json``), as the hybrid's defaults were."""
 
 
+EASE_L2 = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
+"""EASE's and CEASE's candidate L2 penalties (each fit picks one on validation)."""
+CEASE_CONTENT_WEIGHT = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+"""CEASE's candidate content weights α (the content Gram is scaled by α²; 0 is EASE)."""
+
+
 class HybridMethod:
     """HybridRecommender as a benchmark method; early stopping on the split's validation."""
 
-    def __init__(self, ctx: BenchContext, *, use_content: bool = True) -> None:
+    def __init__(
+        self, ctx: BenchContext, *, use_content: bool = True, item_item: bool = True
+    ) -> None:
         from hybrid_rec.config import RecommenderConfig
 
         self.ctx = ctx
@@ -172,6 +183,8 @@ class HybridMethod:
         self.config.model.use_content = use_content
         if not use_content:  # pure CF: no content-taste term either
             self.config.model.taste_dim = 0
+        if not item_item:
+            self.config.model.item_item_max_items = 0
         self.config.model.seed = ctx.method_seed
         self.config.model.threads = ctx.threads
 
@@ -222,6 +235,24 @@ def build_methods() -> dict[str, MethodSpec]:
             "LightFM WARP, identity + content item features, epochs chosen on validation",
         ),
         MethodSpec(
+            "ease",
+            lambda ctx: EASE(l2=EASE_L2, validate=ctx.validation("all")),
+            "EASE item-item closed form (no content: cold items ranked last), "
+            "L2 chosen on validation",
+            deterministic=True,
+            max_items=EASE.MAX_ITEMS,
+        ),
+        MethodSpec(
+            "cease",
+            lambda ctx: EASE(
+                l2=EASE_L2, content_weight=CEASE_CONTENT_WEIGHT, validate=ctx.validation("all")
+            ),
+            "CEASE: EASE with the content vectors as pseudo-users, L2 and content weight "
+            "chosen on validation",
+            deterministic=True,
+            max_items=EASE.MAX_ITEMS,
+        ),
+        MethodSpec(
             "cf-only",
             lambda ctx: HybridMethod(ctx, use_content=False),
             "this model without content (CF embeddings + user attention)",
@@ -230,6 +261,11 @@ def build_methods() -> dict[str, MethodSpec]:
             "hybrid",
             lambda ctx: HybridMethod(ctx),
             "hybrid_rec: content + CF fused by attention, user attention, CF-dropout",
+        ),
+        MethodSpec(
+            "hybrid-no-item-item",
+            lambda ctx: HybridMethod(ctx, item_item=False),
+            "the hybrid without its item-item stage (models.item_item): the stage's ablation",
         ),
     ]
     return {spec.name: spec for spec in specs}
@@ -449,7 +485,7 @@ def tie_note(methods: dict[str, Any]) -> str:
         return ""
     return (
         f"{TIE_MARK} {', '.join(marked)}: most places of the lists went to items of equal "
-        "score (popularity and cf-only score every cold item alike), so the candidates' "
+        "score (popularity, ease and cf-only score every cold item alike), so the candidates' "
         "seeded order chose them: the figure is a random pick's, as `random` measures it, "
         "not the method's."
     )
@@ -629,9 +665,10 @@ def run_benchmark(
     ``interactions`` must be validated without event weights
     (:func:`~hybrid_rec.data.schema.validate_interactions` with ``event_weights=False``:
     the hybrid applies them when it fits) and ``content`` aligned with ``items`` rows.
-    A method whose optional dependency is missing (LightFM) is skipped and named in
-    ``skipped``. ``config`` is the :class:`~hybrid_rec.config.RecommenderConfig` the
-    hybrid methods start from; its ``eval.k`` and long-tail bound are set to ``k`` and
+    A method whose optional dependency is missing (LightFM), or whose ``max_items``
+    the catalogue exceeds (EASE), is skipped and named in ``skipped``. ``config`` is
+    the :class:`~hybrid_rec.config.RecommenderConfig` the hybrid methods start from;
+    its ``eval.k`` and long-tail bound are set to ``k`` and
     ``long_tail_max``, so that the hybrid tunes itself for the figure reported.
     ``split``, when the caller has made it (to check it before any work), is
     ``cold_start_split(interactions, split_config)``.
@@ -667,6 +704,11 @@ def run_benchmark(
     results: dict[str, Any] = {}
     skipped: list[str] = []
     for name in names:
+        limit = registry[name].max_items
+        if limit is not None and len(items) > limit:
+            log.warning("skipping %s: %d items, more than its limit of %d", name, len(items), limit)
+            skipped.append(name)
+            continue
         try:
             results[name] = run_repeated(registry[name], ctx, test, repeats)
         except MissingDependencyError as exc:

@@ -20,6 +20,7 @@ from hybrid_rec.config import SplitConfig
 from hybrid_rec.data.splits import ColdStartSplit, cold_start_split
 from hybrid_rec.errors import DataValidationError, NotFittedError, UnknownIdError
 from hybrid_rec.evaluation.baselines import (
+    EASE,
     ContentKNN,
     LightFMBaseline,
     MissingDependencyError,
@@ -73,7 +74,7 @@ def _fit(method: Method, data: tuple[ColdStartSplit, pd.DataFrame, np.ndarray]) 
 # ----------------------------------------------------------------------------- contract
 
 
-@pytest.mark.parametrize("make", [Random, Popularity, ContentKNN], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("make", [Random, Popularity, ContentKNN, EASE], ids=lambda m: m.__name__)
 def test_contract(make: type, data: tuple[ColdStartSplit, pd.DataFrame, np.ndarray]) -> None:
     split, items, _ = data
     method = make()
@@ -88,7 +89,7 @@ def test_contract(make: type, data: tuple[ColdStartSplit, pd.DataFrame, np.ndarr
     assert method.score(users[:2], item_ids[:3]).shape == (2, 3)
 
 
-@pytest.mark.parametrize("make", [Popularity, ContentKNN], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("make", [Popularity, ContentKNN, EASE], ids=lambda m: m.__name__)
 def test_refit_is_deterministic(
     make: type, data: tuple[ColdStartSplit, pd.DataFrame, np.ndarray]
 ) -> None:
@@ -103,6 +104,8 @@ def test_unfitted_methods_say_so() -> None:
         Popularity().score(["u"], ["i"])
     with pytest.raises(NotFittedError):
         ContentKNN().score(["u"], ["i"])
+    with pytest.raises(NotFittedError):
+        EASE().score(["u"], ["i"])
 
 
 # ----------------------------------------------------------------------------- quality
@@ -251,3 +254,121 @@ def test_lightfm_tunes_epochs_on_validation_and_beats_random(
 def test_random_scores_new_users_too() -> None:
     scores = Random(seed=3).fit(pd.DataFrame(), pd.DataFrame(), None).score(["new"], ["a", "b"])
     assert scores.shape == (1, 2) and ((scores >= 0) & (scores < 1)).all()
+
+
+# ----------------------------------------------------------------------------- EASE / CEASE
+
+
+def test_ease_closed_form_solves_the_constrained_least_squares() -> None:
+    """Stationarity of ||X - XB||² + λ||B||² under diag(B) = 0: every off-diagonal entry
+    of (XᵀX + λI) B - XᵀX is zero (the diagonal carries the constraint's multipliers)."""
+    rng = np.random.default_rng(3)
+    x = (rng.random((60, 12)) < 0.3).astype(np.float64)
+    gram, l2 = x.T @ x, 5.0
+    b = EASE.closed_form(gram, l2)
+    assert np.allclose(np.diag(b), 0.0)
+    residual = (gram + l2 * np.eye(12)) @ b - gram
+    off = residual[~np.eye(12, dtype=bool)]
+    assert np.abs(off).max() < 1e-9
+    # and it is not trivially zero: items that co-occur get weight
+    assert np.abs(b).max() > 0.01
+
+
+def test_cease_is_ease_on_the_content_stacked_as_pseudo_users(
+    data: tuple[ColdStartSplit, pd.DataFrame, np.ndarray],
+) -> None:
+    """CEASE's Gram is that of [X; α Fᵀ]: α² F Fᵀ added to XᵀX, with F the centred,
+    L2-normalised content."""
+    split, items, content = data
+    l2, alpha = 30.0, 3.0
+    cease = _fit(EASE(l2=(l2,), content_weight=(alpha,)), data)
+    index = pd.Index(items["item_id"])
+    x = np.zeros((split.train["user_id"].nunique(), len(index)))
+    users = pd.factorize(split.train["user_id"], sort=True)[0]
+    x[users, index.get_indexer(split.train["item_id"])] = 1.0
+    f = content - content.mean(axis=0, keepdims=True)
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    stacked = np.vstack([x, alpha * f.T])
+    want = EASE.closed_form(stacked.T @ stacked, l2)
+    np.testing.assert_allclose(cease._weights, want, rtol=1e-3, atol=1e-5)
+
+
+def test_ease_learns_clusters_on_warm_items(
+    data: tuple[ColdStartSplit, pd.DataFrame, np.ndarray],
+) -> None:
+    split = data[0]
+    ease = _recall(_fit(EASE(l2=(10.0,)), data), split, "warm")
+    pop = _recall(_fit(Popularity(), data), split, "warm")
+    assert ease > pop
+
+
+def test_plain_ease_ranks_cold_items_last_and_tied(
+    data: tuple[ColdStartSplit, pd.DataFrame, np.ndarray],
+) -> None:
+    split = data[0]
+    ease = _fit(EASE(l2=(10.0,)), data)
+    warm_ids = split.train["item_id"].unique().tolist()
+    cold_ids = split.test_cold_items.tolist()
+    users = ["u0_0", "u2_5"]
+    scores = ease.score(users, warm_ids + cold_ids)
+    warm, cold = scores[:, : len(warm_ids)], scores[:, len(warm_ids) :]
+    assert (cold == cold[:, :1]).all()  # tied within a user
+    assert (cold.max(axis=1) < warm.min(axis=1)).all()  # and below every warm item
+
+
+def test_cease_places_cold_items_through_content(
+    data: tuple[ColdStartSplit, pd.DataFrame, np.ndarray],
+) -> None:
+    split = data[0]
+    cease = _recall(_fit(EASE(l2=(100.0,), content_weight=(3.0,)), data), split, "cold")
+    rnd = _recall(_fit(Random(seed=1), data), split, "cold")
+    assert cease > 2 * rnd
+    assert cease > 0.45  # as ContentKNN (0.54): the user's cluster's cold items come first
+
+
+def test_ease_chooses_its_setting_on_validation(
+    data: tuple[ColdStartSplit, pd.DataFrame, np.ndarray],
+) -> None:
+    split, items, content = data
+    val = ColdStartEvaluator(split, k=5, which=("cold",), stage="val")
+    calls = []
+
+    def validate(scorer: Method) -> float:
+        value = float(val(scorer)["cold"]["recall@5"])
+        calls.append(value)
+        return value
+
+    ease = EASE(l2=(10.0, 1000.0), content_weight=(0.0, 3.0), validate=validate)
+    ease.fit(split.train, items, content)
+    assert len(ease.history_) == len(calls) == 4
+    best = max(ease.history_, key=lambda h: h[2])
+    assert ease.best_ == (best[0], best[1])
+    assert ease.best_[1] == 3.0  # on cold items only content can beat a tie
+    # the kept weights are the best pair's: scoring again reproduces its validation value
+    assert validate(ease) == pytest.approx(best[2])
+
+
+def test_ease_rejects_bad_settings_and_missing_content(
+    data: tuple[ColdStartSplit, pd.DataFrame, np.ndarray],
+) -> None:
+    split, items, _ = data
+    with pytest.raises(ValueError, match="l2 must be > 0"):
+        EASE(l2=(0.0,))
+    with pytest.raises(ValueError, match="content_weight >= 0"):
+        EASE(content_weight=(-1.0,))
+    with pytest.raises(ValueError, match="validate callback"):
+        EASE(l2=(1.0, 2.0))
+    with pytest.raises(DataValidationError, match="content vectors"):
+        EASE(content_weight=(2.0,)).fit(split.train, items, None)
+    ease = _fit(EASE(), data)
+    with pytest.raises(UnknownIdError, match="unknown user"):
+        ease.score(["nobody"], ["i0"])
+
+
+def test_ease_refuses_a_catalogue_its_dense_matrix_would_not_fit(
+    data: tuple[ColdStartSplit, pd.DataFrame, np.ndarray],
+) -> None:
+    split, items, _ = data
+    with pytest.raises(DataValidationError, match=r"dense items × items matrix; 400 items"):
+        EASE(max_items=399).fit(split.train, items, None)
+    assert EASE(max_items=400).fit(split.train, items, None).best_ == (500.0, 0.0)

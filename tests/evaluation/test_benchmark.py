@@ -234,6 +234,32 @@ def test_several_splits_paired_on_the_command_line(tmp_path: Path) -> None:
     bad = subprocess.run([*cmd[:-2], "3", "3"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "repeats a seed" in bad.stderr
 
+    # a run of one more method on the same splits keeps the others' figures beside it
+    one = [*cmd[:6], "--methods", "ease", "--seeds", "3", "4", "--out", str(tmp_path)]
+    done = subprocess.run(one, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = json.loads((tmp_path / "quality_splits.json").read_text())["synthetic+hashing-splits"]
+    assert set(after["results"]["3"]) == {"random", "popularity", "content-knn", "ease"}
+    assert after["results"]["4"]["content-knn"] == data["results"]["4"]["content-knn"]
+    table = (tmp_path / "RESULTS.md").read_text()
+    rows = [table.index(f"| {m} | ") for m in ("random", "popularity", "content-knn", "ease")]
+    assert rows == sorted(rows)  # the registry's order, the new method in its place
+    # another k: nothing is kept, figures of different settings are never mixed
+    done = subprocess.run([*one, "--k", "10"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    at_10 = json.loads((tmp_path / "quality_splits.json").read_text())["synthetic+hashing-splits"]
+    assert set(at_10["results"]["3"]) == {"ease"}
+    # other seeds are refused before any fit (they would drop the stored splits) ...
+    other = [*one[:-4], "5", "4", "--out", str(tmp_path)]
+    refused = subprocess.run(other, capture_output=True, text=True, cwd=ROOT)
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    # ... unless asked: then nothing of the old splits is kept
+    done = subprocess.run([*other, "--overwrite"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = json.loads((tmp_path / "quality_splits.json").read_text())["synthetic+hashing-splits"]
+    assert set(last["results"]) == {"5", "4"}
+    assert set(last["results"]["4"]) == {"ease"}
+
 
 def test_paired_differences_and_the_cold_ratio() -> None:
     import importlib.util
@@ -249,11 +275,13 @@ def test_paired_differences_and_the_cold_ratio() -> None:
             "hybrid": _run(0.5, 0.3, 1, 0),
             "lightfm": _run(0.4, 0.3, 1, 0),
             "popularity": _run(0.9, 0.1, 1, 0),
+            "hybrid-no-item-item": _run(0.95, 0.1, 1, 0),
         },
         2: {
             "hybrid": _run(0.3, 0.3, 1, 0),
             "lightfm": _run(0.5, 0.3, 1, 0),
             "popularity": _run(0.9, 0.1, 1, 0),
+            "hybrid-no-item-item": _run(0.95, 0.1, 1, 0),
         },
     }
     out = mod.summarise(per_split, 20)
@@ -261,7 +289,9 @@ def test_paired_differences_and_the_cold_ratio() -> None:
     assert paired["mean"] == pytest.approx(-0.05) and paired["ahead"] == 1
     assert paired["sd"] == pytest.approx(np.std([0.1, -0.2], ddof=1))
     assert "cold" not in out["paired"]["popularity"]  # ties decide its cold lists
+    # neither a tie-break's figure nor the hybrid's own ablation is a rival
     assert out["cold_ratio"]["values"] == pytest.approx([0.5 / 0.4, 0.3 / 0.5])
+    assert out["paired"]["hybrid-no-item-item"]["cold"]["mean"] == pytest.approx(-0.55)
 
 
 def test_items_in_neither_setting_are_counted_in_the_header() -> None:
@@ -269,3 +299,45 @@ def test_items_in_neither_setting_are_counted_in_the_header() -> None:
     split = {"seed": 1, "n_items": 1682, "n_warm_items": 1305, "n_cold_items": 336}
     assert "41 more item(s) are in neither" in benchmark._unplaced(split)
     assert benchmark._unplaced({**split, "n_items": 1641}) == ""
+
+
+def test_a_method_past_its_catalogue_limit_is_skipped_not_run(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EASE's dense items × items matrix would not fit a big catalogue: the benchmark
+    names it among the skipped methods and runs the others, before fitting anything."""
+    from hybrid_rec.data.datasets import synthetic
+    from hybrid_rec.evaluation.baselines import EASE
+
+    data = synthetic(n_users=40, n_items=60, n_clusters=3, interactions_per_user=10, seed=1)
+    content = np.eye(60, 8, dtype=np.float32)
+    args = (data.interactions, data.items, content)
+    kwargs = {"key": "s", "dataset": "s", "encoder": "x", "k": 10}
+    run = benchmark.run_benchmark(*args, **kwargs, methods=["ease", "popularity"])
+    assert set(run.results) == {"ease", "popularity"} and run.skipped == []
+    monkeypatch.setattr(EASE, "MAX_ITEMS", 59)
+    with caplog.at_level("WARNING"):
+        run = benchmark.run_benchmark(*args, **kwargs, methods=["ease", "cease", "popularity"])
+    assert list(run.results) == ["popularity"] and run.skipped == ["ease", "cease"]
+    assert "more than its limit of 59" in caplog.text
+
+
+def test_the_item_item_ablation_differs_from_the_hybrid_in_that_stage_only() -> None:
+    """The table's hybrid-no-item-item row is the hybrid with its EASE stage off, all
+    else equal (and the cold-ratio rivals leave it out: its cold lists are the hybrid's)."""
+    from hybrid_rec.config import SplitConfig
+    from hybrid_rec.data.datasets import synthetic
+    from hybrid_rec.data.splits import cold_start_split
+
+    data = synthetic(n_users=40, n_items=60, n_clusters=3, interactions_per_user=10, seed=1)
+    split = cold_start_split(data.interactions, SplitConfig(seed=1))
+    ctx = benchmark.BenchContext(split, data.items, None)
+    specs = benchmark.build_methods()
+    hybrid = specs["hybrid"].factory(ctx)
+    ablation = specs["hybrid-no-item-item"].factory(ctx)
+    assert isinstance(hybrid, benchmark.HybridMethod)
+    assert isinstance(ablation, benchmark.HybridMethod)
+    assert hybrid.config.model.item_item_max_items > 0
+    assert ablation.config.model.item_item_max_items == 0
+    ablation.config.model.item_item_max_items = hybrid.config.model.item_item_max_items
+    assert ablation.config == hybrid.config
