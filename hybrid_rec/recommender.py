@@ -634,7 +634,8 @@ class HybridRecommender:
         for row, items in enumerate(seen):
             ranked[row, items] = -np.inf
         centre = np.zeros(len(users), dtype=np.float32)
-        n = min(self.config.eval.k, int(np.isfinite(ranked).sum(axis=1).min(initial=0)))
+        available = np.isfinite(ranked).sum(axis=1)
+        n = min(self.config.eval.k, int(available.min())) if len(available) else 0
         if n > 0:
             top = np.argpartition(-ranked, n - 1, axis=1)[:, :n]
             centre = np.take_along_axis(ease, top, axis=1).mean(axis=1)

@@ -139,3 +139,22 @@ def test_the_stage_is_off_above_its_item_limit_and_when_asked() -> None:
         rec = HybridRecommender(_config(item_item_max_items=limit), encoder=HashingEncoder(64))
         rec.fit(data.interactions, data.items, show_progress=False)
         assert rec.item_item_ is None and rec.item_item_weight_ == 0.0
+
+
+def test_the_term_is_centred_on_the_hybrids_own_top_warm_items(
+    paired: HybridRecommender,
+) -> None:
+    """On average the items the hybrid ranks first (unseen, with interactions) keep
+    their level: what keeps the balance with new items the hybrid tuned."""
+    users = paired.user_ids_.to_internal(["u7", "u8", "half3"], kind="user")
+    served = paired._served_scores(users)
+    term = paired._item_item_term(users, served)
+    assert paired.item_item_ is not None
+    placed = paired.item_item_.placed(len(paired.item_ids_))
+    k = paired.config.eval.k
+    for row, user in enumerate(users):
+        ranked = np.where(placed, served[row], -np.inf)
+        ranked[paired._seen.row(int(user))] = -np.inf
+        top = np.argsort(-ranked, kind="stable")[:k]
+        assert abs(term[row, top].mean()) < 1e-4
+        assert np.abs(term[row]).max() > 1e-2  # and the term is not nothing
