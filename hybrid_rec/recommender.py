@@ -593,9 +593,23 @@ class HybridRecommender:
         return uniq
 
     def _item_item_fits(self) -> bool:
-        """Whether the item-item stage applies: on, and few enough items with interactions."""
+        """Whether the item-item stage applies: on, few enough items with interactions,
+        and a catalogue small enough for exact search (where serving scores every item
+        anyway; a larger one keeps its FAISS retrieval)."""
         limit = self.config.model.item_item_max_items
+        if len(self.item_ids_) > self.config.index.exact_max_items:
+            return False
         return 0 < int((np.bincount(self._log["i"].to_numpy()) > 0).sum()) <= limit
+
+    @property
+    def _item_item_on(self) -> bool:
+        """Whether serving applies the stage: fitted with a weight, and the catalogue
+        still within exact search (``add_items`` may grow it past; then FAISS serves)."""
+        return (
+            self.item_item_ is not None
+            and bool(self.item_item_weight_)
+            and len(self.item_ids_) <= self.config.index.exact_max_items
+        )
 
     def _fit_item_item(self) -> ItemItem:
         return ItemItem.fit(
@@ -608,8 +622,12 @@ class HybridRecommender:
     def _served_scores(self, users: np.ndarray) -> np.ndarray:
         """Every item's index score for known users (internal ids), before the
         item-item stage: ``(len(users), n_items)``."""
-        queries = self._as_query(self._cached_user_vectors(users), self._user_taste()[users])
-        return np.asarray(queries @ self._index_vectors(np.arange(len(self.item_ids_))).T)
+        # u·v + w·t·c + offset, as the index scores, without building its rows
+        weight, offset = self._index_terms(self.counts_ == 0, self.item_prior_)
+        served = self._cached_user_vectors(users) @ self.item_vectors_.T
+        served += (self._user_taste()[users] @ self.item_taste_.T) * weight[None, :]
+        served += offset[None, :]
+        return np.asarray(served, dtype=np.float32)
 
     def _item_item_term(
         self,
@@ -1460,7 +1478,7 @@ class HybridRecommender:
             q_users = codes[known]
             uvecs = self._cached_user_vectors(q_users)
             exclude = [self._seen.row(int(u)) for u in q_users] if exclude_seen else None
-            if self.item_item_ is not None:
+            if self._item_item_on:
                 scores, ids = self._item_item_search(q_users, k, allowed, exclude, new_items)
             else:
                 scores, ids = self._search(
@@ -1507,7 +1525,7 @@ class HybridRecommender:
         self._check_fitted()
         u = self.user_ids_.to_internal(id_list(users), kind="user")
         i = self.item_ids_.to_internal(id_list(items), kind="item")
-        if self.item_item_ is not None:  # the stage needs each user's whole ranking
+        if self._item_item_on:  # the stage needs each user's whole ranking
             out = np.empty((len(u), len(i)), dtype=np.float32)
             for s in range(0, len(u), _ITEM_ITEM_CHUNK):
                 part = u[s : s + _ITEM_ITEM_CHUNK]

@@ -139,6 +139,34 @@ def test_the_stage_is_off_above_its_item_limit_and_when_asked() -> None:
         rec = HybridRecommender(_config(item_item_max_items=limit), encoder=HashingEncoder(64))
         rec.fit(data.interactions, data.items, show_progress=False)
         assert rec.item_item_ is None and rec.item_item_weight_ == 0.0
+    # a catalogue past exact search keeps its FAISS retrieval, however few items are warm
+    cfg = _config()
+    cfg.index.exact_max_items = 299
+    rec = HybridRecommender(cfg, encoder=HashingEncoder(64))
+    rec.fit(data.interactions, data.items, show_progress=False)
+    assert rec.item_item_ is None
+
+
+def test_a_catalogue_grown_past_exact_search_is_served_by_the_index(
+    paired: HybridRecommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grown = paired.copy()
+    grown.config.index.exact_max_items = len(grown.item_ids_)
+    assert grown._item_item_on
+    grown.add_items(
+        pd.DataFrame({"item_id": ["late"], "title": ["Late"], "description": ["shelf 1"]})
+    )
+    assert not grown._item_item_on
+
+    def no_exact(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the item-item stage scored every item")
+
+    monkeypatch.setattr(grown, "_item_item_search", no_exact)
+    assert len(grown.recommend(["u1"], k=5)) == 5
+    bare = grown.copy()
+    bare.item_item_ = None
+    ids = ["i0", "i1", "late"]  # and score() is the index's score again
+    np.testing.assert_allclose(grown.score(["u1"], ids), bare.score(["u1"], ids), rtol=1e-6)
 
 
 def test_the_term_is_centred_on_the_hybrids_own_top_warm_items(
