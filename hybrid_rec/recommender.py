@@ -622,12 +622,8 @@ class HybridRecommender:
     def _served_scores(self, users: np.ndarray) -> np.ndarray:
         """Every item's index score for known users (internal ids), before the
         item-item stage: ``(len(users), n_items)``."""
-        # u·v + w·t·c + offset, as the index scores, without building its rows
-        weight, offset = self._index_terms(self.counts_ == 0, self.item_prior_)
-        served = self._cached_user_vectors(users) @ self.item_vectors_.T
-        served += (self._user_taste()[users] @ self.item_taste_.T) * weight[None, :]
-        served += offset[None, :]
-        return np.asarray(served, dtype=np.float32)
+        queries = self._as_query(self._cached_user_vectors(users), self._user_taste()[users])
+        return self._scores_all(queries)
 
     def _item_item_term(
         self,
@@ -669,36 +665,26 @@ class HybridRecommender:
             return
         stage = self._fit_item_item()
         grid = [0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0]
-        users_all = self.user_ids_.to_internal(val[C.user], kind="user")
-        items = self.item_ids_.to_internal(val[C.item], kind="item")
-        uniq = self._tuning_users(users_all, len(self.item_ids_), len(grid))
-        keep = np.isin(users_all, uniq)
-        relevant = np.zeros((len(uniq), len(self.item_ids_)), dtype=bool)
-        relevant[np.searchsorted(uniq, users_all[keep]), items[keep]] = True
+        uniq, relevant, seen_rows = self._tuning_targets(val, len(grid))
         served = self._served_scores(uniq)
-        for r, u in enumerate(uniq):
-            seen = self._seen.row(int(u))
+        for r, seen in enumerate(seen_rows):
             served[r, seen] = -np.inf
-            relevant[r, seen] = False
         n_rel = relevant.sum(axis=1)
-        served, relevant, n_rel, uniq = (
-            served[n_rel > 0],
-            relevant[n_rel > 0],
-            n_rel[n_rel > 0],
-            uniq[n_rel > 0],
-        )
+        some = n_rel > 0  # users whose every target they had seen: nothing to score
+        served, relevant, n_rel, uniq = served[some], relevant[some], n_rel[some], uniq[some]
+        seen_rows = [seen for seen, keep in zip(seen_rows, some, strict=True) if keep]
         if not len(uniq):
             return
-        ease = stage.scores([self._seen.row(int(u)) for u in uniq], len(self.item_ids_))
-        placed = stage.placed(len(self.item_ids_))
-        finite = np.isfinite(served)
-        spread_e = float(ease[:, placed].std())
-        self.item_item_scale_ = float(served[finite].std()) / spread_e if spread_e > 0 else 0.0
-        k = min(self.config.eval.k, len(self.item_ids_))
-        recalls = [
-            _recall_at(served + self._item_item_term(uniq, served, stage, w), relevant, n_rel, k)
-            for w in grid
-        ]
+        n_items = len(self.item_ids_)
+        ease = stage.scores(seen_rows, n_items)
+        spread_e = float(ease[:, stage.placed(n_items)].std())
+        self.item_item_scale_ = (
+            float(served[np.isfinite(served)].std()) / spread_e if spread_e > 0 else 0.0
+        )
+        # the term is linear in the weight: its EASE scores and centres are found once
+        unit = self._item_item_term(uniq, served, stage, 1.0)
+        k = min(self.config.eval.k, n_items)
+        recalls = [_recall_at(served + w * unit, relevant, n_rel, k) for w in grid]
         weight, best = _simplest_best(grid, recalls)
         log.info(
             "item-item weight %.1f (validation recall@%d %.4f, without %.4f)",
@@ -709,6 +695,23 @@ class HybridRecommender:
         )
         self.item_item_weight_ = float(weight)
         self.item_item_ = stage if weight else None
+
+    def _tuning_targets(
+        self, val: pd.DataFrame, n_settings: int
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """For a grid search over ``n_settings`` on ``val`` (known users and items only):
+        the users it ranks for (:meth:`_tuning_users`), their relevant items, and the
+        items each had seen, which are left out of the ranking and so are no target."""
+        users_all = self.user_ids_.to_internal(val[C.user], kind="user")
+        items = self.item_ids_.to_internal(val[C.item], kind="item")
+        uniq = self._tuning_users(users_all, len(self.item_ids_), n_settings)
+        keep = np.isin(users_all, uniq)
+        relevant = np.zeros((len(uniq), len(self.item_ids_)), dtype=bool)
+        relevant[np.searchsorted(uniq, users_all[keep]), items[keep]] = True
+        seen_rows = [self._seen.row(int(u)) for u in uniq]
+        for r, seen in enumerate(seen_rows):
+            relevant[r, seen] = False
+        return uniq, relevant, seen_rows
 
     def _tune_offsets(
         self,
@@ -770,18 +773,11 @@ class HybridRecommender:
         grid = [  # simplest first
             (float(b), float(w), float(p)) for p in priors for w in weights for b in biases
         ]
-        users_all = self.user_ids_.to_internal(val[C.user], kind="user")
-        uniq = self._tuning_users(users_all, len(self.item_ids_), len(grid))
-        keep = np.isin(users_all, uniq)
-        rows = np.searchsorted(uniq, users_all[keep])
-        relevant = np.zeros((len(uniq), len(self.item_ids_)), dtype=bool)
-        relevant[rows, items[keep]] = True
+        uniq, relevant, seen_rows = self._tuning_targets(val, len(grid))
         scores = self.user_vectors()[uniq] @ self.item_vectors_.T
         taste = self._user_taste()[uniq] @ self.item_taste_.T
-        for r, u in enumerate(uniq):
-            seen = self._seen.row(int(u))
+        for r, seen in enumerate(seen_rows):
             scores[r, seen] = -np.inf
-            relevant[r, seen] = False  # left out of the ranking: no target either
         k = min(self.config.eval.k, len(self.item_ids_))
         n_rel = relevant.sum(axis=1)
         if not n_rel.all():  # users whose every target they had seen: nothing to score
@@ -1311,13 +1307,16 @@ class HybridRecommender:
         fresh = self.counts_ == 0
         return fresh & allowed if allowed is not None else fresh
 
-    def _scores_all(self, query: np.ndarray) -> np.ndarray:
-        """Every item's index score for one query ``[u, taste, 1]``, computed exactly
-        and without building the index rows (:meth:`_as_index`)."""
+    def _scores_all(self, queries: np.ndarray) -> np.ndarray:
+        """Every item's index score for queries ``[u, taste, 1]`` (one per row),
+        ``(len(queries), n_items)`` float32, computed exactly and without building the
+        index rows (:meth:`_as_index`)."""
         dim = self.item_vectors_.shape[1]
         weight, offset = self._index_terms(self.counts_ == 0, self.item_prior_)
-        fused = self.item_vectors_ @ query[:dim]
-        return fused + weight * (self.item_taste_ @ query[dim:-1]) + query[-1] * offset
+        scores = queries[:, :dim] @ self.item_vectors_.T
+        scores += (queries[:, dim:-1] @ self.item_taste_.T) * weight[None, :]
+        scores += queries[:, -1:] * offset[None, :]
+        return np.asarray(scores, dtype=np.float32)
 
     def _exact_search(
         self,
@@ -1648,7 +1647,7 @@ class HybridRecommender:
             # so this one query is scored exactly
             bonus = self.config.model.text_weight * (self.item_taste_ @ text_taste)
             scores, ids = self._exact_search(
-                self._scores_all(query[0]) + bonus, k, allowed, exclude, new_items
+                self._scores_all(query)[0] + bonus, k, allowed, exclude, new_items
             )
         else:
             scores, ids = self._search(
